@@ -1,0 +1,418 @@
+"""Data sets for the network experiments (RQ3): offline loaders, seeded splits, train-split normalization.
+
+Four data sets, one entry point :func:`load_dataset`:
+
+=========  ==============================================  ===========  ====================================
+name       source                                          input shape  split (train / val / test)
+=========  ==============================================  ===========  ====================================
+digits     ``sklearn.datasets.load_digits`` (bundled)      (1, 8, 8)    60 / 20 / 20 % of 1797, seeded
+mnist1d    ``mnist1d.data.make_dataset`` (built locally)   (1, 40)      4000 → 3200 / 800, own 1000 test
+mnist      IDX files in a local folder                     (1, 28, 28)  60000 → 50000 / 10000, official test
+cifar10    python pickles in a local folder                (3, 32, 32)  50000 → 40000 / 10000, official test
+=========  ==============================================  ===========  ====================================
+
+The MNIST and CIFAR-10 splits are the paper's ("Fully-connected networks": 50k/10k + official test;
+"ResNet18 and ViT": CIFAR-10 40k/10k + official test). Nothing here downloads anything: ``digits`` is bundled
+with scikit-learn, ``mnist1d`` is generated in memory, and MNIST / CIFAR-10 are read from a folder you provide.
+
+Where the files go
+------------------
+``root`` (or, when ``root`` is None, the environment variable ``FG_DATA_DIR``) is a data folder. MNIST is looked
+for in ``<root>/mnist`` (then ``<root>/MNIST/raw``, then ``<root>`` itself) and needs::
+
+    train-images-idx3-ubyte  train-labels-idx1-ubyte  t10k-images-idx3-ubyte  t10k-labels-idx1-ubyte
+
+each possibly gzipped (``.gz``). CIFAR-10 is looked for in ``<root>/cifar10/cifar-10-batches-py``, then
+``<root>/cifar10``, ``<root>/cifar-10-batches-py`` and ``<root>``, and needs the python-version pickles
+``data_batch_1`` … ``data_batch_5`` and ``test_batch`` (the unpacked ``cifar-10-python.tar.gz``). The CIFAR
+pickles are unpickled: only point this at files you trust.
+
+Normalization
+-------------
+``normalization="default"`` uses the paper's MNIST constants (mean 0.1307, std 0.3081 on pixels in [0, 1]) and,
+for every other data set, per-channel mean and standard deviation computed on the *training split only*
+(so nothing leaks from validation or test). ``"train"`` uses training-split statistics for MNIST too; ``"none"``
+keeps the raw scale (pixels in [0, 1]; digits in [0, 16]; MNIST-1D as generated). The constants used are kept on
+the returned :class:`Dataset` (``mean``, ``std``).
+
+Randomness is explicit: splits come from ``torch.Generator().manual_seed(seed)``; the global torch, numpy and
+``random`` states are left as they were (``mnist1d`` seeds numpy's global RNG, so its state is restored).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+__all__ = [
+    "DATASETS",
+    "Dataset",
+    "batches",
+    "data_root",
+    "load_dataset",
+    "read_cifar10",
+    "read_idx",
+    "read_mnist",
+    "split_indices",
+]
+
+DATASETS = ("digits", "mnist1d", "mnist", "cifar10")
+
+MNIST_MEAN = 0.1307
+MNIST_STD = 0.3081
+
+MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR10_TEST_FILE = "test_batch"
+
+# Fraction of the (official) training set held out for validation; test fraction only for digits.
+_VAL_FRACTION = {"digits": 0.2, "mnist1d": 0.2, "mnist": 1 / 6, "cifar10": 0.2}
+_DIGITS_TEST_FRACTION = 0.2
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A data set split into train / validation / test tensors, normalized with training-split statistics.
+
+    ``x_*`` have shape ``(N, *input_shape)`` and the requested dtype; ``y_*`` are int64 class indices.
+    ``mean`` and ``std`` are the per-channel constants that were subtracted / divided by (``(0.0,)``/``(1.0,)``
+    when ``normalization="none"``).
+    """
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    input_shape: tuple[int, ...]
+    n_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    seed: int
+
+    @property
+    def sizes(self) -> tuple[int, int, int]:
+        """``(n_train, n_val, n_test)``."""
+        return len(self.y_train), len(self.y_val), len(self.y_test)
+
+    def __repr__(self) -> str:
+        n_train, n_val, n_test = self.sizes
+        return (f"Dataset({self.name!r}, train={n_train}, val={n_val}, test={n_test}, "
+                f"input_shape={self.input_shape}, n_classes={self.n_classes}, dtype={self.x_train.dtype})")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# splits and batches
+
+
+def split_indices(n: int, sizes: tuple[int, ...], *, generator: torch.Generator) -> list[torch.Tensor]:
+    """Split ``range(n)`` into disjoint random index sets of the given sizes (which must sum to ``n``).
+
+    One ``torch.randperm(n, generator=generator)`` is cut into consecutive pieces, so the pieces are disjoint,
+    cover ``range(n)``, and depend only on the generator's seed.
+
+    >>> g = torch.Generator().manual_seed(0)
+    >>> [len(i) for i in split_indices(10, (6, 2, 2), generator=g)]
+    [6, 2, 2]
+    """
+    if sum(sizes) != n or any(s < 0 for s in sizes):
+        raise ValueError(f"split sizes {sizes} must be non-negative and sum to n={n}")
+    perm = torch.randperm(n, generator=generator)
+    return list(torch.split(perm, list(sizes)))
+
+
+def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, *, generator: torch.Generator | None = None,
+            shuffle: bool = True, drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield ``(x[idx], y[idx])`` minibatches of at most ``batch_size`` rows: one pass over the data (an epoch).
+
+    With ``shuffle=True`` the order is ``torch.randperm(N, generator=generator)``; a generator is then required
+    (the global RNG is never used). With ``shuffle=False`` the batches are consecutive slices (views).
+    ``drop_last=True`` skips a final batch smaller than ``batch_size``.
+
+    >>> x, y = torch.arange(10.0).reshape(5, 2), torch.arange(5)
+    >>> [len(b) for b, _ in batches(x, y, 2, shuffle=False)]
+    [2, 2, 1]
+    """
+    if len(x) != len(y):
+        raise ValueError(f"x and y need the same number of rows; got {len(x)} and {len(y)}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1; got {batch_size}")
+    n = len(x)
+    stop = n - n % batch_size if drop_last else n
+    if not shuffle:
+        for start in range(0, stop, batch_size):
+            yield x[start:start + batch_size], y[start:start + batch_size]
+        return
+    if generator is None:
+        raise ValueError("shuffle=True needs an explicit generator, e.g. "
+                         "generator=torch.Generator().manual_seed(0); or pass shuffle=False")
+    perm = torch.randperm(n, generator=generator, device=generator.device).to(x.device)
+    for start in range(0, stop, batch_size):
+        idx = perm[start:start + batch_size]
+        yield x[idx], y[idx]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# file readers (MNIST IDX, CIFAR-10 pickles)
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The data folder: ``root`` if given, else ``$FG_DATA_DIR``; a clear error when neither is set."""
+    if root is None:
+        env = os.environ.get("FG_DATA_DIR")
+        if not env:
+            raise FileNotFoundError(
+                "no data folder: pass root=<folder> or set the environment variable FG_DATA_DIR to a folder "
+                "holding mnist/ (IDX files) and/or cifar10/ (cifar-10-batches-py pickles); nothing is "
+                "downloaded. The bundled data sets 'digits' and 'mnist1d' need no files.")
+        root = env
+    return Path(root).expanduser()
+
+
+def _open_maybe_gz(path: Path):
+    with open(path, "rb") as handle:
+        magic = handle.read(2)
+    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX file (the MNIST format; gzipped or not) into a numpy array.
+
+    Format: 2 zero bytes, a type byte (0x08 = uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32,
+    0x0E float64), a byte with the number of dimensions d, then d big-endian uint32 sizes, then the data in
+    big-endian C order.
+    """
+    path = Path(path)
+    dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    with _open_maybe_gz(path) as handle:
+        data = handle.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in dtypes:
+        raise ValueError(f"{path} is not an IDX file (bad magic number {data[:4].hex()})")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    shape = tuple(int(s) for s in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
+    dtype = np.dtype(dtypes[data[2]])
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(data) - header != expected:
+        raise ValueError(f"{path}: header says shape {shape} ({expected} bytes) but {len(data) - header} "
+                         "bytes follow; the file is truncated or corrupt")
+    return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _find_folder(candidates: list[Path], required: tuple[str, ...], what: str, how: str,
+                 allow_gz: bool = False) -> Path:
+    def has(folder: Path, name: str) -> bool:
+        return (folder / name).is_file() or (allow_gz and (folder / f"{name}.gz").is_file())
+
+    for folder in candidates:
+        if all(has(folder, name) for name in required):
+            return folder
+    present = [f for f in candidates if f.is_dir()]
+    missing = ([name for name in required if not has(present[0], name)] if present else list(required))
+    searched = ", ".join(str(c) for c in candidates)
+    raise FileNotFoundError(
+        f"{what} files not found. Searched: {searched}. Expected files: {', '.join(required)}"
+        + (" (each may be gzipped, '.gz')" if allow_gz else "")
+        + (f"; missing in {present[0]}: {', '.join(missing)}" if present else "; none of these folders exists")
+        + f". {how} Nothing is downloaded.")
+
+
+def _mnist_candidates(root: Path) -> list[Path]:
+    return [root / "mnist", root / "MNIST" / "raw", root]
+
+
+def _cifar_candidates(root: Path) -> list[Path]:
+    return [root / "cifar10" / "cifar-10-batches-py", root / "cifar10", root / "cifar-10-batches-py", root]
+
+
+def read_mnist(root: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Read MNIST's four IDX files: ``(train_images, train_labels, test_images, test_labels)`` as uint8.
+
+    Images have shape ``(N, 28, 28)`` (any ``(N, H, W)`` in the file is accepted). See the module docstring for
+    the folders searched under ``root`` / ``$FG_DATA_DIR``.
+    """
+    base = data_root(root)
+    folder = _find_folder(
+        _mnist_candidates(base), tuple(MNIST_FILES.values()), "MNIST",
+        f"Copy the four IDX files (from the MNIST distribution) into {base / 'mnist'}, or pass root= / set "
+        "FG_DATA_DIR to their parent folder.", allow_gz=True)
+
+    def load(name: str) -> np.ndarray:
+        path = folder / name
+        return read_idx(path if path.is_file() else folder / f"{name}.gz")
+
+    arrays = [load(MNIST_FILES[key]) for key in ("train_images", "train_labels", "test_images", "test_labels")]
+    for images, labels, part in ((arrays[0], arrays[1], "train"), (arrays[2], arrays[3], "test")):
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise ValueError(f"MNIST {part} files in {folder} disagree: images {images.shape}, "
+                             f"labels {labels.shape}; expected (N, H, W) and (N,)")
+    return tuple(arrays)  # type: ignore[return-value]
+
+
+def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with open(path, "rb") as handle:
+        batch = pickle.load(handle, encoding="bytes")
+    batch = {(k.decode() if isinstance(k, bytes) else k): v for k, v in batch.items()}
+    if "data" not in batch or "labels" not in batch:
+        raise ValueError(f"{path} is not a CIFAR-10 python batch (keys {sorted(batch)}; expected data, labels)")
+    data = np.asarray(batch["data"], dtype=np.uint8)
+    labels = np.asarray(batch["labels"], dtype=np.int64)
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
+        raise ValueError(f"{path}: data {data.shape}, labels {labels.shape}; expected (N, 3072) and (N,)")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def read_cifar10(root: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Read CIFAR-10's python batches: ``(train_images, train_labels, test_images, test_labels)``.
+
+    Images are uint8 of shape ``(N, 3, 32, 32)`` (the batches' row layout: 1024 red, 1024 green, 1024 blue
+    values, each row-major); the five training batches are concatenated in order.
+    """
+    base = data_root(root)
+    required = CIFAR10_TRAIN_FILES + (CIFAR10_TEST_FILE,)
+    folder = _find_folder(
+        _cifar_candidates(base), required, "CIFAR-10",
+        f"Unpack cifar-10-python.tar.gz (the 'python version') into {base / 'cifar10'}, or pass root= / set "
+        "FG_DATA_DIR to the folder that holds cifar10/.")
+    train = [_read_cifar_batch(folder / name) for name in CIFAR10_TRAIN_FILES]
+    x_test, y_test = _read_cifar_batch(folder / CIFAR10_TEST_FILE)
+    return (np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]), x_test, y_test)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# raw data per name: (x_train_full, y_train_full, x_test | None, y_test | None) as float arrays with channels
+
+
+def _raw_digits():
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = bunch.images.astype(np.float64)[:, None]  # (1797, 1, 8, 8), values 0..16
+    return x, bunch.target.astype(np.int64), None, None
+
+
+def _raw_mnist1d():
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    # make_dataset seeds and draws from numpy's (and Python's) global RNG: restore both afterwards.
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        raw = make_dataset(get_dataset_args())  # in memory only; get_dataset() would download and write a pickle
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+    return (raw["x"][:, None].astype(np.float64), raw["y"].astype(np.int64),
+            raw["x_test"][:, None].astype(np.float64), raw["y_test"].astype(np.int64))
+
+
+def _raw_mnist(root):
+    x_train, y_train, x_test, y_test = read_mnist(root)
+    scale = lambda a: a[:, None].astype(np.float64) / 255.0  # noqa: E731
+    return scale(x_train), y_train.astype(np.int64), scale(x_test), y_test.astype(np.int64)
+
+
+def _raw_cifar10(root):
+    x_train, y_train, x_test, y_test = read_cifar10(root)
+    return x_train.astype(np.float64) / 255.0, y_train, x_test.astype(np.float64) / 255.0, y_test
+
+
+def _channel_stats(x: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and (population) standard deviation of ``x`` of shape ``(N, C, ...)``."""
+    axes = (0,) + tuple(range(2, x.ndim))
+    return tuple(float(m) for m in x.mean(axis=axes)), tuple(float(s) for s in x.std(axis=axes))
+
+
+def load_dataset(name: str, *, root: str | os.PathLike | None = None, seed: int = 0,
+                 normalization: str = "default", val_fraction: float | None = None,
+                 dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu") -> Dataset:
+    """Load data set ``name`` with a seeded train / validation / test split, normalized on the training split.
+
+    Parameters
+    ----------
+    name: ``"digits"``, ``"mnist1d"``, ``"mnist"`` or ``"cifar10"`` (see the module docstring).
+    root: data folder for MNIST / CIFAR-10 (default ``$FG_DATA_DIR``); unused by digits and mnist1d.
+    seed: seeds the split (``torch.Generator().manual_seed(seed)``); MNIST-1D's samples themselves are
+        always mnist1d's default ones (its own seed 42), so only its train/validation split depends on ``seed``.
+    normalization: ``"default"`` (MNIST: the paper's 0.1307 / 0.3081; others: training-split per-channel
+        mean / std), ``"train"`` (training-split statistics for every data set) or ``"none"``.
+    val_fraction: fraction of the official training set held out for validation (defaults: MNIST 1/6 →
+        10k of 60k, CIFAR-10 0.2 → 10k of 50k, MNIST-1D 0.2 → 800 of 4000, digits 0.2 of all 1797 with
+        another 0.2 as test).
+
+    The validation size is ``round(val_fraction * N)``; the split is one seeded permutation, so the sets are
+    disjoint and together cover the data.
+
+    >>> ds = load_dataset("digits", seed=0)
+    >>> ds.sizes, ds.input_shape, ds.n_classes
+    ((1079, 359, 359), (1, 8, 8), 10)
+    """
+    if name not in DATASETS:
+        raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
+    if normalization not in ("default", "train", "none"):
+        raise ValueError(f"normalization must be 'default', 'train' or 'none'; got {normalization!r}")
+    frac = _VAL_FRACTION[name] if val_fraction is None else float(val_fraction)
+    if not 0.0 <= frac < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1); got {frac}")
+
+    if name == "digits":
+        x_all, y_all, x_test, y_test = _raw_digits()
+    elif name == "mnist1d":
+        x_all, y_all, x_test, y_test = _raw_mnist1d()
+    elif name == "mnist":
+        x_all, y_all, x_test, y_test = _raw_mnist(root)
+    else:
+        x_all, y_all, x_test, y_test = _raw_cifar10(root)
+
+    generator = torch.Generator().manual_seed(seed)
+    n = len(y_all)
+    if x_test is None:  # digits: no official test set, carve one out of the same permutation
+        n_test = round(_DIGITS_TEST_FRACTION * n)
+        n_val = round(frac * n)
+        train_idx, val_idx, test_idx = split_indices(n, (n - n_val - n_test, n_val, n_test), generator=generator)
+        x_test, y_test = x_all[test_idx.numpy()], y_all[test_idx.numpy()]
+    else:
+        n_val = round(frac * n)
+        train_idx, val_idx = split_indices(n, (n - n_val, n_val), generator=generator)
+    x_train, y_train = x_all[train_idx.numpy()], y_all[train_idx.numpy()]
+    x_val, y_val = x_all[val_idx.numpy()], y_all[val_idx.numpy()]
+
+    channels = x_all.shape[1]
+    if normalization == "none":
+        mean, std = (0.0,) * channels, (1.0,) * channels
+    elif name == "mnist" and normalization == "default":
+        mean, std = (MNIST_MEAN,), (MNIST_STD,)
+    else:
+        mean, std = _channel_stats(x_train)
+        std = tuple(s if s > 0 else 1.0 for s in std)
+
+    shape = (1, channels) + (1,) * (x_all.ndim - 2)
+    mean_a, std_a = np.asarray(mean).reshape(shape), np.asarray(std).reshape(shape)
+
+    def tensor_x(x: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor((x - mean_a) / std_a).to(dtype=dtype, device=device).contiguous()
+
+    def tensor_y(y: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(y, dtype=np.int64)).to(device=device)
+
+    return Dataset(
+        name=name,
+        x_train=tensor_x(x_train), y_train=tensor_y(y_train),
+        x_val=tensor_x(x_val), y_val=tensor_y(y_val),
+        x_test=tensor_x(x_test), y_test=tensor_y(y_test),
+        input_shape=tuple(int(s) for s in x_all.shape[1:]), n_classes=10,
+        mean=mean, std=std, seed=seed)
