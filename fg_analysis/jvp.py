@@ -1,0 +1,132 @@
+"""Directional derivatives ``d_i = ∇f(θ)·v_i`` for k tangents at once: the forward half of a forward gradient.
+
+Four ways to the same numbers (Flügel et al., arXiv 2410.17764, Sec. III; Baydin et al., arXiv 2202.08587):
+
+* :func:`jvps`: real forward-mode AD, ``torch.func.jvp`` vmapped over the k tangents (one batched pass);
+* :func:`sequential_jvps`: one ``torch.autograd.forward_ad`` pass per tangent, the reference implementation's
+  approach, kept as the baseline that benchmarks compare against;
+* :func:`per_tensor_jvps`: a separate tangent per parameter tensor (the reference code's per-layer variant);
+* :func:`oracle_jvps`: the exact ``V ∇f`` from an autograd gradient, for cheap analysis at scale (the "oracle"
+  or "simulated" forward gradient: same values, but not a measurement of forward-mode cost).
+
+Functions are ``f(params, *args) -> scalar`` with ``params`` a tensor or a dict of tensors; tangents are flat,
+``V`` of shape ``(k, P)`` (see :mod:`fg_analysis.params`). :func:`module_loss` turns an ``nn.Module`` and a
+loss into such a function through ``torch.func.functional_call``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import torch
+from torch import nn
+from torch.autograd import forward_ad
+from torch.func import functional_call, grad_and_value, jvp, vmap
+
+from fg_analysis.params import Params, numel, ravel
+
+ScalarFunction = Callable[..., torch.Tensor]
+
+
+def _check_tangents(params: Params, V: torch.Tensor) -> None:
+    size = numel(params)
+    if V.ndim != 2 or V.shape[1] != size:
+        raise ValueError(f"tangents must have shape (k, P) = (k, {size}); got {tuple(V.shape)}")
+    flat_device = next(iter(params.values())).device if isinstance(params, Mapping) else params.device
+    if V.device != flat_device:
+        raise ValueError(f"tangents are on {V.device} but the parameters are on {flat_device}")
+    if not bool(torch.isfinite(V).all()):
+        raise ValueError("tangents contain NaN or inf")
+
+
+def jvps(f: ScalarFunction, params: Params, V: torch.Tensor, *args) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(f(params), V ∇f(params))`` by forward-mode AD, vmapped over the rows of ``V``.
+
+    The primal does not depend on the tangent, so vmap evaluates it once and pushes all k tangents through
+    one batched pass: cost about ``1 + k·c`` forward passes with ``c`` the JVP overhead, and no stored
+    activations for a backward pass.
+
+    >>> import torch
+    >>> value, d = jvps(lambda x: (x ** 2).sum(), torch.tensor([1., 2.]), torch.eye(2))
+    >>> d
+    tensor([2., 4.])
+    """
+    _check_tangents(params, V)
+    _, unravel = ravel(params)
+
+    def along(v: torch.Tensor):
+        return jvp(lambda p: f(p, *args), (params,), (unravel(v),))
+
+    values, derivatives = vmap(along)(V)
+    return values[0], derivatives
+
+
+def sequential_jvps(f: ScalarFunction, params: Params, V: torch.Tensor,
+                    *args) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same as :func:`jvps`, one ``torch.autograd.forward_ad`` pass per tangent (k full passes)."""
+    _check_tangents(params, V)
+    _, unravel = ravel(params)
+    derivatives = []
+    for v in V:
+        tangent = unravel(v)
+        with forward_ad.dual_level():
+            if isinstance(params, torch.Tensor):
+                dual = forward_ad.make_dual(params, tangent)
+            else:
+                dual = {name: forward_ad.make_dual(p, tangent[name]) for name, p in params.items()}
+            primal, derivative = forward_ad.unpack_dual(f(dual, *args))
+            derivatives.append(derivative)
+            value = primal.detach()
+    return value, torch.stack(derivatives)
+
+
+def per_tensor_jvps(f: ScalarFunction, params: Mapping[str, torch.Tensor], tangents: Mapping[str, torch.Tensor],
+                    *args) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One set of k tangents per parameter tensor: ``d[name] = V_name ∇_name f``, each of shape (k,).
+
+    ``tangents[name]`` has shape ``(k, *params[name].shape)``; every tensor's JVPs perturb that tensor alone
+    (its own vmapped pass), so the cost is (number of tensors) × k directional derivatives.
+    """
+    if set(tangents) != set(params):
+        raise ValueError(f"need one tangent set per parameter tensor: missing {sorted(set(params) - set(tangents))}, "
+                         f"unknown {sorted(set(tangents) - set(params))}")
+    derivatives, value = {}, None
+    for name, p in params.items():
+        if tangents[name].shape[1:] != p.shape:
+            raise ValueError(f"tangents for {name!r} must have shape (k, *{tuple(p.shape)}); "
+                             f"got {tuple(tangents[name].shape)}")
+
+        def along(v, name=name):
+            return jvp(lambda q: f({**params, name: q}, *args), (params[name],), (v,))
+
+        values, derivatives[name] = vmap(along)(tangents[name])
+        value = values[0]
+    return value, derivatives
+
+
+def gradient(f: ScalarFunction, params: Params, *args) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(f(params), ∇f(params))`` by reverse-mode AD, the gradient flattened to shape (P,)."""
+    grads, value = grad_and_value(f)(params, *args)
+    return value, ravel(grads)[0]
+
+
+def oracle_jvps(grad: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+    """The exact directional derivatives ``V g`` from a known (flat) gradient ``g``: no forward mode at all."""
+    if grad.ndim != 1 or V.shape[-1] != grad.shape[0]:
+        raise ValueError(f"tangents (..., k, P) and a flat gradient (P,) must agree in P; got "
+                         f"{tuple(V.shape)} and {tuple(grad.shape)}")
+    return V @ grad
+
+
+def module_loss(model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> ScalarFunction:
+    """``f(params, inputs, targets) = loss_fn(model_{params}(inputs), targets)`` via ``functional_call``.
+
+    Buffers (e.g. BatchNorm statistics) are taken from the model as they are; pass ``params`` as
+    ``dict(model.named_parameters())`` (detached or not) to differentiate with respect to all parameters.
+    """
+    buffers = dict(model.named_buffers())
+
+    def loss(params: Mapping[str, torch.Tensor], inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return loss_fn(functional_call(model, ({**params}, buffers), (inputs,)), targets)
+
+    return loss

@@ -1,0 +1,183 @@
+"""Tangent laws: the random directions ``v_1..v_k`` along which forward gradients are taken.
+
+Every law is a frozen dataclass with one method, :meth:`TangentLaw.sample`, returning a tensor of shape
+``(*batch_shape, k, n)`` whose rows are the tangents. Randomness is explicit: ``generator=``, ``dtype=`` and
+``device=`` are keyword-only and the global RNG is never touched. ``normalize=True`` gives the unit-normalized
+variant of any law (each row scaled to norm 1), as in the paper's approximation experiments (Flügel et al.,
+arXiv 2410.17764, Sec. IV-A).
+
+>>> import torch
+>>> V = Normal().sample(4, 10, generator=torch.Generator().manual_seed(0))
+>>> V.shape
+torch.Size([4, 10])
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class TangentLaw:
+    """Base class. Subclasses implement :meth:`_draw`; :meth:`sample` validates and normalizes."""
+
+    normalize: bool = False
+
+    def sample(self, k: int, n: int, *, batch_shape: tuple[int, ...] = (), generator: torch.Generator | None = None,
+               dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> torch.Tensor:
+        """Draw ``k`` tangents in ``R^n`` for each of ``batch_shape`` independent samples.
+
+        Returns a tensor of shape ``(*batch_shape, k, n)``; row ``i`` is ``v_i``.
+        """
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"the number of tangents k must be a positive integer; got k={k!r}")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"the dimension n must be a positive integer; got n={n!r}")
+        if generator is not None and device is not None and torch.device(device).type != generator.device.type:
+            raise ValueError(f"generator lives on {generator.device} but device={device!r}: create the "
+                             "generator on the same device as the tangents")
+        if device is None and generator is not None:
+            device = generator.device
+        V = self._draw(k, n, tuple(batch_shape), generator, dtype, device)
+        if self.normalize:
+            V = V / torch.linalg.vector_norm(V, dim=-1, keepdim=True)
+        return V
+
+    def _draw(self, k, n, batch_shape, generator, dtype, device) -> torch.Tensor:
+        raise NotImplementedError
+
+
+def _normal(shape, generator, dtype, device) -> torch.Tensor:
+    return torch.randn(shape, generator=generator, dtype=dtype, device=device)
+
+
+def _haar_orthonormal(k, n, batch_shape, generator, dtype, device) -> torch.Tensor:
+    """Rows of a Haar-distributed random matrix with orthonormal rows (QR of a Gaussian, sign-fixed)."""
+    if k > n:
+        raise ValueError(f"at most n orthonormal tangents exist in R^n; got k={k} for n={n}")
+    G = _normal((*batch_shape, n, k), generator, dtype, device)
+    Q, R = torch.linalg.qr(G)
+    signs = torch.sign(torch.diagonal(R, dim1=-2, dim2=-1))
+    signs = torch.where(signs == 0, torch.ones_like(signs), signs)
+    return (Q * signs.unsqueeze(-2)).transpose(-1, -2)
+
+
+@dataclass(frozen=True)
+class Normal(TangentLaw):
+    """``v_i ~ N(0, I_n)`` i.i.d. The law under which the single-tangent forward gradient is unbiased."""
+
+    def _draw(self, k, n, batch_shape, generator, dtype, device):
+        return _normal((*batch_shape, k, n), generator, dtype, device)
+
+
+@dataclass(frozen=True)
+class Rademacher(TangentLaw):
+    """Entries i.i.d. uniform on ``{-1, +1}``: ``E[v vᵀ] = I``, so forward gradients stay unbiased."""
+
+    def _draw(self, k, n, batch_shape, generator, dtype, device):
+        bits = torch.randint(0, 2, (*batch_shape, k, n), generator=generator, device=device)
+        return (2 * bits - 1).to(dtype)
+
+
+@dataclass(frozen=True)
+class Orthonormal(TangentLaw):
+    """``k <= n`` orthonormal tangents, uniformly (Haar) distributed on the Stiefel manifold."""
+
+    def _draw(self, k, n, batch_shape, generator, dtype, device):
+        return _haar_orthonormal(k, n, batch_shape, generator, dtype, device)
+
+
+@dataclass(frozen=True)
+class StandardBasis(TangentLaw):
+    """``k <= n`` distinct coordinate axes ``e_j``, chosen uniformly without replacement (coordinate descent)."""
+
+    def _draw(self, k, n, batch_shape, generator, dtype, device):
+        if k > n:
+            raise ValueError(f"at most n distinct basis vectors exist in R^n; got k={k} for n={n}")
+        scores = torch.rand((*batch_shape, n), generator=generator, device=device)
+        axes = scores.argsort(dim=-1)[..., :k]
+        return torch.nn.functional.one_hot(axes, n).to(dtype)
+
+
+@dataclass(frozen=True)
+class FixedAngle(TangentLaw):
+    """Unit tangents at angle ``theta`` (degrees) to the first one: the paper's custom-tangent experiment.
+
+    ``v_1`` is a uniform random unit vector; every other ``v_i = cos(θ) v_1 + sin(θ) w_i`` with ``w_i`` a
+    random unit vector orthogonal to ``v_1``. The ``v_i`` (i > 1) are not orthogonal to each other. θ = 90°
+    gives tangents orthogonal to ``v_1``; small θ makes the set nearly collinear (ill-conditioned).
+    All rows have norm 1 already.
+    """
+
+    theta: float = 45.0
+
+    def __post_init__(self):
+        if not 0.0 < self.theta <= 90.0:
+            raise ValueError(f"theta must lie in (0, 90] degrees; got theta={self.theta!r}")
+
+    def _draw(self, k, n, batch_shape, generator, dtype, device):
+        if n < 2 and k > 1:
+            raise ValueError(f"fixed-angle tangents need n >= 2 for k > 1; got n={n}")
+        U = _normal((*batch_shape, k, n), generator, dtype, device)
+        U = U / torch.linalg.vector_norm(U, dim=-1, keepdim=True)
+        first = U[..., :1, :]
+        others = U[..., 1:, :]
+        others = others - (others * first).sum(-1, keepdim=True) * first
+        others = others / torch.linalg.vector_norm(others, dim=-1, keepdim=True)
+        angle = math.radians(self.theta)
+        return torch.cat([first, math.cos(angle) * first + math.sin(angle) * others], dim=-2)
+
+
+@dataclass(frozen=True)
+class OrthogonalScaled(TangentLaw):
+    """Orthogonal tangents with lengths uniform in ``[1, max_length]``: Haar directions, random norms.
+
+    Sum and mean depend on the lengths, the projection does not (it is invariant to any rescaling of the
+    tangents), which is what this law is for.
+    """
+
+    max_length: float = 10.0
+
+    def __post_init__(self):
+        if not self.max_length >= 1.0:
+            raise ValueError(f"max_length must be >= 1; got {self.max_length!r}")
+
+    def _draw(self, k, n, batch_shape, generator, dtype, device):
+        V = _haar_orthonormal(k, n, batch_shape, generator, dtype, device)
+        lengths = 1 + (self.max_length - 1) * torch.rand((*batch_shape, k, 1), generator=generator,
+                                                         dtype=dtype, device=device)
+        return V * lengths
+
+
+TANGENT_LAWS: dict[str, type[TangentLaw]] = {
+    "normal": Normal,
+    "rademacher": Rademacher,
+    "orthonormal": Orthonormal,
+    "basis": StandardBasis,
+    "fixed-angle": FixedAngle,
+    "orthogonal-scaled": OrthogonalScaled,
+}
+
+
+def tangent_law(law: str | TangentLaw, **options) -> TangentLaw:
+    """Return a :class:`TangentLaw` from a law object or a registered name plus its options.
+
+    >>> tangent_law("fixed-angle", theta=30.0)
+    FixedAngle(normalize=False, theta=30.0)
+    """
+    if isinstance(law, TangentLaw):
+        if options:
+            raise ValueError(f"options {sorted(options)} given together with a law object {law!r}")
+        return law
+    try:
+        cls = TANGENT_LAWS[law]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown tangent law {law!r}; choose one of {sorted(TANGENT_LAWS)} "
+                         "or pass a TangentLaw object") from None
+    try:
+        return cls(**options)
+    except TypeError as error:
+        raise ValueError(f"bad options for tangent law {law!r}: {error}") from None

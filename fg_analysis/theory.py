@@ -1,0 +1,164 @@
+"""Closed-form theory of multi-tangent forward gradients with Gaussian tangents ``v_i ~ N(0, I_n)``.
+
+By rotation invariance the true gradient ``g`` can be taken as ``|g| e_1``. With ``A = |V e_1|² ~ χ²_k`` and
+independent ``B ~ χ²_{n-1}`` (sum/mean) or the Beta law of a random k-dimensional subspace (projection):
+
+* projection: ``cos²(P_U g, g) ~ Beta(k/2, (n-k)/2)`` and ``|P_U g| / |g| = cos`` (it never overshoots);
+* mean and sum: ``cos² = A / (A + B) ~ Beta(k/2, (n-1)/2)``, independent of ``A + B ~ χ²_{n+k-1}``, and
+  ``|mean| / |g| = sqrt(A (A + B)) / k = cos · (A + B) / k``.
+
+Hence (Flügel et al., arXiv 2410.17764, Sec. III; ``reference/paper.md``)::
+
+    E[cos_proj](k, n) = Γ((k+1)/2) Γ(n/2) / (Γ(k/2) Γ((n+1)/2))  = E[χ_k] / E[χ_n]   (1 for k >= n)
+    E[cos_mean](k, n) = E[cos_proj](k, n + k - 1)
+    E|mean|² / |g|²   = (n + k + 1) / k,         E|mean| / |g| = E[cos_mean] (n + k - 1) / k
+    E|P_U g|² / |g|²  = k / n,                   E|g - P_U g|² / |g|² = (n - k) / n
+
+All functions take numbers or NumPy arrays for ``k`` and ``n`` (broadcast together), use ``lgamma``-based
+expressions (stable for n up to 10⁹) and return NumPy arrays (0-d for scalar input).
+
+>>> round(float(expected_cosine("projection", 16, 64)), 3), round(float(expected_cosine("mean", 16, 64)), 3)
+(0.494, 0.444)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import special, stats
+
+AGGREGATOR_NAMES = ("projection", "mean", "sum")
+
+
+def _arrays(k, n):
+    k, n = np.broadcast_arrays(np.asarray(k, dtype=float), np.asarray(n, dtype=float))
+    if np.any(k < 1) or np.any(n < 1):
+        raise ValueError(f"k and n must be >= 1; got k={k!r}, n={n!r}")
+    return k, n
+
+
+def _check_name(aggregator: str) -> str:
+    if aggregator not in AGGREGATOR_NAMES:
+        raise ValueError(f"unknown aggregator {aggregator!r}; theory covers {AGGREGATOR_NAMES}")
+    return aggregator
+
+
+def expected_chi(m) -> np.ndarray:
+    """``E[χ_m] = sqrt(2) Γ((m+1)/2) / Γ(m/2)``, the mean norm of an m-dimensional standard Gaussian."""
+    m = np.asarray(m, dtype=float)
+    return np.sqrt(2.0) * np.exp(special.gammaln((m + 1) / 2) - special.gammaln(m / 2))
+
+
+def _sqrt_beta_mean(a, b) -> np.ndarray:
+    """``E[sqrt(X)]`` for ``X ~ Beta(a, b)``: ``Γ(a+½) Γ(a+b) / (Γ(a) Γ(a+b+½))``; 1 where ``b = 0``."""
+    b_safe = np.where(b > 0, b, 1.0)
+    value = np.exp(special.gammaln(a + 0.5) + special.gammaln(a + b_safe)
+                   - special.gammaln(a) - special.gammaln(a + b_safe + 0.5))
+    return np.where(b > 0, value, 1.0)
+
+
+def cos2_parameters(aggregator: str, k, n) -> tuple[np.ndarray, np.ndarray]:
+    """Beta parameters ``(a, b)`` of ``cos²(ĝ, g)``; ``b = 0`` means ``cos = 1`` surely.
+
+    projection: ``(k/2, (n-k)/2)`` clipped at ``b = 0`` for ``k >= n``; mean and sum: ``(k/2, (n-1)/2)``.
+    """
+    _check_name(aggregator)
+    k, n = _arrays(k, n)
+    if aggregator == "projection":
+        return k / 2, np.maximum(n - k, 0.0) / 2
+    return k / 2, (n - 1) / 2
+
+
+def expected_cosine(aggregator: str, k, n) -> np.ndarray:
+    """``E[cos(ĝ, g)]`` for Gaussian tangents: ``E[sqrt(X)]`` with ``X ~ Beta`` of :func:`cos2_parameters`.
+
+    Equals ``E[χ_k]/E[χ_n] ≈ sqrt(k/n)`` for the projection; for k = 1 both aggregators give
+    ``sqrt(2/π) Γ(n/2) / Γ((n+1)/2) ≈ sqrt(2/(π n))``.
+    """
+    return _sqrt_beta_mean(*cos2_parameters(aggregator, k, n))
+
+
+def cosine_quantile(aggregator: str, k, n, q) -> np.ndarray:
+    """The ``q``-quantile of ``cos(ĝ, g)`` (of a single estimate, not of a mean over samples).
+
+    ``cos = sqrt(X)`` is monotone in ``X``, so it is ``sqrt(Beta.ppf(q, a, b))``; 1 where ``b = 0``.
+    Use ``q = 0.025, 0.975`` for the central 95% band of individual samples.
+    """
+    a, b = cos2_parameters(aggregator, k, n)
+    b_safe = np.where(b > 0, b, 1.0)
+    return np.where(b > 0, np.sqrt(stats.beta.ppf(q, a, b_safe)), 1.0)
+
+
+def cosine_std(aggregator: str, k, n) -> np.ndarray:
+    """Standard deviation of ``cos(ĝ, g)``: ``sqrt(E[X] - E[sqrt X]²)`` with ``E[X] = a / (a + b)``."""
+    a, b = cos2_parameters(aggregator, k, n)
+    second_moment = a / (a + b)
+    return np.sqrt(np.maximum(second_moment - expected_cosine(aggregator, k, n) ** 2, 0.0))
+
+
+def expected_squared_norm_ratio(aggregator: str, k, n) -> np.ndarray:
+    """``E|ĝ|² / |g|²``: projection ``min(k, n)/n``; mean ``(n+k+1)/k``; sum ``k (n+k+1)``."""
+    _check_name(aggregator)
+    k, n = _arrays(k, n)
+    if aggregator == "projection":
+        return np.minimum(k, n) / n
+    mean_ratio = (n + k + 1) / k
+    return mean_ratio if aggregator == "mean" else k ** 2 * mean_ratio
+
+
+def expected_norm_ratio(aggregator: str, k, n) -> np.ndarray:
+    """``E|ĝ| / |g|``: projection ``E[cos]``; mean ``E[cos_mean] (n+k-1)/k``; sum ``k`` times the mean's.
+
+    For the mean, ``|ĝ|/|g| = cos · S / k`` with ``S ~ χ²_{n+k-1}`` independent of ``cos``, so the mean
+    overshoots ``|g|`` by about ``sqrt(n/k)``: the reason tuned learning rates of mean aggregation are
+    ~1000× smaller than those of the projection in the paper's tables.
+    """
+    _check_name(aggregator)
+    k, n = _arrays(k, n)
+    cosine = expected_cosine(aggregator, k, n)
+    if aggregator == "projection":
+        return cosine
+    mean_ratio = cosine * (n + k - 1) / k
+    return mean_ratio if aggregator == "mean" else k * mean_ratio
+
+
+def expected_projection_error(k, n) -> np.ndarray:
+    """``E|g - P_U g|² / |g|² = 1 - E[cos²] = max(n - k, 0) / n``."""
+    k, n = _arrays(k, n)
+    return np.maximum(n - k, 0.0) / n
+
+
+def projection_error_bound(k, n, delta: float = 0.05) -> np.ndarray:
+    """Relative squared error ``|g - P_U g|² / |g|²`` that is exceeded with probability at most ``delta``.
+
+    Exact, not a concentration inequality: the error is ``1 - X`` with ``X ~ Beta(k/2, (n-k)/2)``, so the
+    bound is ``1 - Beta.ppf(delta, k/2, (n-k)/2)`` (0 for ``k >= n``).
+    """
+    if not 0.0 < delta < 1.0:
+        raise ValueError(f"delta must lie in (0, 1); got {delta!r}")
+    k, n = _arrays(k, n)
+    b = np.maximum(n - k, 0.0) / 2
+    return np.where(b > 0, 1.0 - stats.beta.ppf(delta, k / 2, np.where(b > 0, b, 1.0)), 0.0)
+
+
+def min_tangents_for_cosine(target: float, n: int, aggregator: str = "projection",
+                            k_max: int | None = None) -> int | None:
+    """The smallest ``k`` with ``E[cos](k, n) >= target``, or ``None`` if no ``k <= k_max`` reaches it.
+
+    ``E[cos]`` increases with k, so this is a bisection. ``k_max`` defaults to ``n`` for the projection (where
+    it reaches 1) and to ``1000 n`` for mean and sum (which approach 1 only as ``k → ∞``).
+    """
+    _check_name(aggregator)
+    if not 0.0 < target <= 1.0:
+        raise ValueError(f"target cosine must lie in (0, 1]; got {target!r}")
+    n = int(n)
+    k_max = int(k_max if k_max is not None else (n if aggregator == "projection" else 1000 * n))
+    if expected_cosine(aggregator, k_max, n) < target:
+        return None
+    low, high = 1, k_max
+    while low < high:
+        middle = (low + high) // 2
+        if expected_cosine(aggregator, middle, n) >= target:
+            high = middle
+        else:
+            low = middle + 1
+    return low
