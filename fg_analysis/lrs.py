@@ -8,7 +8,6 @@ orthogonal projection).
 
 >>> paper_lr("math", function="styblinski-tang", n=64, method="fg", aggregator="projection", k=16)
 0.004202621051012
-True
 """
 
 from __future__ import annotations
