@@ -1,0 +1,74 @@
+"""Command line: ``python -m fg_analysis <command> ...``.
+
+Commands:
+
+* ``book`` — execute every notebook and build the book (:mod:`fg_analysis.book`);
+* ``refresh-checks`` — store the outputs of ``# NBVAL_CHECK_OUTPUT`` cells in notebooks/ (:mod:`fg_analysis.book`);
+* ``bench``, ``rq3`` — handed over with their arguments to ``main(argv)`` of :mod:`fg_analysis.bench` and
+  :mod:`fg_analysis.experiments.rq3` (see their own ``--help``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+
+# Commands implemented elsewhere: name -> (module with main(argv) -> int | None, one-line help).
+DELEGATED = {
+    "bench": ("fg_analysis.bench", "measure the time and memory of forward gradients (fg_analysis.bench)"),
+    "rq3": ("fg_analysis.experiments.rq3", "run the RQ3 network experiments (fg_analysis.experiments.rq3)"),
+}
+
+
+def _delegate(name: str, argv: list[str]) -> int:
+    module_name = DELEGATED[name][0]
+    try:
+        found = importlib.util.find_spec(module_name) is not None
+    except ModuleNotFoundError:
+        found = False
+    if not found:
+        print(f"error: `{name}` needs the module {module_name}, which this checkout does not have yet",
+              file=sys.stderr)
+        return 2
+    status = importlib.import_module(module_name).main(argv)
+    return int(status or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from fg_analysis import book
+
+    parser = argparse.ArgumentParser(prog="python -m fg_analysis",
+                                     description="Multi-tangent forward gradients: experiments and the book.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    book_parser = commands.add_parser(
+        "book", help="execute notebooks/ into book/ and build _build/html strictly",
+        description="Execute every notebook of book/_toc.yml with papermill, write book/status.md and run "
+                    "`jupyter-book build book/ --all -W --keep-going`. Stops at the first failing notebook.")
+    book.add_book_arguments(book_parser)
+    book_parser.set_defaults(func=book.book_command)
+
+    refresh_parser = commands.add_parser(
+        "refresh-checks", help="execute notebooks and keep only the outputs of # NBVAL_CHECK_OUTPUT cells",
+        description="Execute source notebooks on their defaults and write back only the outputs of cells "
+                    "marked # NBVAL_CHECK_OUTPUT (nbval compares those); all other outputs are stripped.")
+    book.add_refresh_arguments(refresh_parser)
+    refresh_parser.set_defaults(func=book.refresh_command)
+
+    for name, (_, help_text) in DELEGATED.items():
+        commands.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:
+        return _delegate(argv[0], argv[1:])
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""The book runner (fg_analysis.book) and the built book.
+
+The slow part runs ``python -m fg_analysis book`` end to end on the quick preset in a copy of the sources (so
+the checkout's own book/ and _build/ are left alone), then checks every page of the toc: built, images
+present, nothing loaded from the internet, and, in headless Chromium, rendered with MathJax (no raw TeX left).
+The failure path and ``--only`` run on tiny notebooks made here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import nbformat
+import pytest
+from bs4 import BeautifulSoup
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from fg_analysis import book
+
+REPO = book.REPO
+PAGES = ["intro", "rq1_approximation", "rq2_optimization", "rq3_networks", "rq4_tradeoffs", "scorecard", "status"]
+RAW_TEX = re.compile(r"\$|\\[()\[\]]|\\(?:frac|begin|end|sqrt|mathbb|mathrm|nabla|top|sum|cdot)\b")
+
+
+def run_cli(*args: str, cwd: Path = REPO, timeout: float = 1800) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fg_analysis", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def find_chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- layout (fast)
+
+
+def test_toc_is_the_argument_one_part_per_question():
+    assert book.toc_pages(REPO) == PAGES
+    toc = (REPO / "book" / "_toc.yml").read_text()
+    for caption in ("RQ1 Can multiple tangents improve forward gradients?", "RQ2 How should they be combined?",
+                    "RQ3 Do they extend to real architectures?", "RQ4 What are the trade-offs?", "Reproduction"):
+        assert f'caption: "{caption}"' in toc
+    assert book.notebook_pages(REPO) == PAGES[:-1]
+
+
+def test_strip_outputs_keeps_only_checked_cells():
+    nb = new_notebook(cells=[new_code_cell("print(1)", execution_count=1),
+                             new_code_cell("# NBVAL_CHECK_OUTPUT\nprint(2)", execution_count=2)])
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="1\n")]
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="2\n")]
+    assert book.strip_outputs(nb) == 1
+    assert nb.cells[0].outputs == [] and nb.cells[0].execution_count is None
+    assert nb.cells[1].outputs[0]["text"] == "2\n" and nb.cells[1].execution_count == 2
+
+
+def test_cli_delegates_and_explains_missing_modules(monkeypatch):
+    from fg_analysis import __main__ as cli
+
+    monkeypatch.setitem(cli.DELEGATED, "nothing", ("fg_analysis.no_such_module", "test"))
+    assert cli.main(["nothing", "--x"]) == 2
+
+
+# -------------------------------------------------------------------------------- failure path and --only
+
+
+def make_root(tmp_path: Path, notebooks: dict[str, str]) -> Path:
+    """A tiny book: one notebook per (name, code), toc in that order, a bare _config.yml."""
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "book").mkdir()
+    names = list(notebooks)
+    for name, code in notebooks.items():
+        nb = new_notebook(cells=[new_markdown_cell(f"# Page {name}"),
+                                 new_code_cell('preset = "quick"\ndevice = "cpu"\nseed = 0',
+                                               metadata={"tags": ["parameters"]}),
+                                 new_code_cell(code)])
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, tmp_path / "notebooks" / f"{name}.ipynb")
+    toc = f"format: jb-book\nroot: {names[0]}\nchapters:\n" + "".join(f"  - file: {n}\n" for n in names[1:])
+    toc += "  - file: status\n"
+    (tmp_path / "book" / "_toc.yml").write_text(toc)
+    (tmp_path / "_config.yml").write_text('title: tiny\nonly_build_toc_files: true\n'
+                                          'execute:\n  execute_notebooks: "off"\n')
+    return tmp_path
+
+
+def test_failing_notebook_stops_the_runner_and_nothing_is_built(tmp_path):
+    root = make_root(tmp_path, {"first": "x = 1",
+                                "broken": "def inner():\n    raise ValueError('deliberate failure 4711')\ninner()",
+                                "after": "y = 2"})
+    result = run_cli("book", "--root", str(root), timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "pass  first" in output
+    assert "FAIL  broken" in output and "notebooks/broken.ipynb" in output
+    assert "ValueError" in output and "deliberate failure 4711" in output
+    assert "inner()" in output and "raise ValueError" in output  # the cell's traceback, not just the message
+    assert "after" not in output.split("FAIL  broken")[1].split("\n")[0]
+    assert not (root / "book" / "after.ipynb").exists(), "a notebook after the failing one was executed"
+    assert not (root / "book" / "status.md").exists()
+    assert not (root / "_build").exists(), "the book was built despite a failing notebook"
+
+
+def test_only_reuses_earlier_runs_and_refuses_missing_ones(tmp_path):
+    root = make_root(tmp_path, {"first": "x = 1", "second": "y = 2"})
+    refused = run_cli("book", "--root", str(root), "--only", "second", "--no-build", timeout=300)
+    assert refused.returncode != 0 and "'first'" in refused.stderr, refused.stdout + refused.stderr
+
+    full = run_cli("book", "--root", str(root), "--no-build", timeout=300)
+    assert full.returncode == 0, full.stdout + full.stderr
+    again = run_cli("book", "--root", str(root), "--only", "second", "--preset", "paper", "--no-build",
+                    timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "reuse first" in again.stdout and "pass  second" in again.stdout
+    status = (root / "book" / "status.md").read_text()
+    assert re.search(r"\{doc\}`first` \| pass \| [\d.]+ \| quick \| .*\(reused\)", status), status
+    assert re.search(r"\{doc\}`second` \| pass \| [\d.]+ \| paper \| cpu", status), status
+    assert "| torch |" in status
+
+    # a changed source is not reused
+    nb = nbformat.read(root / "notebooks" / "first.ipynb", as_version=4)
+    nb.cells[-1].source = "x = 3"
+    nbformat.write(nb, root / "notebooks" / "first.ipynb")
+    stale = run_cli("book", "--root", str(root), "--only", "second", "--no-build", timeout=300)
+    assert stale.returncode != 0 and "'first'" in stale.stderr
+
+
+# ------------------------------------------------------------------------------ the real book, end to end
+
+
+@pytest.fixture(scope="module")
+def built_book(tmp_path_factory) -> Path:
+    """Run ``python -m fg_analysis book`` (quick, cpu) on a copy of the sources; return its _build/html."""
+    mathjax = REPO / "book" / "_extra" / "mathjax" / "tex-mml-chtml.js"
+    if not mathjax.is_file():
+        made = subprocess.run(["make", "-s", "mathjax"], cwd=REPO, capture_output=True, text=True)
+        assert made.returncode == 0, f"`make mathjax` failed:\n{made.stdout}{made.stderr}"
+    root = tmp_path_factory.mktemp("book_root")
+    shutil.copy2(REPO / "_config.yml", root / "_config.yml")
+    shutil.copytree(REPO / "notebooks", root / "notebooks", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    generated = {f"{page}.ipynb" for page in PAGES} | {"status.md", book.RUNS_FILE}
+    shutil.copytree(REPO / "book", root / "book",
+                    ignore=lambda folder, names: [n for n in names if n in generated or n == "_build"])
+    result = run_cli("book", "--preset", "quick", "--device", "cpu", "--seed", "0", "--root", str(root))
+    print(result.stdout[-5000:])
+    assert result.returncode == 0, f"the book runner failed:\n{result.stdout[-20000:]}\n{result.stderr[-5000:]}"
+    return root / "_build" / "html"
+
+
+def local_file(html: Path, src: str) -> Path | None:
+    """The file an <img src>/<script src> of page ``html`` points at, or None for data:/remote URLs."""
+    url = urlparse(src)
+    if url.scheme == "data":
+        return None
+    if url.scheme == "file":
+        return Path(unquote(url.path))
+    assert not url.scheme and not url.netloc, f"{html.name} loads {src} from the network"
+    return (html.parent / unquote(url.path)).resolve()
+
+
+def check_images(html: Path, soup: BeautifulSoup) -> int:
+    count = 0
+    for img in soup.find_all("img"):
+        src = img.get("src")
+        assert src, f"{html.name}: <img> without src"
+        path = local_file(html, src)
+        if path is not None:
+            assert path.is_file() and path.stat().st_size > 0, f"{html.name}: image {src} is missing"
+        count += 1
+    return count
+
+
+@pytest.mark.slow
+def test_every_page_is_built_with_its_images(built_book):
+    for page in PAGES:
+        html = built_book / f"{page}.html"
+        assert html.is_file(), f"{page}.html was not built"
+        soup = BeautifulSoup(html.read_text(), "html.parser")
+        assert soup.find("h1"), f"{page}.html has no title"
+        check_images(html, soup)
+        for tag, attr in (("script", "src"), ("link", "href")):
+            for element in soup.find_all(tag):
+                if element.get(attr) and (tag == "script" or "stylesheet" in (element.get("rel") or [])):
+                    path = local_file(html, element[attr].split("?")[0])
+                    assert path is None or path.is_file(), f"{page}.html: {element[attr]} is missing"
+    assert (built_book / "mathjax" / "tex-mml-chtml.js").is_file(), "MathJax was not copied into the book"
+
+
+@pytest.mark.slow
+def test_status_page_records_preset_device_and_versions(built_book):
+    status = (built_book.parent.parent / "book" / "status.md").read_text()
+    for page in PAGES[:-1]:
+        assert re.search(rf"\{{doc\}}`{page}` \| pass \| [\d.]+ \| quick \| cpu", status), status
+    for package in ("torch", "numpy", "papermill", "jupyter-book"):
+        assert f"| {package} |" in status
+    assert "rq1_approximation" in (built_book / "status.html").read_text()
+
+
+def render(chromium: str, html: Path) -> str:
+    with tempfile.TemporaryDirectory() as profile:
+        result = subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--window-size=1280,900",
+             "--dump-dom", html.as_uri()],
+            capture_output=True, text=True, timeout=90)
+    assert result.returncode == 0, f"chromium failed on {html.name}: {result.stderr[-2000:]}"
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_pages_render_in_a_browser_with_math(built_book):
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("chromium is not installed (`apt-get install -y chromium`; `make test` installs it)")
+    pages = [built_book / f"{page}.html" for page in PAGES]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        doms = list(pool.map(lambda html: render(chromium, html), pages))
+    for html, dom in zip(pages, doms):
+        soup = BeautifulSoup(dom, "html.parser")
+        article = soup.find("article") or soup.body
+        assert article is not None, f"{html.name}: blank page"
+        check_images(html, soup)
+        source_math = BeautifulSoup(html.read_text(), "html.parser").select(".math")
+        rendered = article.select(".math")
+        assert len(rendered) == len(source_math), f"{html.name}: math elements lost in the browser"
+        unrendered = [element.get_text() for element in rendered if element.find("mjx-container") is None]
+        assert not unrendered, f"{html.name}: MathJax did not render {unrendered[:3]}"
+        for element in article.find_all(["script", "style", "pre", "code", "mjx-container", "noscript"]):
+            element.decompose()
+        text = article.get_text(" ", strip=True)
+        assert len(text) > 40, f"{html.name}: blank page (text: {text!r})"
+        raw = sorted({match.group() for match in RAW_TEX.finditer(text)})
+        assert not raw, f"{html.name}: raw TeX {raw} visible in {text[:800]!r}"
