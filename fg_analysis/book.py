@@ -26,6 +26,8 @@ For notebook authors
   settings; ``device`` is ``"auto"``, ``"cpu"`` or ``"cuda"`` (pass it to
   :func:`fg_analysis.env.resolve_device`).
 * Notebooks run with the ``notebooks/`` folder as working directory, under papermill (book) and nbval (CI).
+  Reach data and result caches through ``fg_analysis`` (paths found from the package), never by paths
+  relative to the working directory: the book test runs a copy of ``notebooks/`` in a temporary folder.
 * ``pytest`` runs every notebook with nbval in lax mode: a cell that raises fails the test, and outputs are
   compared only for cells whose source contains the line ``# NBVAL_CHECK_OUTPUT``. Mark the cells whose
   printed numbers are deterministic and meaningful (a table of results at a fixed seed), not plots or
