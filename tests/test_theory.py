@@ -1,0 +1,246 @@
+"""Closed-form theory against reference values, direct gamma-function formulas, and Monte Carlo run THROUGH THE
+PACKAGE'S OWN tangents and aggregators (so theory and mechanics check each other).
+
+Monte-Carlo tolerances are 5 standard errors of the sample (or 4 binomial standard errors for fractions);
+the seeds are fixed. The heavier checks are marked ``slow`` and each has a light twin.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fg_analysis import theory
+from fg_analysis.aggregate import mean, projection, sum_
+from fg_analysis.tangents import Normal
+
+AGGREGATE = {"projection": projection, "mean": mean, "sum": sum_}
+
+
+def monte_carlo(aggregator, k, n, samples, seed=0):
+    """Per-sample cosine, norm ratio |ĝ|/|g| and relative squared error |g - ĝ|²/|g|² (NumPy arrays)."""
+    generator = torch.Generator().manual_seed(seed)
+    g = torch.randn(n, generator=generator, dtype=torch.float64)  # any fixed g (rotation invariance)
+    V = Normal().sample(k, n, batch_shape=(samples,), generator=generator, dtype=torch.float64)
+    estimate = AGGREGATE[aggregator](V, V @ g)
+    cosine = torch.nn.functional.cosine_similarity(estimate, g.expand_as(estimate), dim=-1)
+    ratio = torch.linalg.vector_norm(estimate, dim=-1) / g.norm()
+    error = torch.linalg.vector_norm(estimate - g, dim=-1) ** 2 / g.norm() ** 2
+    return cosine.numpy(), ratio.numpy(), error.numpy()
+
+
+def assert_mean_close(samples, expected, sigmas=5.0):
+    standard_error = samples.std(ddof=1) / math.sqrt(len(samples))
+    assert abs(samples.mean() - expected) <= sigmas * standard_error + 1e-12, \
+        (samples.mean(), expected, standard_error)
+
+
+def assert_fraction_close(flags, expected, sigmas=4.0):
+    assert abs(flags.mean() - expected) <= sigmas * math.sqrt(expected * (1 - expected) / len(flags)), \
+        (flags.mean(), expected)
+
+
+def lgamma_cosine(k, n):
+    """Γ((k+1)/2) Γ(n/2) / (Γ(k/2) Γ((n+1)/2)) straight from math.lgamma."""
+    return math.exp(math.lgamma((k + 1) / 2) + math.lgamma(n / 2) - math.lgamma(k / 2) - math.lgamma((n + 1) / 2))
+
+
+# ---------------------------------------------------------------- reference values and closed forms
+
+
+@pytest.mark.parametrize("n,k,proj,avg", [(64, 16, 0.494, 0.444), (1024, 16, 0.123, 0.122), (16, 16, 1.000, 0.713),
+                                         (1024, 1, 0.025, 0.025)])
+def test_paper_reference_values(n, k, proj, avg):
+    assert round(float(theory.expected_cosine("projection", k, n)), 3) == proj
+    assert round(float(theory.expected_cosine("mean", k, n)), 3) == avg
+    assert float(theory.expected_cosine("sum", k, n)) == float(theory.expected_cosine("mean", k, n))
+
+
+@pytest.mark.parametrize("k,n", [(1, 1), (1, 2), (3, 10), (16, 64), (100, 4096)])
+def test_projection_cosine_formula(k, n):
+    assert math.isclose(float(theory.expected_cosine("projection", k, n)), lgamma_cosine(k, n), rel_tol=1e-12)
+    ratio = float(theory.expected_chi(k) / theory.expected_chi(n))
+    assert math.isclose(float(theory.expected_cosine("projection", k, n)), ratio, rel_tol=1e-12)
+    # mean: the projection's formula with n + k - 1
+    assert math.isclose(float(theory.expected_cosine("mean", k, n)), lgamma_cosine(k, n + k - 1), rel_tol=1e-12)
+
+
+def test_expected_chi():
+    assert math.isclose(float(theory.expected_chi(1)), math.sqrt(2 / math.pi), rel_tol=1e-14)
+    assert math.isclose(float(theory.expected_chi(2)), math.sqrt(math.pi / 2), rel_tol=1e-14)
+    assert math.isclose(float(theory.expected_chi(3)), 2 * math.sqrt(2 / math.pi), rel_tol=1e-14)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 64, 1024])
+def test_single_tangent_formula(n):
+    """k = 1: E|cos| of a random direction, E[χ_1]/E[χ_n] = sqrt(2/π) / (sqrt(2) Γ((n+1)/2)/Γ(n/2))
+    = Γ(n/2) / (sqrt(π) Γ((n+1)/2)) ≈ sqrt(2/(π n)); both aggregators coincide.
+
+    (The form "sqrt(2/π) Γ(n/2)/Γ((n+1)/2)" drops the sqrt(2) of E[χ_n]: it would give sqrt(2) > 1 at n = 1.)
+    """
+    expected = math.exp(math.lgamma(n / 2) - math.lgamma((n + 1) / 2)) / math.sqrt(math.pi)
+    for aggregator in ("projection", "mean", "sum"):
+        assert math.isclose(float(theory.expected_cosine(aggregator, 1, n)), expected, rel_tol=1e-12)
+    if n == 2:
+        assert math.isclose(expected, 2 / math.pi, rel_tol=1e-14)  # E|cos φ| for φ uniform on the circle
+    if n >= 64:
+        assert math.isclose(expected, math.sqrt(2 / (math.pi * n)), rel_tol=0.01)
+
+
+def test_full_rank_projection_is_exact():
+    for k, n in [(16, 16), (20, 16), (1, 1), (5, 1)]:
+        assert float(theory.expected_cosine("projection", k, n)) == 1.0
+        assert float(theory.expected_norm_ratio("projection", k, n)) == 1.0
+        assert float(theory.expected_squared_norm_ratio("projection", k, n)) == 1.0
+        assert float(theory.expected_projection_error(k, n)) == 0.0
+        assert float(theory.projection_error_bound(k, n, 0.05)) == 0.0
+        assert float(theory.cosine_quantile("projection", k, n, 0.025)) == 1.0
+        assert float(theory.cosine_std("projection", k, n)) == 0.0
+    assert float(theory.expected_cosine("mean", 16, 16)) < 0.72  # the mean does not reach 1 at k = n
+
+
+def test_monotone_in_k_and_n():
+    ks = np.arange(1, 65)
+    for aggregator in ("projection", "mean"):
+        by_k = theory.expected_cosine(aggregator, ks, 64)
+        assert np.all(np.diff(by_k) > 0)
+        by_n = theory.expected_cosine(aggregator, 8, np.arange(8, 500))
+        assert np.all(np.diff(by_n) < 0)
+    # the projection is never worse than the mean
+    assert np.all(theory.expected_cosine("projection", ks, 64) >= theory.expected_cosine("mean", ks, 64))
+
+
+def test_vectorized():
+    k, n = np.array([1, 4, 16]), np.array([16, 64, 256, 1024])
+    grid = theory.expected_cosine("projection", k[:, None], n[None, :])
+    assert grid.shape == (3, 4)
+    for i, ki in enumerate(k):
+        for j, nj in enumerate(n):
+            assert grid[i, j] == pytest.approx(lgamma_cosine(int(ki), int(nj)), rel=1e-12)
+    for function in (theory.expected_norm_ratio, theory.expected_squared_norm_ratio, theory.cosine_std):
+        assert function("mean", k[:, None], n[None, :]).shape == (3, 4)
+    assert theory.cosine_quantile("mean", k[:, None], n[None, :], 0.5).shape == (3, 4)
+    assert theory.expected_projection_error(k[:, None], n[None, :]).shape == (3, 4)
+    assert theory.projection_error_bound(k[:, None], n[None, :]).shape == (3, 4)
+    assert np.ndim(theory.expected_cosine("mean", 2, 8)) == 0
+
+
+def test_large_n_is_finite_and_asymptotic():
+    for n in (1e6, 1e9):
+        for aggregator in ("projection", "mean", "sum"):
+            assert np.isfinite(theory.expected_cosine(aggregator, 16, n))
+            assert np.isfinite(theory.expected_norm_ratio(aggregator, 16, n))
+            assert np.isfinite(theory.cosine_std(aggregator, 16, n))
+        assert float(theory.expected_cosine("projection", 16, n)) == pytest.approx(lgamma_cosine(16, n), rel=1e-9)
+        assert float(theory.expected_cosine("projection", 16, n)) == pytest.approx(math.sqrt(16 / n), rel=0.02)
+    assert float(theory.expected_norm_ratio("mean", 16, 1e6)) == pytest.approx(math.sqrt(1e6 / 16), rel=0.03)
+
+
+def test_norm_formulas():
+    k, n = 4, 100
+    assert float(theory.expected_squared_norm_ratio("projection", k, n)) == pytest.approx(k / n)
+    assert float(theory.expected_squared_norm_ratio("mean", k, n)) == pytest.approx((n + k + 1) / k)
+    assert float(theory.expected_squared_norm_ratio("sum", k, n)) == pytest.approx(k * (n + k + 1))
+    assert float(theory.expected_norm_ratio("sum", k, n)) == pytest.approx(k * float(
+        theory.expected_norm_ratio("mean", k, n)))
+    assert float(theory.expected_projection_error(k, n)) == pytest.approx((n - k) / n)
+    # Jensen: E|ĝ|² >= (E|ĝ|)²
+    for aggregator in ("projection", "mean", "sum"):
+        assert theory.expected_squared_norm_ratio(aggregator, k, n) >= theory.expected_norm_ratio(aggregator, k, n) ** 2
+
+
+def test_min_tangents_for_cosine():
+    for n in (16, 64, 1024):
+        for target in (0.1, 0.3, 0.5, 0.9, 0.99):
+            for aggregator in ("projection", "mean"):
+                k = theory.min_tangents_for_cosine(target, n, aggregator)
+                assert k is not None and k >= 1
+                assert theory.expected_cosine(aggregator, k, n) >= target
+                if k > 1:
+                    assert theory.expected_cosine(aggregator, k - 1, n) < target
+    assert theory.min_tangents_for_cosine(1.0, 64) == 64
+    assert theory.min_tangents_for_cosine(1e-6, 64) == 1
+    assert theory.min_tangents_for_cosine(0.9, 64, "mean", k_max=10) is None
+    assert theory.min_tangents_for_cosine(0.9, 64, "projection", k_max=10) is None
+
+
+@pytest.mark.parametrize("call", [
+    lambda: theory.expected_cosine("median", 2, 4),
+    lambda: theory.expected_norm_ratio("frog", 2, 4),
+    lambda: theory.expected_squared_norm_ratio("Mean", 2, 4),
+    lambda: theory.cosine_quantile("x", 2, 4, 0.5),
+    lambda: theory.min_tangents_for_cosine(0.5, 16, "avg"),
+], ids=["cosine", "norm", "squared", "quantile", "min-k"])
+def test_bad_aggregator_name(call):
+    with pytest.raises(ValueError, match="unknown aggregator"):
+        call()
+
+
+@pytest.mark.parametrize("call", [
+    lambda: theory.expected_cosine("projection", 0, 4),
+    lambda: theory.expected_cosine("mean", 2, 0),
+    lambda: theory.expected_cosine("mean", np.array([1, 0]), 4),
+    lambda: theory.expected_norm_ratio("sum", -1, 4),
+    lambda: theory.expected_projection_error(0, 4),
+    lambda: theory.projection_error_bound(0, 4),
+], ids=["k0", "n0", "array", "norm", "error", "bound"])
+def test_bad_k_or_n(call):
+    with pytest.raises(ValueError, match=">= 1"):
+        call()
+
+
+def test_bad_delta_and_target():
+    for delta in (0.0, 1.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="delta"):
+            theory.projection_error_bound(2, 8, delta)
+    for target in (0.0, 1.1, -0.5):
+        with pytest.raises(ValueError, match="target"):
+            theory.min_tangents_for_cosine(target, 8)
+
+
+# ---------------------------------------------------------------- Monte Carlo through the package's mechanics
+
+
+def check_against_monte_carlo(aggregator, k, n, samples, seed):
+    cosine, ratio, error = monte_carlo(aggregator, k, n, samples, seed)
+    # moments
+    assert abs(cosine.mean() - float(theory.expected_cosine(aggregator, k, n))) < 0.01
+    assert_mean_close(cosine, float(theory.expected_cosine(aggregator, k, n)))
+    assert cosine.std(ddof=1) == pytest.approx(float(theory.cosine_std(aggregator, k, n)), rel=0.1, abs=1e-3)
+    assert_mean_close(ratio, float(theory.expected_norm_ratio(aggregator, k, n)))
+    assert_mean_close(ratio ** 2, float(theory.expected_squared_norm_ratio(aggregator, k, n)))
+    if aggregator == "projection":
+        assert np.allclose(ratio, cosine, atol=1e-10)  # the projection never overshoots: |P g|/|g| = cos
+        assert np.allclose(error, 1 - cosine ** 2, atol=1e-10)
+        assert_mean_close(error, float(theory.expected_projection_error(k, n)))
+    # quantiles of single samples
+    for q in (0.025, 0.5, 0.975):
+        assert_fraction_close(cosine < float(theory.cosine_quantile(aggregator, k, n, q)), q)
+    if aggregator == "projection":
+        for delta in (0.05, 0.2):
+            assert_fraction_close(error > float(theory.projection_error_bound(k, n, delta)), delta)
+
+
+LIGHT = [("projection", 16, 64), ("mean", 16, 64), ("sum", 4, 32), ("projection", 1, 20), ("mean", 8, 8)]
+HEAVY = [("projection", 16, 1024, 2000), ("mean", 16, 256, 2000), ("projection", 48, 64, 2000),
+         ("mean", 64, 64, 3000), ("sum", 32, 128, 2000), ("projection", 2, 3, 20000), ("mean", 1, 500, 10000),
+         ("projection", 16, 64, 10000), ("mean", 16, 64, 10000)]
+
+
+@pytest.mark.parametrize("aggregator,k,n", LIGHT)
+def test_monte_carlo(aggregator, k, n):
+    check_against_monte_carlo(aggregator, k, n, 2000, seed=k + n)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("aggregator,k,n,samples", HEAVY)
+def test_monte_carlo_heavy(aggregator, k, n, samples):
+    check_against_monte_carlo(aggregator, k, n, samples, seed=2 + k + n)
+
+
+def test_monte_carlo_check_has_power():
+    """The moment check rejects a wrong theory: the mean's cosine with the projection's formula at n = 64."""
+    cosine, _, _ = monte_carlo("mean", 16, 64, 2000, seed=80)
+    with pytest.raises(AssertionError):
+        assert_mean_close(cosine, float(theory.expected_cosine("projection", 16, 64)))
