@@ -136,7 +136,7 @@ def test_module_loss_keeps_buffers():
 
 
 @pytest.mark.parametrize("func", [jvps, sequential_jvps])
-@pytest.mark.parametrize("shape", [(2, 6), (8,), (1, 2, 7), (0, 7)[1:]])
+@pytest.mark.parametrize("shape", [(2, 6), (8,), (7,), (1, 2, 7)])
 def test_wrong_tangent_shape(func, shape):
     with pytest.raises(ValueError, match=r"shape \(k, P\)"):
         func(nonlinear, torch.ones(7, dtype=DT), torch.ones(shape, dtype=DT))
