@@ -27,12 +27,16 @@ METHODS = ("bp", "fg")
 
 def paper_learning_rate(problem: str | Problem, n: int, *, method: str, k: int = 1, aggregator: str = "mean",
                         tangents="normal") -> float:
-    """The paper's tuned rate for this setting (``lrs/math.csv``; fixed-angle tangents with the mean from
-    ``lrs/math__custom_tangents.csv``, the projection with its normal-tangent rate, as the paper did)."""
+    """The paper's tuned rate for this setting (``lrs/math.csv``); for fixed-angle tangents the rates of
+    ``lrs/math__custom_tangents.csv`` (the projection there with its normal-sampler row, as the paper did)."""
     name = get_problem(problem).name
     law = tangent_law(tangents)
     if method == "fg" and aggregator == "mean" and isinstance(law, FixedAngle):
         sampler = f"FG(k={k},agg=mean,normalize=False,sampler=specific_angle_{law.theta:g})"
+        return paper_lr("math__custom_tangents", function=name, n=n, method=method, aggregator=aggregator, k=k,
+                        optimizer=sampler)
+    if method == "fg" and aggregator == "projection" and isinstance(law, FixedAngle):
+        sampler = f"FG(k={k},agg=orthogonal_projection,normalize=False,sampler=normal)"
         return paper_lr("math__custom_tangents", function=name, n=n, method=method, aggregator=aggregator, k=k,
                         optimizer=sampler)
     return paper_lr("math", function=name, n=n, method=method, aggregator=aggregator, k=k)

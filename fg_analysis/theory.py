@@ -72,7 +72,7 @@ def expected_cosine(aggregator: str, k, n) -> np.ndarray:
     """``E[cos(ĝ, g)]`` for Gaussian tangents: ``E[sqrt(X)]`` with ``X ~ Beta`` of :func:`cos2_parameters`.
 
     Equals ``E[χ_k]/E[χ_n] ≈ sqrt(k/n)`` for the projection; for k = 1 both aggregators give
-    ``sqrt(2/π) Γ(n/2) / Γ((n+1)/2) ≈ sqrt(2/(π n))``.
+    ``E[χ_1]/E[χ_n] = Γ(n/2) / (sqrt(π) Γ((n+1)/2)) ≈ sqrt(2/(π n))``.
     """
     return _sqrt_beta_mean(*cos2_parameters(aggregator, k, n))
 

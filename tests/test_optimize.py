@@ -238,9 +238,6 @@ def test_paper_rates_fixed_angle_mean():
         assert found == row.lr, row
 
 
-@pytest.mark.xfail(strict=True, reason="package bug: the projection with fixed-angle tangents looks its rate up in "
-                   "math.csv (no k=64 row there) instead of the normal-sampler frog rows of "
-                   "math__custom_tangents.csv that the paper's custom-tangent runs used")
 def test_paper_rates_fixed_angle_projection():
     table = pd.read_csv(LRS / "math__custom_tangents.csv")
     rows = table[table["gradient_approach"] == "frog"]
