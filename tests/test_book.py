@@ -111,17 +111,26 @@ def test_failing_notebook_stops_the_runner_and_nothing_is_built(tmp_path):
     assert not (root / "_build").exists(), "the book was built despite a failing notebook"
 
 
+def test_a_sphinx_warning_fails_the_build(tmp_path):
+    root = make_root(tmp_path, {"first": "x = 1"})
+    nb = nbformat.read(root / "notebooks" / "first.ipynb", as_version=4)
+    nb.cells[0].source += "\n\nSee {doc}`no_such_page`."
+    nbformat.write(nb, root / "notebooks" / "first.ipynb")
+    result = run_cli("book", "--root", str(root), timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "no_such_page" in output and "build FAILED" in output, output
+
+
 def test_only_reuses_earlier_runs_and_refuses_missing_ones(tmp_path):
     root = make_root(tmp_path, {"first": "x = 1", "second": "y = 2"})
-    refused = run_cli("book", "--root", str(root), "--only", "second", "--no-build", timeout=300)
-    assert refused.returncode != 0 and "'first'" in refused.stderr, refused.stdout + refused.stderr
+    quiet = dict(root=root, build=False, out=lambda message: None)
+    with pytest.raises(book.BookError, match="'first'"):
+        book.run_book(only=["second"], **quiet)
 
-    full = run_cli("book", "--root", str(root), "--no-build", timeout=300)
-    assert full.returncode == 0, full.stdout + full.stderr
-    again = run_cli("book", "--root", str(root), "--only", "second", "--preset", "paper", "--no-build",
-                    timeout=300)
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert "reuse first" in again.stdout and "pass  second" in again.stdout
+    assert book.run_book(**quiet) == 0
+    said = []
+    assert book.run_book(only=["second"], preset="paper", root=root, build=False, out=said.append) == 0
+    assert any(line.startswith("reuse first") for line in said) and "pass  second" in " ".join(said)
     status = (root / "book" / "status.md").read_text()
     assert re.search(r"\{doc\}`first` \| pass \| [\d.]+ \| quick \| .*\(reused\)", status), status
     assert re.search(r"\{doc\}`second` \| pass \| [\d.]+ \| paper \| cpu", status), status
@@ -131,8 +140,8 @@ def test_only_reuses_earlier_runs_and_refuses_missing_ones(tmp_path):
     nb = nbformat.read(root / "notebooks" / "first.ipynb", as_version=4)
     nb.cells[-1].source = "x = 3"
     nbformat.write(nb, root / "notebooks" / "first.ipynb")
-    stale = run_cli("book", "--root", str(root), "--only", "second", "--no-build", timeout=300)
-    assert stale.returncode != 0 and "'first'" in stale.stderr
+    with pytest.raises(book.BookError, match="'first'"):
+        book.run_book(only=["second"], **quiet)
 
 
 # ------------------------------------------------------------------------------ the real book, end to end
