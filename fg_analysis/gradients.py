@@ -55,12 +55,12 @@ from torch import nn
 from torch.func import functional_call, jvp, vmap
 
 from fg_analysis import jvp as jvp_module
-from fg_analysis.aggregate import Aggregator, get_aggregator
+from fg_analysis.aggregate import AGGREGATORS, Aggregator, get_aggregator
 from fg_analysis.params import ravel
 from fg_analysis.tangents import TangentLaw, tangent_law
 
 __all__ = ["MODES", "PERTURBATIONS", "Gradient", "GradientSource", "activity_dimension", "activity_perturbation",
-           "backprop", "cosine", "weight_perturbation"]
+           "approach_label", "backprop", "cosine", "weight_perturbation"]
 
 MODES = ("real", "simulated")
 PERTURBATIONS = ("activity", "weight")
@@ -213,7 +213,18 @@ def weight_perturbation(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, k
 
 
 def _per_sample_aggregate(aggregate: Aggregator, V: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-    """``ĝ_b = aggregate(V, d_b)`` for every sample b; ``V`` (k, A) is shared, ``d`` has shape (B, k)."""
+    """``ĝ_b = aggregate(V, d_b)`` for every sample b; ``V`` (k, A) is shared, ``d`` has shape (B, k).
+
+    The built-in aggregators are linear in ``d`` for a fixed ``V`` (``Vᵀ d / k``, ``Vᵀ G⁻¹ d``), so
+    ``ĝ_b = Mᵀ d_b`` with ``M = [aggregate(V, e_1) … aggregate(V, e_k)]`` (k × A): one k-batched aggregation
+    (k Gram matrices instead of B) and one (B × k)(k × A) product, used when k < B. Otherwise (and for other
+    callables) the aggregator runs on every sample.
+    """
+    k = V.shape[0]
+    if aggregate in AGGREGATORS.values() and k < d.shape[0]:
+        identity = torch.eye(k, dtype=V.dtype, device=V.device)
+        M = aggregate(V.expand(k, *V.shape), identity)
+        return d @ M
     return aggregate(V.expand(d.shape[0], *V.shape), d)
 
 
@@ -292,6 +303,15 @@ def activity_perturbation(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
 # a source as a value
 
 
+def approach_label(method: str, aggregator: str = "mean", k: int = 1) -> str:
+    """``"BP"``, ``"FG"`` (k = 1 with mean or sum), ``"mean k=4"``, ``"projection k=16"`` (as in the RQ2 pages)."""
+    if method == "bp":
+        return "BP"
+    if k == 1 and aggregator in ("mean", "sum"):
+        return "FG"
+    return f"{aggregator} k={k}"
+
+
 @dataclass(frozen=True)
 class GradientSource:
     """One way to get a gradient, as a value: ``source(model, x, y, generator=g) -> Gradient``.
@@ -323,12 +343,9 @@ class GradientSource:
 
     @property
     def label(self) -> str:
-        """``"bp"``, ``"fg k=1"`` (the single-tangent baseline), ``"mean k=4"``, ``"projection k=16"``."""
-        if self.method == "bp":
-            return "bp"
-        if self.k == 1 and self.aggregator in ("mean", "sum"):
-            return "fg k=1"
-        return f"{self.aggregator} k={self.k}"
+        """The book's approach labels: ``"BP"``, ``"FG"`` (the single-tangent baseline, k = 1 mean),
+        ``"mean k=4"``, ``"projection k=16"``."""
+        return approach_label(self.method, self.aggregator, self.k)
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                  generator: torch.Generator | None = None) -> Gradient:
