@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import optimize
 
 from fg_analysis import theory
 
@@ -58,8 +59,10 @@ def _design(k: np.ndarray, n: int, quadratic: bool) -> np.ndarray:
 def fit_step_time(k, seconds, *, n: int = 1, quadratic: bool = False) -> StepTimeModel:
     """Least-squares fit of :class:`StepTimeModel` to measured ``(k, seconds)`` pairs.
 
-    Minimizes ``Σ_j (T(k_j) - t_j)²`` over ``(fixed, per_tangent[, quadratic])`` with the design matrix
-    ``[1, k, n k²]``. Exact (up to rounding) when the data follow the model.
+    Minimizes ``Σ_j (T(k_j) - t_j)²`` over ``(fixed, per_tangent[, quadratic]) >= 0`` (non-negative least
+    squares: every cost is positive, and timing noise must not buy a negative fixed cost or a falling
+    ``T``) with the design matrix ``[1, k, n k²]``, its columns equilibrated. Exact (up to rounding) when
+    the data follow the model with non-negative coefficients.
 
     Raises:
         ValueError: with fewer distinct k than coefficients (2, or 3 with ``quadratic``), on mismatched lengths
@@ -81,8 +84,7 @@ def fit_step_time(k, seconds, *, n: int = 1, quadratic: bool = False) -> StepTim
                          "measure more k")
     design = _design(k, n, quadratic)
     scale = np.linalg.norm(design, axis=0)  # equilibrate the columns (n·k² dwarfs 1): keeps the fit exact
-    coefficients, *_ = np.linalg.lstsq(design / scale, t, rcond=None)
-    coefficients = coefficients / scale
+    coefficients = optimize.nnls(design / scale, t)[0] / scale
     return StepTimeModel(float(coefficients[0]), float(coefficients[1]),
                          float(coefficients[2]) if quadratic else 0.0, int(n))
 
@@ -109,15 +111,16 @@ def break_even_k(model: StepTimeModel, bp_seconds: float) -> float:
     a, b, c = model.quadratic * model.n, model.per_tangent, model.fixed - bp_seconds
     if c > 0:
         return 0.0
-    if a > 0:
-        return float((-b + math.sqrt(b * b - 4 * a * c)) / (2 * a))
-    if a == 0 and b > 0:
-        return float(-c / b)
-    if a == 0:
-        return math.inf
-    # a < 0 (fitted noise): T rises then falls; the first crossing above k = 0 bounds the cheap region.
     disc = b * b - 4 * a * c
-    return float((-b - math.sqrt(disc)) / (2 * a)) if disc >= 0 else math.inf
+    if disc < 0:  # only for a fitted a < 0: T stays below T_BP
+        return math.inf
+    if b > 0:
+        # the first crossing above k = 0, in the cancellation-free form 2|c| / (b + sqrt(b² - 4ac)); it is
+        # the root for a >= 0 and stays finite for a fitted a that is 0 or slightly negative
+        return float(-2 * c / (b + math.sqrt(disc)))
+    if a > 0:
+        return float((-b + math.sqrt(disc)) / (2 * a))
+    return math.inf
 
 
 PROGRESS_MEASURES = ("mean_cos2", "squared_mean_cos")

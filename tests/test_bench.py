@@ -1,0 +1,197 @@
+"""Tests of fg_analysis.bench: the hot path against the foundation and autograd, the memory probe, the summary
+arithmetic. Nothing here asserts a timing: times are measured and printed by the benchmark only."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fg_analysis import aggregate, bench, jvp
+from fg_analysis.cache import ResultsCache
+from fg_analysis.models import build_model
+
+
+def _small_net(seed=0):
+    model = build_model("fc", input_shape=(1, 3, 3), n_classes=10, width=5, seed=seed, dtype=torch.float64)
+    generator = torch.Generator().manual_seed(seed)
+    inputs = torch.randn(7, 1, 3, 3, generator=generator, dtype=torch.float64)
+    targets = torch.randint(0, 10, (7,), generator=generator)
+    return model, inputs, targets
+
+
+def test_lean_aggregators_match_the_foundation():
+    generator = torch.Generator().manual_seed(0)
+    V = torch.randn(8, 500, generator=generator)
+    d = torch.randn(8, generator=generator)
+    torch.testing.assert_close(bench.lean_projection(V, d), aggregate.projection(V, d), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(bench.lean_mean(V, d), aggregate.mean(V, d), rtol=1e-5, atol=1e-6)
+
+
+def test_lean_projection_is_exact_for_k_equal_n():
+    generator = torch.Generator().manual_seed(1)
+    V = torch.randn(6, 6, generator=generator, dtype=torch.float64)
+    g = torch.randn(6, generator=generator, dtype=torch.float64)
+    torch.testing.assert_close(bench.lean_projection(V, V @ g), g)
+
+
+@pytest.mark.parametrize("method", ["vmap", "loop"])
+def test_jvps_match_autograd(method):
+    model, inputs, targets = _small_net()
+    flat, params, unravel = bench.flat_parameters(model)
+    f = jvp.module_loss(model, F.cross_entropy)
+    _, grad = jvp.gradient(f, params, inputs, targets)
+    V = torch.randn(4, flat.numel(), generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    with torch.no_grad():
+        d = bench.JVP_METHODS[method](f, params, unravel, V, inputs, targets)
+    torch.testing.assert_close(d, V @ grad)
+
+
+def test_flat_parameters_are_views_of_one_vector():
+    model, _, _ = _small_net()
+    flat, params, unravel = bench.flat_parameters(model)
+    assert flat.numel() == sum(p.numel() for p in model.parameters())
+    flat.zero_()
+    assert all(float(p.abs().sum()) == 0 for p in params.values())
+    assert all(p.data_ptr() != q.data_ptr() for p, q in zip(params.values(), model.parameters()))
+    assert unravel(torch.ones(3, flat.numel()))["stages.0.1.weight"].shape == (3, 5, 9)
+
+
+@pytest.mark.parametrize("method, path", [("vmap", "lean"), ("loop", "lean"), ("vmap", "foundation")])
+def test_fg_step_with_k_equal_n_projection_is_an_exact_gradient_step(method, path):
+    model, inputs, targets = _small_net()
+    n = sum(p.numel() for p in model.parameters())
+    f = jvp.module_loss(model, F.cross_entropy)
+    flat0, params0, _ = bench.flat_parameters(model)
+    _, grad = jvp.gradient(f, params0, inputs, targets)
+    step = bench.make_fg_step(model, inputs, targets, k=n, method=method, aggregator="projection", path=path,
+                              lr=0.5, generator=torch.Generator().manual_seed(3))
+    phases = step()
+    assert set(phases) == set(bench.FG_PHASES) and all(t >= 0 for t in phases.values())
+    torch.testing.assert_close(step.parameters, flat0 - 0.5 * grad)
+
+
+def test_fg_step_samples_the_normal_law_of_the_foundation():
+    # normal_ into the reused buffer draws the same numbers as fg_analysis.tangents.Normal from the same generator
+    from fg_analysis.tangents import Normal
+    buffer = torch.empty(3, 11)
+    buffer.normal_(generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(buffer, Normal().sample(3, 11, generator=torch.Generator().manual_seed(5)))
+
+
+def test_bp_step_is_a_gradient_step():
+    model, inputs, targets = _small_net()
+    before = [p.detach().clone() for p in model.parameters()]
+    F.cross_entropy(model(inputs), targets).backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    bench.make_bp_step(model, inputs, targets, lr=0.1)()
+    for p, b, g in zip(model.parameters(), before, grads):
+        torch.testing.assert_close(p.detach(), b - 0.1 * g)
+
+
+def test_round_robin_takes_medians_per_phase():
+    values = {"a": iter([5.0, 1.0, 3.0, 2.0]), "b": iter([7.0, 7.0, 7.0, 7.0])}
+    steps = {key: (lambda key=key: {"x": next(values[key]), "y": 1.0}) for key in values}
+    timings = bench.time_round_robin(steps, repeats=3, warmup=1)  # the first value of each is the warm-up
+    assert timings["a"] == {"x": 2.0, "y": 1.0, "step": 3.0, "step_min": 2.0}
+    assert timings["b"]["step"] == 8.0
+
+
+def test_approximation_batched_and_looped_compute_the_same_cosines():
+    batched = bench.approximation_cosines(5, 64, 4, batched=True, seed=0)
+    looped = bench.approximation_cosines(5, 64, 4, batched=False, seed=0)
+    torch.testing.assert_close(batched, looped)
+    assert bool(((batched > 0) & (batched <= 1 + 1e-6)).all())
+
+
+def test_memory_probe_measures_a_known_allocation():
+    spec = dict(mode="probe", depth=2, width=16, batch=8, k=0, seed=0, device="cpu", probe_bytes=48 * 2 ** 20,
+                threads=1)
+    measured = bench.memory_in_subprocess(spec)
+    assert measured["net_bytes"] == pytest.approx(48 * 2 ** 20, rel=0.03)
+
+
+@pytest.mark.slow
+def test_bp_memory_grows_with_depth_and_fg_memory_does_not():
+    base = dict(width=128, batch=1024, k=2, seed=0, device="cpu", probe_bytes=0, threads=1)
+    net = {(mode, depth): bench.memory_in_subprocess(dict(base, mode=mode, depth=depth))["net_bytes"]
+           for mode in ("bp", "fg") for depth in (2, 16)}
+    activation = 1024 * 128 * 4
+    assert net[("bp", 16)] - net[("bp", 2)] > 14 * activation  # at least one stored tensor per extra layer
+    assert net[("fg", 16)] < 1.3 * net[("fg", 2)]
+
+
+def _synthetic_frame():
+    rows = []
+
+    def step(k, method, aggregator, seconds, jvp_seconds=None, path="lean"):
+        rows.append(dict(section="step", model="fc-1024", n=1000, k=k, method=method, aggregator=aggregator,
+                         path=path, phase="step", seconds=seconds))
+        if jvp_seconds is not None:
+            rows.append(dict(section="step", model="fc-1024", n=1000, k=k, method=method, aggregator=aggregator,
+                             path=path, phase="jvp", seconds=jvp_seconds))
+
+    for k in (1, 2, 4, 8, 16):
+        step(k, "bp", "-", 0.010, path="autograd")
+        step(k, "vmap", "projection", 0.005 + 0.002 * k, 0.001 * k)
+        step(k, "vmap", "mean", 0.005 + 0.0019 * k)
+        step(k, "loop", "projection", 0.005 + 0.006 * k, 0.004 * k)
+    step(16, "vmap", "projection", 0.074, path="foundation")
+    for depth, bp, fg in ((2, 10.0, 50.0), (8, 40.0, 52.0), (32, 160.0, 55.0)):
+        rows.append(dict(section="memory", mode="bp", depth=depth, net_bytes=bp))
+        rows.append(dict(section="memory", mode="fg", depth=depth, net_bytes=fg))
+    rows.append(dict(section="memory", mode="probe", depth=2, net_bytes=101.0, expected_bytes=100.0))
+    rows.append(dict(section="approximation", method="batched", seconds=0.5))
+    rows.append(dict(section="approximation", method="loop", seconds=5.0))
+    return pd.DataFrame(rows)
+
+
+def test_summary_arithmetic_on_a_synthetic_frame():
+    result = bench.summary(_synthetic_frame())
+    assert result["vmap_over_loop_k16"] == pytest.approx(0.101 / 0.037, abs=1e-4)
+    assert result["vmap_over_loop_jvp_only_k16"] == pytest.approx(4.0)
+    assert result["projection_over_mean_k16"] == pytest.approx(0.037 / 0.0354, abs=1e-4)
+    assert result["fg1_over_bp"] == pytest.approx(0.7)
+    assert result["foundation_over_lean_k16"] == pytest.approx(2.0)
+    assert result["bp_memory_growth"] == pytest.approx(16.0)
+    assert result["fg_memory_growth"] == pytest.approx(1.1)
+    assert result["bp_memory_linearity_r2"] == pytest.approx(1.0)
+    assert result["memory_probe_error"] == pytest.approx(0.01)
+    assert result["batched_over_loop_approximation"] == pytest.approx(10.0)
+    # T(k) = 0.005 + 0.002 k is exact: held-out error 0; break-even with T_BP = 0.01 at k = 2.5
+    assert result["cost_model_held_out_error"] == pytest.approx(0.0, abs=1e-6)
+    assert result["break_even_k_projection"] == pytest.approx(2.5, abs=1e-3)
+    assert result["targets_met"]["vmap_over_loop_k16"] and result["targets_met"]["fg_memory_growth"]
+
+
+@pytest.mark.slow
+def test_tiny_end_to_end_run_is_cached_with_its_environment():
+    config = bench.BenchConfig.preset("quick", models=(bench.fc(8),), reference_model="fc-8", ks=(1, 2, 4, 16),
+                                      fit_ks=(1, 2, 4), repeats=1, warmup=0, memory_depths=(2, 4),
+                                      memory_batch=16, memory_probe_bytes=8 * 2 ** 20, approximation_samples=4)
+    cache = ResultsCache(tempfile.mkdtemp(), published=None)
+    frame = bench.run(config, cache=cache, progress=False)
+    assert frame.attrs["record"]["environment"]["device"] == "cpu"
+    assert set(frame.section) == {"step", "memory", "approximation"}
+    result = bench.summary(frame, reference_model="fc-8", fit_ks=(1, 2, 4))
+    assert result["device"] == "cpu" and math.isfinite(result["vmap_over_loop_k16"])
+    again = bench.run(config, cache=cache, refresh=False, progress=False)
+    assert again.attrs["record"]["saved"] == frame.attrs["record"]["saved"]  # read back, not re-measured
+    assert "Targets" in bench.format_report(frame, result)
+
+
+def test_presets_and_cli_help(capsys):
+    quick, paper = bench.BenchConfig.preset("quick"), bench.BenchConfig.preset("full")
+    assert 1 in quick.ks and 16 in quick.ks and "fc-1024" in [m.label for m in quick.models]
+    assert paper.ks == (1, 2, 4, 8, 16, 32, 64) and {"resnet18", "vit"} <= {m.label for m in paper.models}
+    assert quick.threads == 1 and quick.device == "cpu"
+    with pytest.raises(ValueError, match="unknown preset"):
+        bench.BenchConfig.preset("huge")
+    with pytest.raises(SystemExit):
+        bench.main(["--help"])
+    assert "--full" in capsys.readouterr().out
