@@ -144,6 +144,9 @@ class BenchConfig:
             base = dict(device=resolved.type, machine=device_name(resolved), threads=threads)
         if name == "quick":
             config = cls(preset="quick", repeats=7, **base)
+        elif name == "live":  # the notebook's small live run (< 1 min on 2 busy CPU cores)
+            config = cls(preset="live", models=(fc(256),), reference_model="fc-256", foundation_ks=(), repeats=3,
+                         memory_batch=512, approximation_samples=300, **base)
         elif name in ("paper", "full"):
             gpu = resolved.type == "cuda"
             # on the CPU, ResNet-18 / ViT k=16 steps and k=16 JVPs of a 32-layer net at batch 4096 take minutes:
@@ -156,7 +159,7 @@ class BenchConfig:
                          memory_k=16 if gpu else 4, approximation_samples=10000,
                          max_tangent_elements=2 * 10 ** 9 if gpu else 3 * 10 ** 8, **base)
         else:
-            raise ValueError(f"unknown preset {name!r}; use 'quick' or 'paper' (alias 'full')")
+            raise ValueError(f"unknown preset {name!r}; use 'quick', 'live' or 'paper' (alias 'full')")
         return replace(config, **overrides)
 
 
@@ -742,6 +745,76 @@ def published_records(root: Path = PUBLISHED) -> list[pd.DataFrame]:
             frame.attrs["record"] = json.loads((folder / "record.json").read_text())
             frames.append(frame)
     return sorted(frames, key=lambda f: f.attrs["record"].get("saved", ""), reverse=True)
+
+
+def rq3_runs(roots: Sequence[Path] | None = None) -> pd.DataFrame | None:
+    """The stored per-run results of RQ3 (:mod:`fg_analysis.experiments.rq3`, rows with ``test_accuracy`` and
+    ``wall_time_s``) from the results cache and ``results/published``, or ``None`` when that module or its
+    results are missing. Nothing is trained here: RQ3 runs are minutes to hours."""
+    try:
+        import importlib
+
+        rq3 = importlib.import_module("fg_analysis.experiments.rq3")
+    except ImportError:
+        return None
+    classes = {name for name, value in vars(rq3).items() if isinstance(value, type)}
+    roots = roots or [ResultsCache().root, PUBLISHED]
+    frames = []
+    for root in roots:
+        for name in classes:
+            for folder in sorted((Path(root) / name).glob("*/")):
+                if (folder / "result.csv").is_file():
+                    frame = pd.read_csv(folder / "result.csv")
+                    if {"test_accuracy", "wall_time_s"} <= set(frame.columns):
+                        frames.append(frame.assign(source=str(folder)))
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# figures (matplotlib axes in, nothing global)
+
+
+def plot_time_against_k(frame: pd.DataFrame, ax, *, model: str, fit_ks: Sequence[int]) -> None:
+    """Measured whole-step medians against k (points) and the fitted :class:`fg_analysis.cost.StepTimeModel`
+    (lines, fitted on ``fit_ks``), with BP as a horizontal line."""
+    steps = frame[(frame.section == "step") & (frame.phase == "step") & (frame.model == model)]
+    n = int(steps.n.iloc[0])
+    grid = np.geomspace(1, steps.k.max(), 100)
+    for (method, aggregator, path), group in steps[steps.method != "bp"].groupby(["method", "aggregator", "path"]):
+        group = group.sort_values("k")
+        label = f"FG {method} {aggregator}" + ("" if path == "lean" else " (foundation)")
+        points = ax.plot(group.k, 1000 * group.seconds, "o", label=label)
+        fit = [k for k in fit_ks if k in set(group.k)]
+        if path == "lean" and len(fit) >= 3:
+            fitted = cost.fit_step_time(group.k[group.k.isin(fit)], group.seconds[group.k.isin(fit)], n=n,
+                                        quadratic=aggregator == "projection")
+            ax.plot(grid, 1000 * fitted(grid), "-", color=points[0].get_color(), alpha=0.6)
+    ax.axhline(1000 * steps[steps.method == "bp"].seconds.median(), color="black", ls="--", label="BP")
+    ax.set(xscale="log", yscale="log", xlabel="tangents k", ylabel="ms per training step",
+           title=f"{model} (n = {n:,}); lines: T(k) fitted on k in {tuple(fit_ks)}")
+    ax.legend(fontsize=8)
+
+
+def plot_breakdown(frame: pd.DataFrame, ax, *, model: str) -> None:
+    """Stacked bars: the vmapped-projection FG step split into sampling, JVPs, aggregation and update."""
+    table = phase_table(frame).query("model == @model").set_index("k")[list(FG_PHASES)] * 1000
+    table.plot.bar(stacked=True, ax=ax)
+    ax.set(xlabel="tangents k", ylabel="ms", title=f"{model}: where an FG step's time goes")
+
+
+def plot_memory(frame: pd.DataFrame, ax) -> None:
+    """Net peak memory of one gradient computation against depth, BP and FG, with least-squares lines."""
+    memory = frame[(frame.section == "memory") & frame["mode"].isin(["bp", "fg"])]
+    for mode, group in memory.groupby("mode"):
+        group = group.sort_values("depth")
+        label = "BP" if mode == "bp" else f"FG (k = {int(group.k.iloc[0])}, vmapped JVPs)"
+        points = ax.plot(group.depth, group.net_bytes / 2 ** 20, "o", label=label)
+        line = cost.fit_linear(group.depth, group.net_bytes)
+        ax.plot(group.depth, line(group.depth) / 2 ** 20, "-", color=points[0].get_color(), alpha=0.6)
+    batch, width = int(memory.batch.iloc[0]), int(memory.width.iloc[0])
+    ax.set(xlabel="hidden layers", ylabel="MiB above params, inputs, tangents, gradient",
+           title=f"peak memory, width {width}, batch {batch}")
+    ax.legend(fontsize=8)
 
 
 def main(argv: list[str] | None = None) -> int:

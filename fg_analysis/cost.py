@@ -212,3 +212,16 @@ def fg_memory(k, *, parameter_bytes: float, activation_bytes: float, constant: f
     """
     k = np.asarray(k, dtype=float)
     return parameter_bytes + k * parameter_bytes + activation_bytes + constant
+
+
+def pareto_frontier(frame: pd.DataFrame, *, cost_column: str = "wall_time_s",
+                    value_column: str = "test_accuracy") -> pd.DataFrame:
+    """The rows not dominated by another (one at most as costly with a higher value), sorted by cost: the
+    accuracy-against-cost frontier of a set of runs."""
+    ordered = frame.sort_values([cost_column, value_column], ascending=[True, False])
+    best, keep = -np.inf, []
+    for index, value in zip(ordered.index, ordered[value_column]):
+        if value > best:
+            keep.append(index)
+            best = value
+    return ordered.loc[keep]

@@ -127,3 +127,10 @@ def test_fit_linear_and_memory_models():
     assert bp[-1] / bp[0] == pytest.approx((200 + 50 * 32) / (200 + 50 * 2))
     fg = cost.fg_memory(16, parameter_bytes=100.0, activation_bytes=70.0)
     assert fg == pytest.approx(100 + 1600 + 70)
+
+
+def test_pareto_frontier_keeps_the_undominated_runs():
+    import pandas as pd
+    runs = pd.DataFrame({"wall_time_s": [1.0, 2.0, 3.0, 4.0, 2.5], "test_accuracy": [0.5, 0.7, 0.6, 0.9, 0.7]})
+    frontier = cost.pareto_frontier(runs)
+    assert list(frontier.index) == [0, 1, 3]
