@@ -62,7 +62,10 @@ def summarize(frame: pd.DataFrame, value: str, by: str | Sequence[str], *, z: fl
 
 
 def format_ci(mean: float, ci: float, digits: int = 3) -> str:
-    """``"0.494 ± 0.003"``; the ± part is dropped when the CI is undefined (one value)."""
+    """``"0.494 ± 0.003"``; the ± part is dropped when the CI is undefined (one value); values below
+    ``10^-digits`` in scientific notation (``"3.2e-05 ± 1.0e-05"``)."""
+    if mean != 0 and abs(mean) < 10 ** -digits:  # tiny values (a converged f − f*) in scientific notation
+        return f"{mean:.1e}" + (f" ± {ci:.1e}" if ci is not None and math.isfinite(float(ci)) else "")
     if ci is None or not math.isfinite(float(ci)):
         return f"{mean:.{digits}g}" if abs(mean) >= 10 ** digits else f"{mean:.{digits}f}"
     if abs(mean) >= 10 ** digits:
@@ -86,15 +89,14 @@ def band(ax, x, low, high, *, color=None, alpha: float = 0.2, **kwargs):
 
 def log2_axis(ax, axis: str = "x") -> None:
     """Base-2 log scale with plain-number tick labels (1, 4, 16, ...)."""
-    from matplotlib.ticker import LogLocator, ScalarFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     scale = ax.set_xscale if axis == "x" else ax.set_yscale
     scale("log", base=2)
     target = ax.xaxis if axis == "x" else ax.yaxis
     target.set_major_locator(LogLocator(base=4))
-    formatter = ScalarFormatter()
-    formatter.set_scientific(False)
-    target.set_major_formatter(formatter)
+    target.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    target.set_minor_formatter(NullFormatter())
 
 
 def color_map(values: Sequence, palette: str = "viridis") -> dict:
@@ -103,3 +105,21 @@ def color_map(values: Sequence, palette: str = "viridis") -> dict:
 
     values = list(values)
     return dict(zip(values, sns.color_palette(palette, len(values)), strict=True))
+
+
+def markdown_table(frame: pd.DataFrame, *, index: bool = False) -> str:
+    """A GitHub-flavoured Markdown table of ``frame`` (cells as ``str``), for ``IPython.display.Markdown``.
+
+    >>> print(markdown_table(pd.DataFrame({"a": [1], "b": ["x"]})))
+    | a | b |
+    | --- | --- |
+    | 1 | x |
+    """
+    if index:
+        frame = frame.reset_index()
+    def cell(value) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+    lines = ["| " + " | ".join(cell(c) for c in frame.columns) + " |",
+             "| " + " | ".join("---" for _ in frame.columns) + " |"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)

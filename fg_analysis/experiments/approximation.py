@@ -304,7 +304,7 @@ def scorecard(frame: pd.DataFrame, config: ApproximationConfig | None = None) ->
                             + f" for k = {group['k'].iloc[0]} → {group['k'].iloc[-1]}")
     if not normal.empty:
         rows.append(claim("RQ1", "More tangents improve the approximation: the cosine grows with k (every n, "
-                          "every aggregator)", "qualitative (Fig. 2)", "; ".join(examples) or "see figures",
+                          "every aggregator)", "qualitative", "; ".join(examples) or "see figures",
                           worst <= 0, setup))
 
     # 2. projection beats mean/sum in cosine (k > 1)
@@ -412,6 +412,112 @@ def scorecard_rows(preset: str = "quick", *, device: str = "cpu", cache: Results
     return scorecard(run(config, device=device, cache=cache, progress=False), config)
 
 
+# ------------------------------------------------------------------------------------------------------------
+# Figures (matplotlib, imported lazily)
+
+_TITLES = {"cosine": "cos(ĝ, g)", "norm_ratio": "|ĝ| / |g|", "error": "|g − ĝ|", "dot": "ĝ · g"}
+
+
+def plot_versus(frame: pd.DataFrame, metric: str = "cosine", *, x: str = "k", hue_values=None,
+                aggregators=("projection", "mean", "sum"), normalize: bool = False):
+    """One panel per aggregator: measured ``metric`` (mean ± 95% CI, points) against ``x`` (``"k"`` or ``"n"``)
+    for several values of the other variable, with the closed form (lines) and the 95% band of the MEAN over
+    the cell's samples around it (``± 1.96 std/sqrt(samples)``, shaded; raw tangents only)."""
+    import matplotlib.pyplot as plt
+
+    from fg_analysis.plots import band, color_map, errorbars, log2_axis
+
+    hue = "n" if x == "k" else "k"
+    rows = frame[(frame["law"] == "normal") & (frame["normalize"] == normalize) & (frame["metric"] == metric)]
+    values = sorted(rows[hue].unique()) if hue_values is None else [v for v in hue_values if v in set(rows[hue])]
+    colors = color_map(values)
+    aggregators = [a for a in aggregators if a in set(rows["aggregator"])]
+    fig, axes = plt.subplots(1, len(aggregators), figsize=(4.2 * len(aggregators), 3.6), squeeze=False,
+                             sharey=metric == "cosine")
+    for ax, aggregator in zip(axes[0], aggregators, strict=True):
+        for value in values:
+            cell = rows[(rows["aggregator"] == aggregator) & (rows[hue] == value)].sort_values(x)
+            if cell.empty:
+                continue
+            errorbars(ax, cell[x], cell["mean"], cell["ci"], color=colors[value], label=f"{hue} = {value}")
+            if not normalize and metric in ("cosine", "norm_ratio"):
+                grid = np.unique(np.geomspace(cell[x].min(), cell[x].max(), 60).round())
+                if aggregator == "projection" and x == "k":
+                    grid = grid[grid <= value]
+                k, n = (grid, value) if x == "k" else (value, grid)
+                samples = float(cell["count"].iloc[0])
+                mean, half = theory_columns(aggregator, metric, k, n, samples)
+                ax.plot(grid, mean, color=colors[value], linewidth=1)
+                band(ax, grid, mean - half, mean + half, color=colors[value], alpha=0.3)
+        log2_axis(ax, "x")
+        if metric != "cosine":
+            ax.set_yscale("log")
+        ax.set_xlabel(x)
+        ax.set_title(f"{aggregator}{' (unit tangents)' if normalize else ''}")
+    axes[0][0].set_ylabel(_TITLES.get(metric, metric))
+    axes[0][-1].legend(loc="best", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_normalization(frame: pd.DataFrame, *, n_values=(16, 256), aggregators=("mean", "sum")):
+    """Raw (solid) against unit-normalized (dashed) tangents for mean and sum: cosine and norm ratio vs k."""
+    import matplotlib.pyplot as plt
+
+    from fg_analysis.plots import color_map, errorbars, log2_axis
+
+    rows = frame[(frame["law"] == "normal") & frame["aggregator"].isin(aggregators)]
+    n_values = [n for n in n_values if n in set(rows["n"])]
+    colors = color_map(n_values)
+    fig, axes = plt.subplots(1, 2 * len(aggregators), figsize=(3.6 * 2 * len(aggregators), 3.4), squeeze=False)
+    for column, (aggregator, metric) in enumerate((a, m) for a in aggregators for m in ("cosine", "norm_ratio")):
+        ax = axes[0][column]
+        for n in n_values:
+            for normalize, style in ((False, "-"), (True, "--")):
+                cell = rows[(rows["aggregator"] == aggregator) & (rows["n"] == n) & (rows["metric"] == metric)
+                            & (rows["normalize"] == normalize)].sort_values("k")
+                errorbars(ax, cell["k"], cell["mean"], cell["ci"], color=colors[n], linestyle=style,
+                          marker="o" if not normalize else "s",
+                          label=f"n = {n}, {'unit' if normalize else 'raw'}")
+        log2_axis(ax, "x")
+        if metric == "norm_ratio":
+            ax.set_yscale("log")
+        ax.set_xlabel("k")
+        ax.set_title(f"{aggregator}: {_TITLES[metric]}")
+    axes[0][0].legend(fontsize="x-small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_fixed_angle(frame: pd.DataFrame):
+    """Fixed-angle tangents (n = 64): cosine against θ per k, mean and projection, with the normal-tangent
+    closed form of each as a dotted line."""
+    import matplotlib.pyplot as plt
+
+    from fg_analysis.plots import PALETTE, errorbars
+
+    rows = frame[(frame["law"] == "fixed-angle") & (frame["metric"] == "cosine")]
+    ks = sorted(rows["k"].unique())
+    fig, axes = plt.subplots(1, len(ks), figsize=(3.8 * len(ks), 3.4), squeeze=False, sharey=True)
+    for ax, k in zip(axes[0], ks, strict=True):
+        for aggregator in ("mean", "projection"):
+            cell = rows[(rows["k"] == k) & (rows["aggregator"] == aggregator)].sort_values("theta")
+            if cell.empty:
+                continue
+            n = int(cell["n"].iloc[0])
+            errorbars(ax, cell["theta"], cell["mean"], cell["ci"], color=PALETTE[aggregator], linestyle="-",
+                      label=aggregator)
+            ax.axhline(float(theory.expected_cosine(aggregator, k, n)), color=PALETTE[aggregator], linestyle=":",
+                       linewidth=1)
+        ax.set_title(f"n = {n}, k = {k}")
+        ax.set_xlabel("angle θ to the first tangent (°)")
+        ax.set_xticks(sorted(rows["theta"].unique()))
+    axes[0][0].set_ylabel("cos(ĝ, g)")
+    axes[0][0].legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
 __all__ = ["APPROACHES", "METRICS", "ApproximationCell", "ApproximationConfig", "cell_value", "measure_cell",
-           "reference_table", "run", "cell_seed", "sample_metrics", "scorecard", "scorecard_rows", "theory_columns",
-           "with_theory"]
+           "reference_table", "run", "cell_seed", "sample_metrics", "scorecard", "scorecard_rows",
+           "theory_columns", "with_theory", "plot_versus", "plot_normalization", "plot_fixed_angle"]

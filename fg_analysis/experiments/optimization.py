@@ -220,7 +220,7 @@ def value_table(finals: pd.DataFrame, value: str = "best_f", *, problem: str | N
     stats = add_ci(rows.groupby(["problem", "n", "approach"])[value].agg(["mean", "std", "count"]).reset_index())
     stats["text"] = [format_ci(m, c, 2) if np.isfinite(m) else "diverged"
                      for m, c in zip(stats["mean"], stats["ci"], strict=True)]
-    table = stats.pivot(index=["problem", "n"], columns="approach", values="text")
+    table = stats.pivot(index=["problem", "n"], columns="approach", values="text").fillna("—")
     order = [label for label in _label_order(finals) if label in table.columns]
     return table[order]
 
@@ -299,7 +299,7 @@ def scorecard(traces: pd.DataFrame, config: OptimizationConfig | None = None) ->
         per_problem = wins.groupby(level="problem").agg(["sum", "count"])
         text = "; ".join(f"{p}: {int(r['sum'])}/{int(r['count'])}" for p, r in per_problem.iterrows())
         rows.append(claim("RQ2", "With the same k, the projection ends at least as close to f* as the mean "
-                          "(best f − f*, mean over seeds)", "projection ≥ mean in most settings (Fig. 3)",
+                          "(best f − f*, mean over seeds)", "projection ≥ mean (qualitative)",
                           f"projection as good or better in {int(wins.sum())}/{len(wins)} (problem, n, k): {text}",
                           wins.mean() >= 0.75, setup))
 
@@ -310,7 +310,7 @@ def scorecard(traces: pd.DataFrame, config: OptimizationConfig | None = None) ->
             both = proj_k[[2, 16]].dropna()
             better = both[16] <= both[2] + 1e-6 + 1e-3 * both[2].abs()
             rows.append(claim("RQ2", "More tangents help: projection with k=16 ends at least as close to f* as "
-                              "with k=2", "qualitative (Fig. 3)", f"{int(better.sum())}/{len(better)} (problem, n)",
+                              "with k=2", "qualitative", f"{int(better.sum())}/{len(better)} (problem, n)",
                               better.mean() >= 0.75, setup))
 
     # learning rates: the mean's are ~n/k times smaller, as the norm ratio predicts
@@ -329,7 +329,7 @@ def scorecard(traces: pd.DataFrame, config: OptimizationConfig | None = None) ->
         gaps = full.groupby("theta")["best_gap"].mean()
         rows.append(claim("RQ2", "Fixed-angle tangents, Styblinski–Tang n=64: the projection with k = n reaches the "
                           "minimum at every angle (it is the true gradient)", f"{full['minimum'].iloc[0]:.1f}",
-                          "best f − f*: " + ", ".join(f"{g:.2g} at {t:g}°" for t, g in gaps.items()),
+                          "best f − f*: " + ", ".join(f"{max(g, 0.0):.1g} at {t:g}°" for t, g in gaps.items()),
                           bool(gaps.max() < 1e-2), setup))
     return pd.DataFrame(rows)
 
@@ -358,5 +358,113 @@ def scorecard_rows(preset: str = "quick", *, device: str = "cpu", cache: Results
     return scorecard(run(config, device=device, cache=cache, progress=False), config)
 
 
+# ------------------------------------------------------------------------------------------------------------
+# Figures (matplotlib, imported lazily)
+
+
+def _approach_colors(labels) -> dict:
+    import seaborn as sns
+
+    labels = list(labels)
+    colors = {"BP": "#222222", "FG": "#888888"}
+    means = [label for label in labels if label.startswith("mean")]
+    projections = [label for label in labels if label.startswith("projection")]
+    colors.update(zip(means, sns.color_palette("Reds", len(means) + 1)[1:], strict=True))
+    colors.update(zip(projections, sns.color_palette("Blues", len(projections) + 1)[1:], strict=True))
+    return colors
+
+
+def plot_convergence(traces: pd.DataFrame, n: int, *, problems=PROBLEMS):
+    """One panel per problem at dimension ``n``: ``f − f*`` against the step (log scale), mean over seeds
+    (line) with the range over seeds (shaded). A run that stopped early is drawn up to its last step."""
+    import matplotlib.pyplot as plt
+
+    rows = traces[(traces["tangents"] == "normal") & (traces["n"] == n)]
+    problems = [p for p in problems if p in set(rows["problem"])]
+    labels = _label_order(rows)
+    colors = _approach_colors(labels)
+    fig, axes = plt.subplots(1, len(problems), figsize=(4.4 * len(problems), 3.6), squeeze=False)
+    for ax, problem in zip(axes[0], problems, strict=True):
+        for label in labels:
+            run_rows = rows[(rows["problem"] == problem) & (rows["approach"] == label)]
+            if run_rows.empty:
+                continue
+            gap = run_rows.pivot_table(index="step", columns="seed", values="gap").ffill()
+            gap = gap.where(gap > 0)  # exact zeros (sphere) cannot be drawn on a log scale
+            style = "--" if label in ("BP", "FG") else "-"
+            ax.plot(gap.index, gap.mean(axis=1), color=colors[label], linestyle=style, linewidth=1.2, label=label)
+            ax.fill_between(gap.index, gap.min(axis=1), gap.max(axis=1), color=colors[label], alpha=0.15,
+                            linewidth=0)
+        ax.set_yscale("log")
+        ax.set_ylim(bottom=max(ax.get_ylim()[0], 1e-16))  # below 1e-16 of f's scale is rounding
+        ax.set_xlabel("step")
+        ax.set_title(f"{problem}, n = {n}")
+    axes[0][0].set_ylabel("f − f*")
+    axes[0][-1].legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1))
+    fig.tight_layout()
+    return fig
+
+
+def plot_final(finals: pd.DataFrame, value: str = "best_gap", *, problems=PROBLEMS):
+    """One panel per problem: ``value`` (default best ``f − f*``) against n per approach, mean ± 95% CI over
+    seeds; values ≤ 0 (at the minimum to rounding) are drawn at 1e-12."""
+    import matplotlib.pyplot as plt
+
+    from fg_analysis.plots import log2_axis, summarize
+
+    rows = finals[finals["tangents"] == "normal"].copy()
+    rows[value] = rows[value].clip(lower=1e-12)
+    problems = [p for p in problems if p in set(rows["problem"])]
+    labels = _label_order(rows)
+    colors = _approach_colors(labels)
+    fig, axes = plt.subplots(1, len(problems), figsize=(4.4 * len(problems), 3.6), squeeze=False)
+    for ax, problem in zip(axes[0], problems, strict=True):
+        stats = summarize(rows[rows["problem"] == problem], value, ["approach", "n"])
+        for offset, label in enumerate(labels):
+            cell = stats[stats["approach"] == label]
+            if cell.empty:
+                continue
+            shift = 2 ** (0.06 * (offset - len(labels) / 2))  # dodge the markers a little along n
+            lower = np.minimum(cell["ci"].fillna(0), cell["mean"] - 1e-12)  # keep bars on the log scale
+            ax.errorbar(cell["n"] * shift, cell["mean"], yerr=[lower, cell["ci"].fillna(0)], color=colors[label],
+                        marker="o", markersize=4, capsize=2, elinewidth=1, label=label)
+        log2_axis(ax, "x")
+        ax.set_yscale("log")
+        ax.set_xlabel("n")
+        ax.set_title(problem)
+    axes[0][0].set_ylabel("best f − f*" if value == "best_gap" else value)
+    axes[0][-1].legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1))
+    fig.tight_layout()
+    return fig
+
+
+def plot_fixed_angle(finals: pd.DataFrame):
+    """Fixed-angle tangents: best ``f − f*`` against θ per k, mean and projection (mean ± 95% CI over seeds)."""
+    import matplotlib.pyplot as plt
+
+    from fg_analysis.plots import PALETTE, summarize
+
+    rows = finals[finals["tangents"] == "fixed-angle"].copy()
+    rows["best_gap"] = rows["best_gap"].clip(lower=1e-12)
+    ks = sorted(rows["k"].unique())
+    fig, axes = plt.subplots(1, len(ks), figsize=(4.0 * len(ks), 3.4), squeeze=False, sharey=True)
+    for ax, k in zip(axes[0], ks, strict=True):
+        stats = summarize(rows[rows["k"] == k], "best_gap", ["aggregator", "theta"])
+        for aggregator in ("mean", "projection"):
+            cell = stats[stats["aggregator"] == aggregator]
+            lower = np.minimum(cell["ci"].fillna(0), cell["mean"] - 1e-12)
+            ax.errorbar(cell["theta"], cell["mean"], yerr=[lower, cell["ci"].fillna(0)], color=PALETTE[aggregator],
+                        marker="o", markersize=4, capsize=2, elinewidth=1, label=aggregator)
+        ax.set_yscale("log")
+        ax.set_title(f"{rows['problem'].iloc[0]}, n = {int(rows['n'].iloc[0])}, k = {k}")
+        ax.set_xlabel("angle θ to the first tangent (°)")
+        ax.set_xticks(sorted(rows["theta"].unique()))
+    axes[0][0].set_ylabel("best f − f*")
+    axes[0][0].legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
 __all__ = ["PAPER_APPROACHES", "OptimizationConfig", "OptimizationRun", "approach_label", "final_values",
-           "fixed_angle_lr", "lr_ratio_table", "run", "run_unit", "scorecard", "scorecard_rows", "value_table"]
+           "fixed_angle_lr", "lr_ratio_table", "run", "run_unit", "scorecard", "scorecard_rows", "value_table",
+           "plot_convergence", "plot_final", "plot_fixed_angle"]
