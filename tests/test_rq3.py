@@ -1,0 +1,87 @@
+"""RQ3 experiment: presets, learning-rate resolution, a tiny cached sweep, summary, JSON line of the CLI."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from fg_analysis import lr_search
+from fg_analysis.cache import ResultsCache
+from fg_analysis.experiments import rq3
+
+TINY = rq3.RQ3Config(networks=(("fc", 16),), approaches=(("bp", "mean", 1), ("fg", "mean", 1),
+                                                         ("fg", "projection", 16)),
+                     seeds=(0, 1), epochs=2, max_train=256)
+
+
+@pytest.fixture(scope="module")
+def frame(tmp_path_factory):
+    cache = ResultsCache(tmp_path_factory.mktemp("cache"), published=None)
+    return rq3.run(TINY, cache=cache, progress=False), cache
+
+
+def test_presets():
+    quick = rq3.RQ3Config.preset("quick")
+    assert len(quick.runs()) == 6 * 3 and {u.mode for u in quick.runs()} == {"real"}
+    assert {u.lr_source for u in quick.runs()} == {"searched"}
+    paper = rq3.RQ3Config.preset("paper")
+    units = paper.runs()
+    assert {u.model for u in units} == {"fc", "resnet18", "vit"} and {u.epochs for u in units} == {200}
+    assert {u.mode for u in units if u.model == "resnet18"} == {"simulated"}
+    assert not [u for u in units if u.model != "fc" and u.dataset == "mnist1d"]
+    with pytest.raises(ValueError, match="preset"):
+        rq3.RQ3Config.preset("huge")
+
+
+def test_learning_rates():
+    assert rq3.resolve_lr("fc", 256, "mnist", "bp", "mean", 1) == (lr_search.lrs.paper_lr(
+        "fc_nns", model="fc_w=256", dataset="mnist", method="bp"), "paper")
+    lr, source = rq3.resolve_lr("fc", 256, "digits", "fg", "projection", 16)
+    assert source == "searched" and lr == lr_search.searched_lr(model="fc_w=256", dataset="digits", method="fg",
+                                                                aggregator="projection", k=16)
+    assert rq3.resolve_lr("vit", None, "digits", "fg", "mean", 4)[1] == "paper-mnist"
+    assert lr_search.log_grid("fg", "mean", 1)[0] == pytest.approx(1e-5)
+
+
+def test_choose_skips_diverged_runs(tmp_path):
+    trials = pd.DataFrame({"model": "fc", "width": 8, "dataset": "digits", "method": "fg", "aggregator": "mean",
+                           "k": 1, "lr": [0.01, 0.1, 1.0], "best_val_loss": [1.0, 0.5, 0.1],
+                           "stopped": ["epochs", "epochs", "diverged"], "epochs": 3, "seed": 0, "mode": "simulated"})
+    chosen = lr_search.choose(trials)
+    assert chosen["lr"].item() == 0.1 and not chosen["at_grid_edge"].item()
+    table = lr_search.write_searched(chosen, tmp_path / "searched.csv")
+    assert len(lr_search.write_searched(chosen, tmp_path / "searched.csv")) == len(table) == 1
+
+
+def test_sweep_columns_summary_and_cache(frame):
+    data, cache = frame
+    for column in ["method", "aggregator", "k", "seed", "model", "dataset", "epoch", "train_loss", "val_loss",
+                   "train_accuracy", "val_accuracy", "test_accuracy", "cosine", "wall_time_s", "approach"]:
+        assert column in data.columns
+    table = rq3.summary(data)
+    assert table["approach"].tolist() == ["BP", "FG", "projection k=16"]
+    assert (table["seeds"] == 2).all() and table["mean"].between(0, 1).all()
+    again = rq3.run(TINY, cache=cache, progress=False)
+    assert again["test_accuracy"].equals(data["test_accuracy"])  # read back from the cache
+    gap = rq3.gap_to_bp(data)
+    assert set(gap["approach"]) == {"FG", "projection k=16"}
+    curves = rq3.learning_curves(data)
+    assert len(curves) == 3 * 3
+
+
+def test_cli_prints_one_json_line_last(frame, monkeypatch, capsys):
+    _, cache = frame
+    monkeypatch.setattr(rq3.RQ3Config, "preset", classmethod(lambda cls, name, seed=0: TINY))
+    monkeypatch.setattr(rq3, "ResultsCache", lambda: cache)
+    assert rq3.main(["--preset", "quick", "--no-progress"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    payload = json.loads(last)
+    assert payload["device"] == "cpu" and set(payload["test_accuracy"]["fc_w=16 digits"]) == {
+        "BP", "FG", "projection k=16"}
+
+
+def test_scorecard_rows_have_the_shared_columns(frame):
+    from fg_analysis.experiments import SCORECARD_COLUMNS
+
+    rows = rq3.scorecard(frame[0])
+    assert list(rows.columns) == list(SCORECARD_COLUMNS) and len(rows) >= 1
