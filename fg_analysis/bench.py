@@ -500,42 +500,51 @@ def _cosine(estimate: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 
 
 def approximation_cosines(samples: int, n: int, k: int, *, batched: bool, seed: int = 0,
-                          device: torch.device | str = "cpu") -> torch.Tensor:
+                          device: torch.device | str = "cpu", tangents: torch.Tensor | None = None) -> torch.Tensor:
     """Cosines of ``samples`` projection estimates of ``g = 1`` (oracle JVPs ``d = V g``), as the paper's
-    approximation experiment computes them: all at once as a (samples, k, n) batch, or one sample at a time."""
+    approximation experiment computes them: all at once as a (samples, k, n) batch through
+    :func:`fg_analysis.aggregate.projection`, or one sample at a time in a Python loop. ``tangents`` (shape
+    (samples, k, n)) skips the sampling, so only aggregation and cosines are compared."""
     generator = torch.Generator(device=device).manual_seed(seed)
     g = torch.ones(n, device=device)
     law = Normal()
     if batched:
-        V = law.sample(k, n, batch_shape=(samples,), generator=generator, device=device)
+        V = tangents if tangents is not None else law.sample(k, n, batch_shape=(samples,), generator=generator,
+                                                             device=device)
         return _cosine(aggregate_module.projection(V, V @ g), g)
     cosines = []
-    for _ in range(samples):
-        V = law.sample(k, n, generator=generator, device=device)
+    for i in range(samples):
+        V = tangents[i] if tangents is not None else law.sample(k, n, generator=generator, device=device)
         cosines.append(_cosine(aggregate_module.projection(V, V @ g), g))
     return torch.stack(cosines)
 
 
 def benchmark_approximation(config: BenchConfig, device: torch.device) -> pd.DataFrame:
-    """Seconds per sample of the batched and the looped approximation computation (median of 3 runs)."""
-    rows = []
-    timings = {True: [], False: []}
+    """Seconds of the batched and the looped approximation computation (median of 3 interleaved runs), with
+    the tangents drawn inside (``stage="with sampling"``) and pre-drawn (``stage="aggregation"``: projection
+    and cosine only; drawing k·n normals per sample costs the same either way and can dominate)."""
     kwargs = dict(n=config.approximation_n, k=config.approximation_k, seed=config.seed, device=device)
+    samples = config.approximation_samples
+    drawn = Normal().sample(config.approximation_k, config.approximation_n, batch_shape=(samples,),
+                            generator=torch.Generator(device=device).manual_seed(config.seed), device=device)
     approximation_cosines(8, batched=True, **kwargs)
     approximation_cosines(8, batched=False, **kwargs)
+    variants = {(stage, batched): dict(tangents=drawn if stage == "aggregation" else None)
+                for stage in ("with sampling", "aggregation") for batched in (True, False)}
+    timings: dict[tuple, list[float]] = {key: [] for key in variants}
     for _ in range(3):
-        for batched in (True, False):
+        for (stage, batched), extra in variants.items():
             _sync(device)
             start = time.perf_counter()
-            cosines = approximation_cosines(config.approximation_samples, batched=batched, **kwargs)
+            cosines = approximation_cosines(samples, batched=batched, **kwargs, **extra)
             _sync(device)
-            timings[batched].append(time.perf_counter() - start)
+            timings[(stage, batched)].append(time.perf_counter() - start)
             mean_cosine = float(cosines.mean())
-    for batched, seconds in timings.items():
-        rows.append(dict(section="approximation", method="batched" if batched else "loop",
-                         n=config.approximation_n, k=config.approximation_k,
-                         samples=config.approximation_samples, seconds=median(seconds),
-                         samples_per_second=config.approximation_samples / median(seconds),
+    rows = []
+    for (stage, batched), seconds in timings.items():
+        rows.append(dict(section="approximation", method="batched" if batched else "loop", stage=stage,
+                         n=config.approximation_n, k=config.approximation_k, samples=samples,
+                         seconds=median(seconds), samples_per_second=samples / median(seconds),
                          mean_cosine=mean_cosine))
     return pd.DataFrame(rows)
 
@@ -650,7 +659,16 @@ def summary(frame: pd.DataFrame, *, reference_model: str = "fc-1024", fit_ks: Se
                 residual = rows.net_bytes - line(rows.depth)
                 r2 = float(1 - (residual ** 2).sum() / ((rows.net_bytes - rows.net_bytes.mean()) ** 2).sum())
     probe = memory[memory["mode"] == "probe"]
-    approximation = frame[frame.section == "approximation"].set_index("method")
+    approximation = frame[frame.section == "approximation"]
+    if "stage" not in approximation:
+        approximation = approximation.assign(stage="with sampling")
+
+    def _approximation_ratio(stage: str) -> float:
+        rows = approximation[approximation["stage"] == stage].set_index("method")
+        if not {"loop", "batched"} <= set(rows.index):
+            return math.nan
+        return float(rows.loc["loop", "seconds"] / rows.loc["batched", "seconds"])
+
     result = {
         "vmap_over_loop_k16": _step_seconds(steps, ref, "loop", "projection", 16) / vmap16,
         "vmap_over_loop_jvp_only_k16": (_step_seconds(steps, ref, "loop", "projection", 16, "jvp")
@@ -666,9 +684,8 @@ def summary(frame: pd.DataFrame, *, reference_model: str = "fc-1024", fit_ks: Se
         "bp_memory_linearity_r2": r2,
         "memory_probe_error": (float(probe.net_bytes.iloc[0] / probe.expected_bytes.iloc[0] - 1)
                                if len(probe) else math.nan),
-        "batched_over_loop_approximation": (float(approximation.loc["loop", "seconds"]
-                                                  / approximation.loc["batched", "seconds"])
-                                            if {"loop", "batched"} <= set(approximation.index) else math.nan),
+        "batched_over_loop_approximation": _approximation_ratio("aggregation"),
+        "batched_over_loop_approximation_with_sampling": _approximation_ratio("with sampling"),
     }
     models = cost_models(frame, fit_ks, ref)
     if "projection" in models and "break_even_k" in models["projection"]:
@@ -726,8 +743,9 @@ def format_report(frame: pd.DataFrame, result: dict) -> str:
         approximation = frame[frame.section == "approximation"]
         if len(approximation):
             lines += ["", "Approximation-quality throughput (projection cosines):",
-                      approximation[["method", "n", "k", "samples", "seconds", "samples_per_second",
-                                     "mean_cosine"]].to_string(index=False)]
+                      approximation[[c for c in ("method", "stage", "n", "k", "samples", "seconds",
+                                                 "samples_per_second", "mean_cosine")
+                                     if c in approximation]].to_string(index=False)]
     lines += ["", "Targets (measured, not asserted):"]
     for key, op, bound, meaning in TARGETS:
         met = result["targets_met"].get(key)

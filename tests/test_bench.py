@@ -107,6 +107,9 @@ def test_approximation_batched_and_looped_compute_the_same_cosines():
     looped = bench.approximation_cosines(5, 64, 4, batched=False, seed=0)
     torch.testing.assert_close(batched, looped)
     assert bool(((batched > 0) & (batched <= 1 + 1e-6)).all())
+    V = torch.randn(5, 4, 64, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(bench.approximation_cosines(5, 64, 4, batched=True, tangents=V),
+                               bench.approximation_cosines(5, 64, 4, batched=False, tangents=V))
 
 
 def test_memory_probe_measures_a_known_allocation():
@@ -146,8 +149,10 @@ def _synthetic_frame():
         rows.append(dict(section="memory", mode="bp", depth=depth, net_bytes=bp))
         rows.append(dict(section="memory", mode="fg", depth=depth, net_bytes=fg))
     rows.append(dict(section="memory", mode="probe", depth=2, net_bytes=101.0, expected_bytes=100.0))
-    rows.append(dict(section="approximation", method="batched", seconds=0.5))
-    rows.append(dict(section="approximation", method="loop", seconds=5.0))
+    rows.append(dict(section="approximation", method="batched", stage="aggregation", seconds=0.5))
+    rows.append(dict(section="approximation", method="loop", stage="aggregation", seconds=5.0))
+    rows.append(dict(section="approximation", method="batched", stage="with sampling", seconds=1.0))
+    rows.append(dict(section="approximation", method="loop", stage="with sampling", seconds=2.0))
     return pd.DataFrame(rows)
 
 
@@ -163,6 +168,7 @@ def test_summary_arithmetic_on_a_synthetic_frame():
     assert result["bp_memory_linearity_r2"] == pytest.approx(1.0)
     assert result["memory_probe_error"] == pytest.approx(0.01)
     assert result["batched_over_loop_approximation"] == pytest.approx(10.0)
+    assert result["batched_over_loop_approximation_with_sampling"] == pytest.approx(2.0)
     # T(k) = 0.005 + 0.002 k is exact: held-out error 0; break-even with T_BP = 0.01 at k = 2.5
     assert result["cost_model_held_out_error"] == pytest.approx(0.0, abs=1e-6)
     assert result["break_even_k_projection"] == pytest.approx(2.5, abs=1e-3)
