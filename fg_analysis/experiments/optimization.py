@@ -385,6 +385,7 @@ def plot_convergence(traces: pd.DataFrame, n: int, *, problems=PROBLEMS):
     colors = _approach_colors(labels)
     fig, axes = plt.subplots(1, len(problems), figsize=(4.4 * len(problems), 3.6), squeeze=False)
     for ax, problem in zip(axes[0], problems, strict=True):
+        top = 1e-16
         for label in labels:
             run_rows = rows[(rows["problem"] == problem) & (rows["approach"] == label)]
             if run_rows.empty:
@@ -395,8 +396,9 @@ def plot_convergence(traces: pd.DataFrame, n: int, *, problems=PROBLEMS):
             ax.plot(gap.index, gap.mean(axis=1), color=colors[label], linestyle=style, linewidth=1.2, label=label)
             ax.fill_between(gap.index, gap.min(axis=1), gap.max(axis=1), color=colors[label], alpha=0.15,
                             linewidth=0)
+            top = max(top, float(gap.max().max()))
         ax.set_yscale("log")
-        ax.set_ylim(bottom=max(ax.get_ylim()[0], 1e-16))  # below 1e-16 of f's scale is rounding
+        ax.set_ylim(max(ax.get_ylim()[0], 1e-16), 3 * top)  # below 1e-16 of f's scale is rounding
         ax.set_xlabel("step")
         ax.set_title(f"{problem}, n = {n}")
     axes[0][0].set_ylabel("f − f*")
