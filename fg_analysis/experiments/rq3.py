@@ -218,15 +218,21 @@ def run_unit(unit: TrainingRun, *, device: str | torch.device = "cpu", progress:
     return history
 
 
-def run(config: RQ3Config, *, device: str = "cpu", cache: ResultsCache | None = None,
-        progress: bool = True) -> pd.DataFrame:
-    """Every unit of ``config`` through the cache (each run cached on its own); one row per run and epoch."""
+def run(config: RQ3Config, *, device: str = "cpu", cache: ResultsCache | None = None, progress: bool = True,
+        cpu_threads: int | None = 1) -> pd.DataFrame:
+    """Every unit of ``config`` through the cache (each run cached on its own); one row per run and epoch.
+
+    On a CPU the runs use ``cpu_threads`` torch threads (restored afterwards; ``None`` keeps the current setting):
+    one thread is much faster for these small networks (:func:`fg_analysis.training.cpu_threads`).
+    """
     from fg_analysis.env import resolve_device
+    from fg_analysis.training import cpu_threads as threads_scope
 
     resolved = resolve_device(device)
     cache = cache or ResultsCache()
-    frame = cache.sweep(config.runs(), lambda unit: run_unit(unit, device=resolved), device=str(resolved),
-                        description="RQ3 networks", progress=progress)
+    with threads_scope(cpu_threads if resolved.type == "cpu" else None):
+        frame = cache.sweep(config.runs(), lambda unit: run_unit(unit, device=resolved), device=str(resolved),
+                            description="RQ3 networks", progress=progress)
     frame["network"] = [model_key(m, None if pd.isna(w) else int(w)) for m, w in zip(frame["model"], frame["width"])]
     frame["approach"] = [approach_label(m, a, int(k)) for m, a, k in zip(frame["method"], frame["aggregator"],
                                                                           frame["k"])]
