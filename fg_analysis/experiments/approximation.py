@@ -251,7 +251,8 @@ def with_theory(frame: pd.DataFrame) -> pd.DataFrame:
 
 def reference_table(frame: pd.DataFrame) -> pd.DataFrame:
     """The paper's reference values of ``E[cos]`` next to the closed form and our measurement (mean ± 95% CI),
-    for the reference points present in ``frame``."""
+    for the reference points present in ``frame``; the last column is the central 95% interval of a SINGLE
+    estimate's cosine (:func:`fg_analysis.theory.cosine_quantile`), for scale."""
     cosine = with_theory(frame)
     cosine = cosine[cosine["metric"] == "cosine"]
     rows = []
@@ -260,9 +261,11 @@ def reference_table(frame: pd.DataFrame) -> pd.DataFrame:
         if found.empty:
             continue
         row = found.iloc[0]
+        low, high = (float(theory.cosine_quantile(aggregator, k, n, q)) for q in (0.025, 0.975))
         rows.append({"aggregator": aggregator, "n": n, "k": k, "paper": paper, "theory": round(float(row.theory), 3),
                      "measured": format_ci(row["mean"], row["ci"]), "samples": int(row["count"]),
-                     "|measured − paper|": round(abs(float(row["mean"]) - paper), 3)})
+                     "|measured − paper|": round(abs(float(row["mean"]) - paper), 3),
+                     "single-sample 95% interval": f"[{low:.3f}, {high:.3f}]"})
     return pd.DataFrame(rows)
 
 
@@ -394,6 +397,25 @@ def scorecard(frame: pd.DataFrame, config: ApproximationConfig | None = None) ->
     return pd.DataFrame(rows)
 
 
+def summary_markdown(frame: pd.DataFrame, config: ApproximationConfig | None = None) -> str:
+    """The RQ1 page's closing paragraph, computed from ``frame``: the n = 64, k = 16 numbers and the claims."""
+    from fg_analysis.plots import markdown_table
+
+    claims = scorecard(frame, config)
+    text = []
+    try:
+        p, m = (cell_value(frame, aggregator=a, n=64, k=16) for a in ("projection", "mean"))
+        r = cell_value(frame, aggregator="mean", n=64, k=16, metric="norm_ratio")
+        text.append(f"At $n = 64$, $k = 16$ the projection reaches a mean cosine of **{format_ci(p['mean'], p['ci'])}**"
+                    f" (closed form {float(theory.expected_cosine('projection', 16, 64)):.3f}, paper 0.494), the "
+                    f"mean **{format_ci(m['mean'], m['ci'])}** (0.444), and the mean's norm is {r['mean']:.2f} times "
+                    "$|g|$ ($\\sqrt{n/k} = 2$).")
+    except KeyError:
+        pass
+    text.append(f"{int(claims['holds'].sum())} of {len(claims)} RQ1 claims hold in this run:")
+    return " ".join(text) + "\n\n" + markdown_table(claims[["claim", "paper", "ours", "holds"]])
+
+
 def _setup_note(frame: pd.DataFrame, config: ApproximationConfig | None) -> str:
     ns = sorted(frame.loc[frame["law"] == "normal", "n"].unique().tolist())
     ks = sorted(frame.loc[frame["law"] == "normal", "k"].unique().tolist())
@@ -519,5 +541,5 @@ def plot_fixed_angle(frame: pd.DataFrame):
 
 
 __all__ = ["APPROACHES", "METRICS", "ApproximationCell", "ApproximationConfig", "cell_value", "measure_cell",
-           "reference_table", "run", "cell_seed", "sample_metrics", "scorecard", "scorecard_rows",
+           "reference_table", "run", "cell_seed", "sample_metrics", "scorecard", "scorecard_rows", "summary_markdown",
            "theory_columns", "with_theory", "plot_versus", "plot_normalization", "plot_fixed_angle"]

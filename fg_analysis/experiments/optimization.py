@@ -334,6 +334,51 @@ def scorecard(traces: pd.DataFrame, config: OptimizationConfig | None = None) ->
     return pd.DataFrame(rows)
 
 
+def setup_markdown(config: OptimizationConfig) -> str:
+    """How this run's config differs from the paper's, and which JVPs it uses, as a paragraph."""
+    mode = ("real forward-mode JVPs (`torch.func.jvp`)" if config.mode == "jvp" else
+            "oracle JVPs $d = V\\nabla f$ (the same numbers as forward mode, which the foundation's tests check, "
+            "at a fraction of the cost)")
+    paper = OptimizationConfig.preset("paper", seed=config.seeds[0])
+    differences = []
+    if config.dims != paper.dims:
+        differences.append(f"dimensions n ∈ {{{', '.join(map(str, config.dims))}}} (paper: 1, 2, 4, …, 1024)")
+    if len(config.seeds) != len(paper.seeds):
+        differences.append(f"{len(config.seeds)} seeds (paper: 5)")
+    for problem, steps in config.max_steps:
+        differences.append(f"{problem}: at most {steps} steps (paper: {get_problem(problem).max_steps})"
+                           + (", and only BP, FG, mean and projection with k = 16"
+                              if steps < get_problem(problem).max_steps else ""))
+    if config.angles != paper.angles:
+        differences.append(f"fixed angles θ ∈ {{{', '.join(f'{t:g}°' for t in config.angles)}}} "
+                           "(paper: 15°, 30°, …, 90°)")
+    text = f"**This run** uses {mode}. "
+    text += ("It follows the paper's grid." if not differences else
+             "It differs from the paper in: " + "; ".join(differences) + ".")
+    return text + (" The projection with $k > n$ is not run: with $k \\ge n$ independent tangents it is the true "
+                   "gradient (the foundation's projection needs k ≤ n).")
+
+
+def lr_ratio_markdown(ratios: pd.DataFrame) -> str:
+    """One sentence on :func:`lr_ratio_table`: how well the closed-form norm ratio predicts the tuned ratio."""
+    tuned, predicted = np.log(ratios["lr ratio (proj/mean)"]), np.log(ratios["E|mean|/E|proj| (theory)"])
+    corr = float(np.corrcoef(tuned, predicted)[0, 1])
+    top = ratios.loc[ratios["lr ratio (proj/mean)"].idxmax()]
+    return (f"Over all {len(ratios)} (function, n, k) settings with both rates, the log of the paper's ratio and "
+            f"the log of the closed-form norm ratio correlate with r = {corr:.2f}; the largest ratio, "
+            f"{top['lr ratio (proj/mean)']:.0f} ({top['problem']}, n = {top['n']}, k = {top['k']}), sits next to "
+            f"a closed-form {top['E|mean|/E|proj| (theory)']:.0f}.")
+
+
+def summary_markdown(traces: pd.DataFrame, config: OptimizationConfig | None = None) -> str:
+    """The RQ2 page's closing paragraph: the claims of :func:`scorecard` as a Markdown table."""
+    from fg_analysis.plots import markdown_table
+
+    claims = scorecard(traces, config)
+    return (f"{int(claims['holds'].sum())} of {len(claims)} RQ2 claims hold in this run:\n\n"
+            + markdown_table(claims[["claim", "paper", "ours", "holds"]]))
+
+
 def _ci(values: pd.Series) -> float:
     return float(1.96 * values.std() / np.sqrt(len(values))) if len(values) > 1 else float("nan")
 
@@ -468,5 +513,6 @@ def plot_fixed_angle(finals: pd.DataFrame):
 
 
 __all__ = ["PAPER_APPROACHES", "OptimizationConfig", "OptimizationRun", "approach_label", "final_values",
-           "fixed_angle_lr", "lr_ratio_table", "run", "run_unit", "scorecard", "scorecard_rows", "value_table",
-           "plot_convergence", "plot_final", "plot_fixed_angle"]
+           "fixed_angle_lr", "lr_ratio_markdown", "lr_ratio_table", "plot_convergence", "plot_final",
+           "plot_fixed_angle", "run", "run_unit", "scorecard", "scorecard_rows", "setup_markdown",
+           "summary_markdown", "value_table"]
