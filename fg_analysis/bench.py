@@ -766,9 +766,10 @@ def published_records(root: Path = PUBLISHED) -> list[pd.DataFrame]:
 
 
 def rq3_runs(roots: Sequence[Path] | None = None) -> pd.DataFrame | None:
-    """The stored per-run results of RQ3 (:mod:`fg_analysis.experiments.rq3`, rows with ``test_accuracy`` and
-    ``wall_time_s``) from the results cache and ``results/published``, or ``None`` when that module or its
-    results are missing. Nothing is trained here: RQ3 runs are minutes to hours."""
+    """The stored RQ3 runs (:mod:`fg_analysis.experiments.rq3`: frames with ``test_accuracy`` and ``wall_time_s``)
+    from the results cache and ``results/published``, one row per run (its last epoch) with its config's fields
+    and an ``approach`` label (BP, FG, ``<aggregator> k=<k>``); ``None`` when that module or its results are
+    missing. Nothing is trained here: RQ3 runs take minutes to hours."""
     try:
         import importlib
 
@@ -781,11 +782,22 @@ def rq3_runs(roots: Sequence[Path] | None = None) -> pd.DataFrame | None:
     for root in roots:
         for name in classes:
             for folder in sorted((Path(root) / name).glob("*/")):
-                if (folder / "result.csv").is_file():
+                if (folder / "result.csv").is_file() and (folder / "record.json").is_file():
                     frame = pd.read_csv(folder / "result.csv")
-                    if {"test_accuracy", "wall_time_s"} <= set(frame.columns):
-                        frames.append(frame.assign(source=str(folder)))
-    return pd.concat(frames, ignore_index=True) if frames else None
+                    if not {"test_accuracy", "wall_time_s"} <= set(frame.columns) or frame.empty:
+                        continue
+                    final = frame.sort_values("epoch").tail(1) if "epoch" in frame else frame
+                    config = json.loads((folder / "record.json").read_text()).get("config", {})
+                    fields = {key: value for key, value in config.items()
+                              if key not in final.columns and not isinstance(value, (list, dict))}
+                    frames.append(final.assign(**fields, source=str(folder)))
+    if not frames:
+        return None
+    runs = pd.concat(frames, ignore_index=True)
+    if {"method", "aggregator", "k"} <= set(runs.columns):
+        runs["approach"] = [("BP" if m == "bp" else "FG" if int(k) == 1 else f"{a} k={int(k)}")
+                            for m, a, k in zip(runs["method"], runs["aggregator"], runs["k"])]
+    return runs
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -201,3 +201,19 @@ def test_presets_and_cli_help(capsys):
     with pytest.raises(SystemExit):
         bench.main(["--help"])
     assert "--full" in capsys.readouterr().out
+
+
+def test_rq3_runs_reads_one_final_row_per_stored_run(tmp_path):
+    import json
+    pytest.importorskip("fg_analysis.experiments.rq3")
+    for name, (method, k, accuracy) in {"a": ("bp", 1, 0.9), "b": ("fg", 16, 0.8)}.items():
+        folder = tmp_path / "TrainingRun" / name
+        folder.mkdir(parents=True)
+        pd.DataFrame({"epoch": [1, 2], "test_accuracy": [0.1, accuracy], "wall_time_s": [1.0, 2.0]}).to_csv(
+            folder / "result.csv", index=False)
+        (folder / "record.json").write_text(json.dumps({"config": {"method": method, "aggregator": "projection",
+                                                                   "k": k, "model": "fc"}}))
+    runs = bench.rq3_runs([tmp_path])
+    assert sorted(runs.approach) == ["BP", "projection k=16"]
+    assert sorted(runs.test_accuracy) == [0.8, 0.9] and set(runs.epoch) == {2}
+    assert bench.rq3_runs([tmp_path / "nothing"]) is None
