@@ -18,6 +18,7 @@ from fg_analysis.aggregate import get_aggregator  # noqa: E402
 from fg_analysis.cache import ResultsCache  # noqa: E402
 from fg_analysis.experiments import SCORECARD_COLUMNS, approximation  # noqa: E402
 from fg_analysis.experiments.approximation import ApproximationCell, ApproximationConfig  # noqa: E402
+from fg_analysis.plots import add_ci  # noqa: E402
 
 
 @pytest.fixture
@@ -121,3 +122,11 @@ def test_figures_draw(cache):
                 approximation.plot_normalization(frame, n_values=(4, 16)), approximation.plot_fixed_angle(frame)):
         assert fig.axes
         plt.close(fig)
+
+
+def test_summary_markdown_states_the_reference_cell():
+    cell = ApproximationCell(n=64, k=16, samples=300)
+    frame = add_ci(approximation.measure_cell(cell).assign(n=64, k=16, law="normal", theta=None))
+    text = approximation.summary_markdown(frame)
+    assert text.startswith("At $n = 64$, $k = 16$ the projection reaches a mean cosine of **0.")
+    assert "| claim | paper | ours | holds |" in text

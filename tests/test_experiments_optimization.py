@@ -105,3 +105,12 @@ def test_figures_draw(cache):
                 optimization.plot_final(finals, problems=("sphere",)), optimization.plot_fixed_angle(finals)):
         assert fig.axes
         plt.close(fig)
+
+
+def test_setup_markdown_says_what_differs():
+    quick = optimization.setup_markdown(OptimizationConfig.preset("quick"))
+    assert "oracle JVPs" in quick and "rosenbrock: at most 1000 steps (paper: 25000)" in quick
+    assert "3 seeds (paper: 5)" in quick
+    paper = optimization.setup_markdown(OptimizationConfig.preset("paper"))
+    assert "real forward-mode" in paper and "follows the paper's grid" in paper
+    assert "r = 0.99" in optimization.lr_ratio_markdown(optimization.lr_ratio_table())

@@ -371,7 +371,23 @@ def scorecard(frame: pd.DataFrame, config: ApproximationConfig | None = None) ->
                           f"max |norm ratio − cos| = {gap:.1e}; max norm ratio {proj_norm['mean'].max():.3f}",
                           gap < 1e-5 and proj_norm["mean"].max() <= 1 + 1e-6, setup))
 
-    # 7. fixed angles: the projection depends only on the span; the mean degrades at small angles
+    # 7. unbiasedness of the mean (E[ĝ·g] = |g|²) and the projection's squared error (n − k)/n, at n=64, k=16
+    try:
+        dot = cell_value(frame, aggregator="mean", n=64, k=16, metric="dot")
+        ratio, half = dot["mean"] / 64, dot["ci"] / 64
+        rows.append(claim("RQ1", "The mean of Gaussian forward gradients is unbiased: E[ĝ·g]/|g|² = 1 (n=64, k=16)",
+                          "1 (Baydin et al.)", format_ci(ratio, half), abs(ratio - 1) <= 1.5 * half, setup))
+        error = cell_value(frame, aggregator="projection", n=64, k=16, metric="error")
+        count = error["count"]
+        squared = (error["mean"] ** 2 + error["std"] ** 2 * (count - 1) / count) / 64  # E|g − P_U g|² / |g|²
+        expected = float(theory.expected_projection_error(16, 64))
+        rows.append(claim("RQ1", "The projection's relative squared error E|g − P_U g|²/|g|² = (n − k)/n "
+                          "(n=64, k=16)", f"{expected:.3f} (closed form)", f"{squared:.3f}",
+                          abs(squared / expected - 1) < 0.02, setup))
+    except KeyError:
+        pass
+
+    # 8. fixed angles: the projection depends only on the span; the mean degrades at small angles
     angle = frame[(frame["law"] == "fixed-angle") & (frame["metric"] == "cosine")]
     if not angle.empty:
         full = angle[(angle["aggregator"] == "projection") & (angle["k"] == angle["n"])]
