@@ -85,13 +85,11 @@ def projection(V: torch.Tensor, d: torch.Tensor, *, scale_correction: bool = Fal
     gram = V64 @ V64.transpose(-1, -2)
     factor, info = torch.linalg.cholesky_ex(gram)
     diag = torch.diagonal(factor, dim1=-2, dim2=-1)
-    well_posed = bool((info == 0).all()) and bool(
-        ((diag.amax(-1) / diag.amin(-1)) ** 2 < _MAX_GRAM_CONDITION).all())
-    if well_posed:
-        coefficients = torch.cholesky_solve(d64.unsqueeze(-1), factor)
-        estimate = (coefficients.transpose(-1, -2) @ V64).squeeze(-2)
-    else:
-        estimate = _projection_qr(V64, d64)
+    ill_posed = (info != 0) | ~((diag.amax(-1) / diag.amin(-1)) ** 2 < _MAX_GRAM_CONDITION)
+    coefficients = torch.cholesky_solve(d64.unsqueeze(-1), factor)
+    estimate = (coefficients.transpose(-1, -2) @ V64).squeeze(-2)
+    if bool(ill_posed.any()):  # only the ill-conditioned samples take the slower QR path
+        estimate[ill_posed] = _projection_qr(V64[ill_posed], d64[ill_posed])
     if scale_correction:
         estimate = estimate * float(theory.expected_chi(n) / theory.expected_chi(k))
     return estimate.to(V.dtype)

@@ -143,6 +143,18 @@ def test_ill_conditioned_tangents(angle):
     assert float((projection(rotated, rotated @ g) - basis @ (basis.T @ g)).norm() / g.norm()) < 1e-6
 
 
+def test_batch_mixing_well_and_ill_conditioned_samples_matches_each_alone():
+    """Only the ill-conditioned samples of a batch take the fallback; every sample equals its own projection."""
+    n = 6
+    V = randn(4, 3, n, seed=14)
+    V[2, 1] = V[2, 0] + 1e-7 * randn(n, seed=15)  # nearly collinear: cond(V Vᵀ) ~ 1e14
+    g = randn(4, n, seed=16)
+    d = torch.einsum("bkn,bn->bk", V, g)
+    batched = projection(V, d)
+    for b in range(4):
+        assert torch.allclose(batched[b], lstsq_projection(V[b], g[b]), rtol=0, atol=1e-8)
+
+
 @pytest.mark.parametrize("make", ["duplicate", "zero", "combination"])
 def test_dependent_tangents_raise(make):
     V = randn(3, 6, seed=13)

@@ -40,12 +40,6 @@ def test_presets():
         quick.mode = "jvp"
 
 
-def test_fixed_angle_rates_come_from_the_custom_tangent_table():
-    assert optimization.fixed_angle_lr("styblinski-tang", 64, "mean", 16, 15.0) == pytest.approx(0.026050732201274525)
-    assert optimization.fixed_angle_lr("styblinski-tang", 64, "projection", 64, 45.0) == pytest.approx(
-        0.03529607532965169)
-
-
 def test_a_unit_reproduces_minimize():
     unit = OptimizationRun(problem="styblinski-tang", n=8, method="fg", aggregator="projection", k=4, seeds=(3,),
                            max_steps=60, mode="jvp")

@@ -125,7 +125,8 @@ class OptimizationConfig:
                  for method, aggregator, k in self._approaches(problem)
                  if not (aggregator == "projection" and k > n)]
         units += [self._unit(self.angle_problem, self.angle_dim, "fg", aggregator, k, theta=float(theta),
-                             lr=fixed_angle_lr(self.angle_problem, self.angle_dim, aggregator, k, theta))
+                             lr=paper_learning_rate(self.angle_problem, self.angle_dim, method="fg", k=k,
+                                                    aggregator=aggregator, tangents=FixedAngle(theta=theta)))
                   for k in self.angle_tangent_counts for aggregator in self.angle_aggregators for theta in self.angles]
         return units
 
@@ -134,19 +135,6 @@ class OptimizationConfig:
             # a shortened Rosenbrock run: keep one k per aggregator to stay cheap (see the quick preset)
             return [a for a in self.approaches if a[0] == "bp" or a[2] in (1, 16)]
         return list(self.approaches)
-
-
-def fixed_angle_lr(problem: str, n: int, aggregator: str, k: int, theta: float) -> float:
-    """The paper's rate for fixed-angle tangents (``lrs/math__custom_tangents.csv``).
-
-    The mean has a tuned rate per angle (via :func:`fg_analysis.optimize.paper_learning_rate`); the projection
-    uses the table's normal-tangent rate for its k (``sampler=normal``), which exists for k ∈ {16, 64}.
-    """
-    if aggregator == "mean":
-        return paper_learning_rate(problem, n, method="fg", k=k, aggregator="mean", tangents=FixedAngle(theta=theta))
-    return lrs.paper_lr("math__custom_tangents", function=get_problem(problem).name, n=n, method="fg",
-                        aggregator=aggregator, k=k,
-                        optimizer=f"FG(k={k},agg=orthogonal_projection,normalize=False,sampler=normal)")
 
 
 def approach_label(method: str, aggregator: str, k: int) -> str:
@@ -515,6 +503,6 @@ def plot_fixed_angle(finals: pd.DataFrame):
 
 
 __all__ = ["PAPER_APPROACHES", "OptimizationConfig", "OptimizationRun", "approach_label", "final_values",
-           "fixed_angle_lr", "lr_ratio_markdown", "lr_ratio_table", "plot_convergence", "plot_final",
+           "lr_ratio_markdown", "lr_ratio_table", "plot_convergence", "plot_final",
            "plot_fixed_angle", "run", "run_unit", "scorecard", "scorecard_rows", "setup_markdown",
            "summary_markdown", "value_table"]
