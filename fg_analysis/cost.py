@@ -68,7 +68,7 @@ def fit_step_time(k, seconds, *, n: int = 1, quadratic: bool = False) -> StepTim
         ValueError: with fewer distinct k than coefficients (2, or 3 with ``quadratic``), on mismatched lengths
             or on non-finite values.
 
-    >>> round(fit_step_time([1, 2, 3], [3., 5., 9.], quadratic=True).quadratic, 9)
+    >>> round(fit_step_time([1, 2, 3], [4., 9., 16.], quadratic=True).quadratic, 9)  # 1 + 2k + k²
     1.0
     """
     k = np.asarray(k, dtype=float).ravel()
