@@ -23,6 +23,7 @@ from torch import nn
 from torch.autograd import forward_ad
 from torch.func import functional_call, grad_and_value, jvp, vmap
 
+from fg_analysis.checks import all_finite
 from fg_analysis.params import Params, numel, ravel
 
 ScalarFunction = Callable[..., torch.Tensor]
@@ -35,7 +36,7 @@ def _check_tangents(params: Params, V: torch.Tensor) -> None:
     flat_device = next(iter(params.values())).device if isinstance(params, Mapping) else params.device
     if V.device != flat_device:
         raise ValueError(f"tangents are on {V.device} but the parameters are on {flat_device}")
-    if not bool(torch.isfinite(V).all()):
+    if not all_finite(V):
         raise ValueError("tangents contain NaN or inf")
 
 

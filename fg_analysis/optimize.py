@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from fg_analysis.aggregate import get_aggregator
+from fg_analysis.checks import check_count
 from fg_analysis.jvp import jvps
 from fg_analysis.lrs import paper_lr
 from fg_analysis.problems import Problem, get_problem
@@ -59,8 +60,7 @@ def descend(problem: str | Problem, n: int, *, method: str, k: int = 1, aggregat
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
     if mode not in ("jvp", "oracle"):
         raise ValueError(f"unknown mode {mode!r}; choose 'jvp' or 'oracle'")
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"the number of tangents k must be a positive integer; got k={k!r}")
+    check_count(k, "k", "number of tangents")
     if patience < 1 or record_every < 1:
         raise ValueError(f"patience and record_every must be >= 1; got {patience}, {record_every}")
     law, aggregate = tangent_law(tangents), get_aggregator(aggregator)

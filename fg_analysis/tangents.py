@@ -7,6 +7,8 @@ variant of any law (each row scaled to norm 1), as in the paper's approximation 
 arXiv 2410.17764, Sec. IV-A).
 
 >>> import torch
+
+from fg_analysis.checks import check_count
 >>> V = Normal().sample(4, 10, generator=torch.Generator().manual_seed(0))
 >>> V.shape
 torch.Size([4, 10])
@@ -18,6 +20,8 @@ import math
 from dataclasses import dataclass
 
 import torch
+
+from fg_analysis.checks import check_count
 
 
 @dataclass(frozen=True)
@@ -32,10 +36,8 @@ class TangentLaw:
 
         Returns a tensor of shape ``(*batch_shape, k, n)``; row ``i`` is ``v_i``.
         """
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"the number of tangents k must be a positive integer; got k={k!r}")
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"the dimension n must be a positive integer; got n={n!r}")
+        check_count(k, "k", "number of tangents")
+        check_count(n, "n", "dimension")
         if generator is not None and device is not None and torch.device(device).type != generator.device.type:
             raise ValueError(f"generator lives on {generator.device} but device={device!r}: create the "
                              "generator on the same device as the tangents")
