@@ -8,6 +8,11 @@ measures, in one run (Flügel et al., arXiv 2410.17764, RQ4 "What are the trade-
    parameters, k tangents) with the JVPs either *vmapped* (``torch.func.jvp`` under ``vmap``, one batched pass)
    or *looped* (one ``torch.autograd.forward_ad`` pass per tangent, as the reference implementation does),
    aggregated by projection or mean. Every FG step is split into tangent sampling, JVPs, aggregation and update.
+   The step calls the package's own functions and nothing else: tangents from
+   :class:`fg_analysis.tangents.Normal`, JVPs from :func:`fg_analysis.jvp.jvps` (vmapped) or
+   :func:`fg_analysis.jvp.sequential_jvps` (looped) under ``torch.no_grad()``, aggregation by
+   :func:`fg_analysis.aggregate.projection` or :func:`fg_analysis.aggregate.mean`, so their input checks
+   are part of what is timed.
    All variants of one k are timed round-robin (interleaved), so load from other processes hits them alike;
    medians over repeats after warm-up; ``torch.cuda.synchronize`` around every phase on a GPU.
 2. **Peak memory against depth**: FC nets of width 256 with 2 … 32 hidden layers and a large batch (activation
@@ -20,12 +25,7 @@ measures, in one run (Flügel et al., arXiv 2410.17764, RQ4 "What are the trade-
 3. **Throughput of the approximation-quality computation** (cosine of projection estimates at n = 1024,
    k = 16): all samples at once through the batched aggregator, against a per-sample Python loop.
 
-The hot path (``path="lean"``) runs exactly the math of :mod:`fg_analysis.jvp` and
-:mod:`fg_analysis.aggregate` but without their input validation, which scans the k×P tangent matrix with
-``torch.isfinite`` (a k·P boolean temporary) on every call, and with the projection's Gram matrix ``V Vᵀ``
-formed in float32 (only the k×k Cholesky solve in float64; the foundation copies V to float64, a k·P copy).
-``path="foundation"`` times the package functions as they are, at the k of ``foundation_ks``, so the
-difference is on record. Targets (measured and printed, never asserted) are in :data:`TARGETS`.
+Targets (measured and printed, never asserted) are in :data:`TARGETS`.
 
 The whole result is one tidy ``DataFrame`` cached by :class:`fg_analysis.cache.ResultsCache` under the config
 (which names the machine) together with versions and device; :func:`summary` turns it into the JSON line.
@@ -50,8 +50,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch.autograd import forward_ad
-from torch.func import jvp, vmap
 from tqdm import tqdm
 
 from fg_analysis import aggregate as aggregate_module
@@ -115,7 +113,6 @@ class BenchConfig:
     models: tuple[ModelSpec, ...] = (fc(1024),) + TINY_SOTA
     ks: tuple[int, ...] = (1, 2, 4, 8, 16)
     fit_ks: tuple[int, ...] = (1, 2, 4, 8)
-    foundation_ks: tuple[int, ...] = (16,)
     reference_model: str = "fc-1024"
     repeats: int = 5
     warmup: int = 1
@@ -145,7 +142,7 @@ class BenchConfig:
         if name == "quick":
             config = cls(preset="quick", repeats=7, **base)
         elif name == "live":  # the notebook's small live run (< 1 min on 2 busy CPU cores)
-            config = cls(preset="live", models=(fc(256),), reference_model="fc-256", foundation_ks=(), repeats=3,
+            config = cls(preset="live", models=(fc(256),), reference_model="fc-256", repeats=3,
                          memory_batch=512, approximation_samples=300, **base)
         elif name in ("paper", "full"):
             gpu = resolved.type == "cuda"
@@ -154,7 +151,7 @@ class BenchConfig:
             sota = PAPER_SOTA if gpu else tuple(replace(spec, ks=(1, 4), batch=min(spec.batch, 16) if
                                                         spec.name == "vit" else spec.batch) for spec in PAPER_SOTA)
             config = cls(preset="paper", models=(fc(256), fc(1024), fc(4096)) + sota,
-                         ks=(1, 2, 4, 8, 16, 32, 64), fit_ks=(1, 2, 4, 8, 16), foundation_ks=(1, 16),
+                         ks=(1, 2, 4, 8, 16, 32, 64), fit_ks=(1, 2, 4, 8, 16),
                          repeats=5, warmup=1, memory_depths=(2, 4, 8, 16, 32), memory_batch=4096,
                          memory_k=16 if gpu else 4, approximation_samples=10000,
                          max_tangent_elements=2 * 10 ** 9 if gpu else 3 * 10 ** 8, **base)
@@ -176,67 +173,18 @@ TARGETS = (
 # the hot path: one training step, phase by phase
 
 
-def flat_parameters(model: torch.nn.Module) -> tuple[torch.Tensor, dict[str, torch.Tensor], Callable]:
-    """``(flat, params, unravel)``: one detached copy of all parameters in a flat vector, ``params`` a dict of
-    views into it (so an SGD update is one in-place ``flat -= lr·ĝ``), ``unravel`` mapping ``(..., P)`` to
-    a dict of ``(..., *shape)`` views."""
+def flat_parameters(model: torch.nn.Module) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``(flat, params)``: one detached copy of all parameters in a flat vector and ``params``, a dict of views
+    into it in :meth:`~torch.nn.Module.named_parameters` order, so an SGD update is one in-place
+    ``flat -= lr·ĝ`` on the estimate ``ĝ`` laid out as :func:`fg_analysis.params.ravel` lays out ``params``."""
     named = [(name, p.detach()) for name, p in model.named_parameters()]
     flat = torch.cat([p.reshape(-1) for _, p in named])
-    sizes = [p.numel() for _, p in named]
-    shapes = [p.shape for _, p in named]
-    names = [name for name, _ in named]
-    params = {name: piece.view(shape) for name, piece, shape in zip(names, flat.split(sizes), shapes)}
-
-    def unravel(vector: torch.Tensor) -> dict[str, torch.Tensor]:
-        pieces = vector.split(sizes, dim=-1)
-        return {name: piece.reshape(*vector.shape[:-1], *shape) for name, piece, shape in zip(names, pieces, shapes)}
-
-    return flat, params, unravel
+    pieces = flat.split([p.numel() for _, p in named])
+    return flat, {name: piece.view(p.shape) for (name, p), piece in zip(named, pieces)}
 
 
-def vmapped_jvps(f, params, unravel, V: torch.Tensor, *args) -> torch.Tensor:
-    """``V ∇f(params)`` (shape (k,)) by ``torch.func.jvp`` vmapped over the rows of ``V``: one batched pass,
-    the primal evaluated once (as :func:`fg_analysis.jvp.jvps`, without its input scan)."""
-
-    def along(v):
-        return jvp(lambda p: f(p, *args), (params,), (unravel(v),))[1]
-
-    return vmap(along)(V)
-
-
-def looped_jvps(f, params, unravel, V: torch.Tensor, *args) -> torch.Tensor:
-    """``V ∇f(params)`` with one ``torch.autograd.forward_ad`` pass per tangent: k full passes (as
-    :func:`fg_analysis.jvp.sequential_jvps`, the reference implementation's approach, without its input scan)."""
-    derivatives = []
-    for v in V:
-        tangent = unravel(v)
-        with forward_ad.dual_level():
-            dual = {name: forward_ad.make_dual(p, tangent[name]) for name, p in params.items()}
-            derivatives.append(forward_ad.unpack_dual(f(dual, *args)).tangent)
-    return torch.stack(derivatives)
-
-
-def lean_projection(V: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-    """``P_U g = Vᵀ (V Vᵀ)⁻¹ d`` with the Gram matrix ``G = V Vᵀ`` formed in V's dtype (one k²·P GEMM without a
-    float64 copy of V) and only the k×k Cholesky solve in float64.
-
-    For Gaussian tangents with ``k ≪ P``, ``cond(G) ≈ ((1 + sqrt(k/P)) / (1 - sqrt(k/P)))² ≈ 1``, so float32
-    rounding of G costs nothing measurable; :func:`fg_analysis.aggregate.projection` (float64 G, condition
-    check, QR fallback) remains the robust reference.
-    """
-    gram = (V @ V.transpose(-1, -2)).to(torch.float64)
-    factor = torch.linalg.cholesky(gram)
-    coefficients = torch.cholesky_solve(d.to(torch.float64).unsqueeze(-1), factor).to(V.dtype)
-    return (coefficients.transpose(-1, -2) @ V).squeeze(-2)
-
-
-def lean_mean(V: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-    """``(1/k) Σ_i d_i v_i = Vᵀ d / k`` (one GEMV)."""
-    return (d.unsqueeze(-2) @ V).squeeze(-2) / V.shape[-2]
-
-
-JVP_METHODS = {"vmap": vmapped_jvps, "loop": looped_jvps}
-LEAN_AGGREGATORS = {"projection": lean_projection, "mean": lean_mean}
+#: the JVP implementations timed: ``jvps`` (vmapped over the tangents) and ``sequential_jvps`` (one pass each)
+JVP_METHODS = {"vmap": jvp_module.jvps, "loop": jvp_module.sequential_jvps}
 FG_PHASES = ("sample", "jvp", "aggregate", "update")
 BP_PHASES = ("gradient", "update")
 
@@ -247,47 +195,31 @@ def _sync(device: torch.device) -> None:
 
 
 def make_fg_step(model: torch.nn.Module, inputs, targets, *, k: int, method: str, aggregator: str,
-                 path: str = "lean", lr: float, generator: torch.Generator) -> Callable[[], dict[str, float]]:
+                 lr: float, generator: torch.Generator) -> Callable[[], dict[str, float]]:
     """A closure running one FG training step and returning the seconds of each phase of :data:`FG_PHASES`.
 
-    sample: ``V ~ N(0, I)`` of shape (k, P) in one ``normal_`` call into a reused buffer; jvp: ``d = V ∇L`` under ``torch.no_grad()`` (forward
-    mode builds no autograd graph, so no activations are kept); aggregate: ``ĝ = agg(V, d)``; update:
-    ``θ -= lr·ĝ`` in place on the flat parameter vector.
+    sample: ``V = Normal().sample(k, P)`` (:mod:`fg_analysis.tangents`, a fresh (k, P) tensor); jvp:
+    ``d = V ∇L`` by :data:`JVP_METHODS` ``[method]`` under ``torch.no_grad()`` (forward mode builds no autograd
+    graph, so no activations are kept); aggregate: ``ĝ = agg(V, d)`` with ``agg`` from
+    :data:`fg_analysis.aggregate.AGGREGATORS`; update: ``θ -= lr·ĝ`` in place on the flat parameter vector.
     """
     if method not in JVP_METHODS:
         raise ValueError(f"unknown JVP method {method!r}; choose one of {sorted(JVP_METHODS)}")
-    if aggregator not in LEAN_AGGREGATORS:
-        raise ValueError(f"unknown aggregator {aggregator!r}; choose one of {sorted(LEAN_AGGREGATORS)}")
-    if path not in ("lean", "foundation"):
-        raise ValueError(f"path must be 'lean' or 'foundation'; got {path!r}")
-    flat, params, unravel = flat_parameters(model)
+    combine = aggregate_module.get_aggregator(aggregator)
+    directional = JVP_METHODS[method]
+    flat, params = flat_parameters(model)
     f = jvp_module.module_loss(model, F.cross_entropy)
     device, n = flat.device, flat.numel()
-    if path == "lean":
-        directional = JVP_METHODS[method]
-        combine = LEAN_AGGREGATORS[aggregator]
-
-        def derivatives(V):
-            return directional(f, params, unravel, V, inputs, targets)
-    else:
-        combine = aggregate_module.AGGREGATORS[aggregator]
-        foundation_jvps = jvp_module.jvps if method == "vmap" else jvp_module.sequential_jvps
-
-        def derivatives(V):
-            return foundation_jvps(f, params, V, inputs, targets)[1]
-
-    # The tangents are redrawn in place each step: one normal_ call for all k·P entries into a buffer allocated
-    # once (the law of fg_analysis.tangents.Normal; a fresh k·P tensor per step would add page faults).
-    V = torch.empty(k, n, dtype=flat.dtype, device=device)
+    law = Normal()
 
     def step() -> dict[str, float]:
         with torch.no_grad():
             _sync(device)
             t0 = time.perf_counter()
-            V.normal_(generator=generator)
+            V = law.sample(k, n, generator=generator, dtype=flat.dtype, device=device)
             _sync(device)
             t1 = time.perf_counter()
-            d = derivatives(V)
+            d = directional(f, params, V, inputs, targets)[1]
             _sync(device)
             t2 = time.perf_counter()
             estimate = combine(V, d)
@@ -354,7 +286,7 @@ def _batch(spec: ModelSpec, *, seed: int, device: torch.device):
 
 
 def benchmark_steps(config: BenchConfig, device: torch.device, *, progress: bool = True) -> pd.DataFrame:
-    """Step times of every model: one row per (model, method, aggregator, path, k, phase) with the median
+    """Step times of every model: one row per (model, method, aggregator, k, phase) with the median
     seconds; ``phase="step"`` is the whole step (its fastest run in ``seconds_min``)."""
     rows = []
     units = [(spec, k) for spec in config.models for k in (spec.ks or config.ks)]
@@ -365,21 +297,17 @@ def benchmark_steps(config: BenchConfig, device: torch.device, *, progress: bool
             continue
         inputs, targets = _batch(spec, seed=config.seed, device=device)
         generator = torch.Generator(device=device).manual_seed(config.seed)
-        steps: dict[tuple, Callable] = {("bp", "-", "autograd"): make_bp_step(model, inputs, targets, lr=config.lr)}
-        variants = [("vmap", "projection", "lean"), ("vmap", "mean", "lean"), ("loop", "projection", "lean")]
-        if spec.label == config.reference_model and k in config.foundation_ks:
-            variants += [("vmap", "projection", "foundation")]
-        for method, aggregator, path in variants:
-            steps[(method, aggregator, path)] = make_fg_step(model, inputs, targets, k=k, method=method,
-                                                             aggregator=aggregator, path=path, lr=config.lr,
-                                                             generator=generator)
+        steps: dict[tuple, Callable] = {("bp", "-"): make_bp_step(model, inputs, targets, lr=config.lr)}
+        for method, aggregator in (("vmap", "projection"), ("vmap", "mean"), ("loop", "projection")):
+            steps[(method, aggregator)] = make_fg_step(model, inputs, targets, k=k, method=method,
+                                                       aggregator=aggregator, lr=config.lr, generator=generator)
         timings = time_round_robin(steps, repeats=config.repeats, warmup=config.warmup)
-        for (method, aggregator, path), phases in timings.items():
+        for (method, aggregator), phases in timings.items():
             for phase, seconds in phases.items():
                 if phase == "step_min":
                     continue
                 rows.append(dict(section="step", model=spec.label, n=n, batch=spec.batch, k=k, method=method,
-                                 aggregator=aggregator, path=path, phase=phase, seconds=seconds,
+                                 aggregator=aggregator, phase=phase, seconds=seconds,
                                  seconds_min=phases["step_min"] if phase == "step" else np.nan))
         del steps, model
     return pd.DataFrame(rows)
@@ -424,7 +352,7 @@ def measure_memory(spec: dict) -> dict:
     generator = torch.Generator(device=device).manual_seed(spec["seed"])
     inputs = torch.randn(batch, 784, generator=generator, device=device)
     targets = torch.randint(0, 10, (batch,), generator=generator, device=device)
-    flat, params, unravel = flat_parameters(model)
+    flat, params = flat_parameters(model)
     f = jvp_module.module_loss(model, F.cross_entropy)
     V = torch.randn(k, n, generator=generator, device=device) if mode == "fg" else None
 
@@ -434,7 +362,7 @@ def measure_memory(spec: dict) -> dict:
             F.cross_entropy(model(x), y).backward()
         elif mode == "fg":
             with torch.no_grad():
-                vmapped_jvps(f, params, unravel, V, x, y)
+                jvp_module.jvps(f, params, V, x, y)
         elif mode == "probe":
             buffer = torch.empty(spec["probe_bytes"] // 4, device=device)
             buffer.fill_(1.0)
@@ -585,9 +513,9 @@ def run(config: BenchConfig, *, cache: ResultsCache | None = None, refresh: bool
 
 
 def _step_seconds(steps: pd.DataFrame, model: str, method: str, aggregator: str, k: int | None,
-                  phase: str = "step", path: str = "lean") -> float:
+                  phase: str = "step") -> float:
     selected = steps[(steps.model == model) & (steps.method == method) & (steps.aggregator == aggregator)
-                     & (steps.path == path) & (steps.phase == phase)]
+                     & (steps.phase == phase)]
     if k is not None:
         selected = selected[selected.k == k]
     return float(selected.seconds.median()) if len(selected) else math.nan
@@ -596,15 +524,15 @@ def _step_seconds(steps: pd.DataFrame, model: str, method: str, aggregator: str,
 def step_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Whole-step medians: one row per (model, n, k), columns BP and the FG variants (seconds)."""
     steps = frame[(frame.section == "step") & (frame.phase == "step")].copy()
-    steps["variant"] = steps.apply(lambda r: "bp" if r.method == "bp" else
-                                   f"{r.method}-{r.aggregator}" + ("" if r.path == "lean" else "-foundation"), axis=1)
+    steps["variant"] = ["bp" if method == "bp" else f"{method}-{aggregator}"
+                        for method, aggregator in zip(steps.method, steps.aggregator)]
     return steps.pivot_table(index=["model", "n", "k"], columns="variant", values="seconds").reset_index()
 
 
 def phase_table(frame: pd.DataFrame, method: str = "vmap", aggregator: str = "projection") -> pd.DataFrame:
     """The FG step split into sampling, JVPs, aggregation and update (median seconds), per (model, k)."""
     steps = frame[(frame.section == "step") & (frame.method == method) & (frame.aggregator == aggregator)
-                  & (frame.path == "lean") & frame.phase.isin(FG_PHASES)]
+                  & frame.phase.isin(FG_PHASES)]
     table = steps.pivot_table(index=["model", "k"], columns="phase", values="seconds")
     return table[[p for p in FG_PHASES if p in table.columns]].reset_index()
 
@@ -612,8 +540,7 @@ def phase_table(frame: pd.DataFrame, method: str = "vmap", aggregator: str = "pr
 def cost_models(frame: pd.DataFrame, config_fit_ks: Sequence[int], model: str) -> dict:
     """Fit :class:`fg_analysis.cost.StepTimeModel` to the vmapped steps of ``model`` on ``config_fit_ks`` and
     check it on the other k: coefficients, held-out errors, break-even k and the k of most descent per second."""
-    steps = frame[(frame.section == "step") & (frame.phase == "step") & (frame.model == model)
-                  & frame.path.isin(("lean", "autograd"))]
+    steps = frame[(frame.section == "step") & (frame.phase == "step") & (frame.model == model)]
     if steps.empty:
         return {}
     n = int(steps.n.iloc[0])
@@ -676,9 +603,8 @@ def summary(frame: pd.DataFrame, *, reference_model: str = "fc-1024", fit_ks: Se
         "projection_over_mean_k16": projection_over_mean.get(16, math.nan),
         "projection_over_mean_max": max(projection_over_mean.values()) if projection_over_mean else math.nan,
         "fg1_over_bp": (_step_seconds(steps, ref, "vmap", "projection", 1)
-                        / _step_seconds(steps, ref, "bp", "-", 1, path="autograd")),
-        "fg16_over_bp": vmap16 / _step_seconds(steps, ref, "bp", "-", 16, path="autograd"),
-        "foundation_over_lean_k16": _step_seconds(steps, ref, "vmap", "projection", 16, path="foundation") / vmap16,
+                        / _step_seconds(steps, ref, "bp", "-", 1)),
+        "fg16_over_bp": vmap16 / _step_seconds(steps, ref, "bp", "-", 16),
         "fg_memory_growth": growth.get("fg", math.nan),
         "bp_memory_growth": growth.get("bp", math.nan),
         "bp_memory_linearity_r2": r2,
@@ -810,12 +736,11 @@ def plot_time_against_k(frame: pd.DataFrame, ax, *, model: str, fit_ks: Sequence
     steps = frame[(frame.section == "step") & (frame.phase == "step") & (frame.model == model)]
     n = int(steps.n.iloc[0])
     grid = np.geomspace(1, steps.k.max(), 100)
-    for (method, aggregator, path), group in steps[steps.method != "bp"].groupby(["method", "aggregator", "path"]):
+    for (method, aggregator), group in steps[steps.method != "bp"].groupby(["method", "aggregator"]):
         group = group.sort_values("k")
-        label = f"FG {method} {aggregator}" + ("" if path == "lean" else " (foundation)")
-        points = ax.plot(group.k, 1000 * group.seconds, "o", label=label)
+        points = ax.plot(group.k, 1000 * group.seconds, "o", label=f"FG {method} {aggregator}")
         fit = [k for k in fit_ks if k in set(group.k)]
-        if path == "lean" and len(fit) >= 3:
+        if len(fit) >= 3:
             fitted = cost.fit_step_time(group.k[group.k.isin(fit)], group.seconds[group.k.isin(fit)], n=n,
                                         quadratic=aggregator == "projection")
             ax.plot(grid, 1000 * fitted(grid), "-", color=points[0].get_color(), alpha=0.6)
