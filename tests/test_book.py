@@ -240,7 +240,8 @@ def test_pages_render_in_a_browser_with_math(built_book):
         article = soup.find("article") or soup.body
         assert article is not None, f"{html.name}: blank page"
         check_images(html, soup)
-        source_math = BeautifulSoup(html.read_text(), "html.parser").select(".math")
+        source = BeautifulSoup(html.read_text(), "html.parser")
+        source_math = (source.find("article") or source.body).select(".math")
         rendered = article.select(".math")
         assert len(rendered) == len(source_math), f"{html.name}: math elements lost in the browser"
         unrendered = [element.get_text() for element in rendered if element.find("mjx-container") is None]
