@@ -24,7 +24,7 @@ from torch.autograd import forward_ad
 from torch.func import functional_call, grad_and_value, jvp, vmap
 
 from fg_analysis.checks import all_finite
-from fg_analysis.params import Params, numel, ravel
+from fg_analysis.params import Params, numel, ravel, unraveler
 
 ScalarFunction = Callable[..., torch.Tensor]
 
@@ -40,6 +40,13 @@ def _check_tangents(params: Params, V: torch.Tensor) -> None:
         raise ValueError("tangents contain NaN or inf")
 
 
+def _check_derivatives(d: torch.Tensor) -> torch.Tensor:
+    """The k derivatives are finite, or a clear error (f overflowed or returned NaN)."""
+    if not all_finite(d):
+        raise ValueError("directional derivatives contain NaN or inf: f overflowed or is NaN at params")
+    return d
+
+
 def jvps(f: ScalarFunction, params: Params, V: torch.Tensor, *args) -> tuple[torch.Tensor, torch.Tensor]:
     """``(f(params), V ∇f(params))`` by forward-mode AD, vmapped over the rows of ``V``.
 
@@ -53,20 +60,20 @@ def jvps(f: ScalarFunction, params: Params, V: torch.Tensor, *args) -> tuple[tor
     tensor([2., 4.])
     """
     _check_tangents(params, V)
-    _, unravel = ravel(params)
+    unravel = unraveler(params)
 
     def along(v: torch.Tensor):
         return jvp(lambda p: f(p, *args), (params,), (unravel(v),))
 
     values, derivatives = vmap(along)(V)
-    return values[0], derivatives
+    return values[0], _check_derivatives(derivatives)
 
 
 def sequential_jvps(f: ScalarFunction, params: Params, V: torch.Tensor,
                     *args) -> tuple[torch.Tensor, torch.Tensor]:
     """The same as :func:`jvps`, one ``torch.autograd.forward_ad`` pass per tangent (k full passes)."""
     _check_tangents(params, V)
-    _, unravel = ravel(params)
+    unravel = unraveler(params)
     derivatives = []
     for v in V:
         tangent = unravel(v)
@@ -78,7 +85,7 @@ def sequential_jvps(f: ScalarFunction, params: Params, V: torch.Tensor,
             primal, derivative = forward_ad.unpack_dual(f(dual, *args))
             derivatives.append(derivative)
             value = primal.detach()
-    return value, torch.stack(derivatives)
+    return value, _check_derivatives(torch.stack(derivatives))
 
 
 def per_tensor_jvps(f: ScalarFunction, params: Mapping[str, torch.Tensor], tangents: Mapping[str, torch.Tensor],

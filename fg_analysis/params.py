@@ -18,30 +18,37 @@ import torch
 Params = torch.Tensor | Mapping[str, torch.Tensor]
 
 
-def ravel(params: Params) -> tuple[torch.Tensor, Callable[[torch.Tensor], Params]]:
-    """Return ``(flat, unravel)``: ``flat`` concatenates all entries; ``unravel(v)`` maps ``(..., P)`` back.
+def unraveler(params: Params) -> Callable[[torch.Tensor], Params]:
+    """The map from flat vectors ``(..., P)`` back to the structure of ``params``, from shapes alone (no copy).
 
-    The inverse accepts leading batch dimensions, so ``unravel(V)`` of a ``(k, P)`` tangent matrix gives
-    tensors of shape ``(k, *shape)``.
+    Leading batch dimensions are kept, so a ``(k, P)`` tangent matrix maps to tensors of shape ``(k, *shape)``.
     """
     if isinstance(params, torch.Tensor):
         shape = params.shape
-        return params.reshape(-1), lambda v: v.reshape(*v.shape[:-1], *shape)
+        return lambda v: v.reshape((*v.shape[:-1], *shape))
     if not isinstance(params, Mapping) or not params:
         raise ValueError(f"params must be a tensor or a non-empty dict of tensors; got {type(params).__name__}")
     names = list(params)
     shapes = [params[name].shape for name in names]
     sizes = [params[name].numel() for name in names]
-    flat = torch.cat([params[name].reshape(-1) for name in names])
 
     def unravel(vector: torch.Tensor) -> dict[str, torch.Tensor]:
         if vector.shape[-1] != sum(sizes):
             raise ValueError(f"expected vectors with {sum(sizes)} entries; got shape {tuple(vector.shape)}")
         pieces = vector.split(sizes, dim=-1)
-        return {name: piece.reshape(*vector.shape[:-1], *shape)
+        return {name: piece.reshape((*vector.shape[:-1], *shape))
                 for name, piece, shape in zip(names, pieces, shapes)}
 
-    return flat, unravel
+    return unravel
+
+
+def ravel(params: Params) -> tuple[torch.Tensor, Callable[[torch.Tensor], Params]]:
+    """Return ``(flat, unravel)``: ``flat`` concatenates all entries (a copy for a dict); ``unravel`` is
+    :func:`unraveler` of ``params``."""
+    unravel = unraveler(params)
+    if isinstance(params, torch.Tensor):
+        return params.reshape(-1), unravel
+    return torch.cat([p.reshape(-1) for p in params.values()]), unravel
 
 
 def numel(params: Params) -> int:

@@ -31,22 +31,37 @@ class TangentLaw:
     normalize: bool = False
 
     def sample(self, k: int, n: int, *, batch_shape: tuple[int, ...] = (), generator: torch.Generator | None = None,
-               dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> torch.Tensor:
+               dtype: torch.dtype = torch.float32, device: torch.device | str | None = None,
+               out: torch.Tensor | None = None) -> torch.Tensor:
         """Draw ``k`` tangents in ``R^n`` for each of ``batch_shape`` independent samples.
 
-        Returns a tensor of shape ``(*batch_shape, k, n)``; row ``i`` is ``v_i``.
+        Returns a tensor of shape ``(*batch_shape, k, n)``; row ``i`` is ``v_i``. With ``out=`` (a tensor of that
+        shape, whose dtype and device then apply) the tangents are written into it: a training loop that reuses
+        one buffer saves allocating (and page-faulting) k·n fresh floats every step. The numbers are the same.
         """
         check_count(k, "k", "number of tangents")
         check_count(n, "n", "dimension")
+        if out is not None:
+            if tuple(out.shape) != (*batch_shape, k, n):
+                raise ValueError(f"out must have shape {(*batch_shape, k, n)}; got {tuple(out.shape)}")
+            dtype, device = out.dtype, out.device
         if generator is not None and device is not None and torch.device(device).type != generator.device.type:
             raise ValueError(f"generator lives on {generator.device} but device={device!r}: create the "
                              "generator on the same device as the tangents")
         if device is None and generator is not None:
             device = generator.device
-        V = self._draw(k, n, tuple(batch_shape), generator, dtype, device)
+        if out is None:
+            V = self._draw(k, n, tuple(batch_shape), generator, dtype, device)
+        else:
+            V = self._draw_into(out, generator)
         if self.normalize:
-            V = V / torch.linalg.vector_norm(V, dim=-1, keepdim=True)
+            V = V.div_(torch.linalg.vector_norm(V, dim=-1, keepdim=True))
         return V
+
+    def _draw_into(self, out: torch.Tensor, generator) -> torch.Tensor:
+        """Fill ``out`` with a draw; laws with an in-place sampler override this."""
+        *batch_shape, k, n = out.shape
+        return out.copy_(self._draw(k, n, tuple(batch_shape), generator, out.dtype, out.device))
 
     def _draw(self, k, n, batch_shape, generator, dtype, device) -> torch.Tensor:
         raise NotImplementedError
@@ -73,6 +88,9 @@ class Normal(TangentLaw):
 
     def _draw(self, k, n, batch_shape, generator, dtype, device):
         return _normal((*batch_shape, k, n), generator, dtype, device)
+
+    def _draw_into(self, out, generator):
+        return out.normal_(generator=generator)
 
 
 @dataclass(frozen=True)

@@ -240,3 +240,17 @@ def test_laws_are_frozen():
     with pytest.raises(Exception):
         FixedAngle().theta = 10.0  # type: ignore[misc]
     assert np.isclose(FixedAngle(theta=60).theta, 60.0)
+
+
+@pytest.mark.parametrize("law", ALL_LAWS + [Normal(normalize=True)], ids=LAW_IDS + ["Normal-normalized"])
+def test_out_buffer_gives_the_same_draw_in_place(law):
+    fresh = law.sample(3, 6, batch_shape=(2,), generator=gen(4), dtype=torch.float64)
+    buffer = torch.full((2, 3, 6), float("nan"), dtype=torch.float64)
+    written = law.sample(3, 6, batch_shape=(2,), generator=gen(4), out=buffer)
+    assert written.data_ptr() == buffer.data_ptr()
+    torch.testing.assert_close(written, fresh, rtol=0, atol=1e-15)
+
+
+def test_out_buffer_of_the_wrong_shape_is_an_error():
+    with pytest.raises(ValueError, match=r"out must have shape \(3, 6\)"):
+        Normal().sample(3, 6, generator=gen(), out=torch.empty(6, 3))
