@@ -198,7 +198,8 @@ def make_fg_step(model: torch.nn.Module, inputs, targets, *, k: int, method: str
                  lr: float, generator: torch.Generator) -> Callable[[], dict[str, float]]:
     """A closure running one FG training step and returning the seconds of each phase of :data:`FG_PHASES`.
 
-    sample: ``V = Normal().sample(k, P)`` (:mod:`fg_analysis.tangents`, a fresh (k, P) tensor); jvp:
+    sample: ``V = Normal().sample(k, P, out=buffer)`` (:mod:`fg_analysis.tangents`, into one (k, P) buffer
+    reused across steps, as a training loop would); jvp:
     ``d = V ∇L`` by :data:`JVP_METHODS` ``[method]`` under ``torch.no_grad()`` (forward mode builds no autograd
     graph, so no activations are kept); aggregate: ``ĝ = agg(V, d)`` with ``agg`` from
     :data:`fg_analysis.aggregate.AGGREGATORS`; update: ``θ -= lr·ĝ`` in place on the flat parameter vector.
@@ -211,12 +212,13 @@ def make_fg_step(model: torch.nn.Module, inputs, targets, *, k: int, method: str
     f = jvp_module.module_loss(model, F.cross_entropy)
     device, n = flat.device, flat.numel()
     law = Normal()
+    buffer = torch.empty(k, n, dtype=flat.dtype, device=device)
 
     def step() -> dict[str, float]:
         with torch.no_grad():
             _sync(device)
             t0 = time.perf_counter()
-            V = law.sample(k, n, generator=generator, dtype=flat.dtype, device=device)
+            V = law.sample(k, n, generator=generator, out=buffer)
             _sync(device)
             t1 = time.perf_counter()
             d = directional(f, params, V, inputs, targets)[1]
