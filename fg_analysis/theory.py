@@ -68,6 +68,13 @@ def cos2_parameters(aggregator: str, k, n) -> tuple[np.ndarray, np.ndarray]:
     return k / 2, (n - 1) / 2
 
 
+def cos2_distribution(aggregator: str, k: int, n: int):
+    """The law of ``cos²(ĝ, g)`` as a frozen ``scipy.stats.beta`` (``None`` where ``cos = 1`` surely, i.e.
+    the projection with ``k >= n``): its ``ppf``, ``cdf``, ``mean`` and ``rvs`` give bands and samples."""
+    a, b = (float(value) for value in cos2_parameters(aggregator, k, n))
+    return stats.beta(a, b) if b > 0 else None
+
+
 def expected_cosine(aggregator: str, k, n) -> np.ndarray:
     """``E[cos(ĝ, g)]`` for Gaussian tangents: ``E[sqrt(X)]`` with ``X ~ Beta`` of :func:`cos2_parameters`.
 

@@ -244,3 +244,17 @@ def test_monte_carlo_check_has_power():
     cosine, _, _ = monte_carlo("mean", 16, 64, 2000, seed=80)
     with pytest.raises(AssertionError):
         assert_mean_close(cosine, float(theory.expected_cosine("projection", 16, 64)))
+
+
+def test_cos2_distribution_is_the_beta_law_of_monte_carlo_cos2():
+    from scipy import stats
+
+    cos2_distribution = theory.cos2_distribution
+    n, k = 32, 4
+    g = torch.ones(n, dtype=torch.float64)
+    V = Normal().sample(k, n, batch_shape=(4000,), generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    estimate = projection(V, V @ g)
+    cos2 = (torch.nn.functional.cosine_similarity(estimate, g.expand_as(estimate), dim=-1) ** 2).numpy()
+    law = cos2_distribution("projection", k, n)
+    assert stats.kstest(cos2, law.cdf).pvalue > 1e-3
+    assert cos2_distribution("projection", n, n) is None
