@@ -85,3 +85,47 @@ def test_scorecard_rows_have_the_shared_columns(frame):
 
     rows = rq3.scorecard(frame[0])
     assert list(rows.columns) == list(SCORECARD_COLUMNS) and len(rows) >= 1
+
+
+def test_sota_cpu_preset():
+    config = rq3.RQ3Config.preset("sota-cpu")
+    units = config.runs()
+    assert [(u.model, rq3.approach_label(u.method, u.aggregator, u.k)) for u in units] == [
+        ("resnet18", "BP"), ("resnet18", "FG"), ("resnet18", "mean k=16"), ("resnet18", "projection k=16"),
+        ("vit", "BP"), ("vit", "FG"), ("vit", "projection k=16")]
+    assert {u.dataset for u in units} == {"digits"} and {u.seed for u in units} == {0}
+    assert {u.epochs for u in units} == {5} and {u.patience for u in units} == {10}
+    assert {u.model: u.mode for u in units} == {"resnet18": "simulated", "vit": "real"}
+    assert {u.lr_source for u in units} == {"paper-mnist"}
+    assert all((u.lr, u.lr_source) == rq3.resolve_lr(u.model, None, "digits", u.method, u.aggregator, u.k)
+               for u in units)
+
+
+def test_stored_reads_the_cache_and_never_trains(frame, tmp_path, monkeypatch):
+    import shutil
+
+    data, cache = frame
+    monkeypatch.setattr(rq3, "run_unit", lambda *args, **kwargs: pytest.fail("stored() must not train"))
+    assert rq3.stored(TINY, cache=ResultsCache(tmp_path / "empty", published=None)) is None
+    found = rq3.stored(TINY, cache=cache)
+    assert found is not None and len(found) == len(data)
+    assert found["test_accuracy"].tolist() == data["test_accuracy"].tolist()
+    assert rq3.summary(found)["test_accuracy"].tolist() == rq3.summary(data)["test_accuracy"].tolist()
+    origin = rq3.provenance(found)
+    assert len(origin) == len(TINY.runs()) and set(origin["device"]) == {"cpu"} and origin["saved"].notna().all()
+    # read from the published folder too; one missing unit gives None, not a partial table
+    shutil.copytree(cache.root, tmp_path / "published")
+    published = ResultsCache(tmp_path / "writable", published=tmp_path / "published")
+    assert rq3.stored(TINY, cache=published) is not None
+    shutil.rmtree(next((tmp_path / "published" / "TrainingRun").iterdir()))
+    assert rq3.stored(TINY, cache=published) is None
+
+
+def test_stored_rows(frame, tmp_path):
+    from fg_analysis.experiments import SCORECARD_COLUMNS
+
+    rows = rq3.stored_rows(TINY, cache=frame[1])
+    assert list(rows.columns) == list(SCORECARD_COLUMNS) and len(rows) == 1
+    assert "fc_w=16" in rows["claim"].item() and "commit" in rows["setup"].item()
+    empty = rq3.stored_rows(TINY, cache=ResultsCache(tmp_path, published=None))
+    assert list(empty.columns) == list(SCORECARD_COLUMNS) and empty.empty

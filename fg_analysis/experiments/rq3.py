@@ -19,17 +19,29 @@ Presets (:meth:`RQ3Config.preset`):
   the same network (``lr_source`` says which). ResNet-18 (BatchNorm in train mode) uses simulated JVPs — the
   paper's default — since a batch-shared real-mode perturbation cannot separate per-sample JVPs through batch
   statistics (see :mod:`fg_analysis.gradients`); the FC nets and the ViT use real forward mode.
+* ``sota-cpu`` (CPU, stored): ResNet-18 (simulated JVPs, as above) and the ViT (real forward mode) on digits only;
+  BP, FG, mean k = 16 and projection k = 16 (:data:`SOTA_CPU_APPROACHES`; the ViT's mean k = 16 is left out, see
+  below); seed 0 only; at most 5 epochs, patience 10; the paper's MNIST rate of the same network
+  (``lr_source = "paper-mnist"``, via :func:`resolve_lr` as in ``paper``). Timed one epoch per run on one CPU
+  thread: ResNet-18 ≈ 6 s for every approach, the ViT ≈ 8 s (BP), 16 s (FG) and 95 s (k = 16: 16 real-mode JVPs
+  per sample). Ten epochs of all four approaches would take ≈ 40 minutes, so the preset runs 5 epochs and
+  skips the ViT's mean k = 16: ≈ 12 minutes of CPU in all. Its runs are committed under
+  ``results/published/TrainingRun``; :func:`stored` reads them without training anything, and the notebook
+  shows them from there.
 
 Every training run is one cached unit (:class:`TrainingRun`, :meth:`fg_analysis.cache.ResultsCache.sweep`).
 :func:`run` returns one row per run and epoch with the columns ``model, network, width, dataset, method,
 aggregator, k, approach, seed, epoch, train_loss, train_accuracy, val_loss, val_accuracy, cosine, norm_ratio,
 train_time_s, wall_time_s, test_accuracy, best_epoch, stopped, lr, lr_source, mode, device``;
-:func:`summary` reduces it to mean ± 95% CI test accuracy per (network, dataset, approach).
+:func:`summary` reduces it to mean ± 95% CI test accuracy per (network, dataset, approach). :func:`stored` returns
+the same frame for runs already in the cache (``None`` if one is missing) and trains nothing;
+:func:`provenance` lists where and when each stored run was made.
 
 Command line (prints the summary table; the LAST line is one JSON object)::
 
     python -m fg_analysis.experiments.rq3 --preset quick [--device auto]
     python -m fg_analysis.experiments.rq3 --preset paper --device auto     # on a GPU
+    python -m fg_analysis.experiments.rq3 --preset sota-cpu                # ≈ 12 min on one CPU thread
 
 The JSON line: ``{"preset": ..., "device": ..., "test_accuracy": {"<network> <dataset>": {"BP": 0.97, "FG": ...,
 "mean k=2": ..., "projection k=16": ...}}}`` — the mean test accuracy over seeds per approach (approach labels
@@ -39,6 +51,7 @@ as in :func:`fg_analysis.gradients.approach_label`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -55,9 +68,9 @@ from fg_analysis.gradients import GradientSource, activity_dimension, approach_l
 from fg_analysis.lr_search import PAPER_DATASETS, learning_rate, model_key
 from fg_analysis.plots import format_ci, summarize
 
-__all__ = ["PAPER_APPROACHES", "QUICK_APPROACHES", "RQ3Config", "TrainingRun", "available_datasets", "final_runs",
-           "gap_to_bp", "json_summary", "learning_curves", "main", "resolve_lr", "run", "run_unit", "scorecard",
-           "scorecard_rows", "summary"]
+__all__ = ["PAPER_APPROACHES", "PRESETS", "QUICK_APPROACHES", "SOTA_CPU_APPROACHES", "RQ3Config", "TrainingRun",
+           "available_datasets", "final_runs", "gap_to_bp", "json_summary", "learning_curves", "main", "provenance",
+           "resolve_lr", "run", "run_unit", "scorecard", "scorecard_rows", "stored", "stored_rows", "summary"]
 
 #: (method, aggregator, k): BP, FG (k = 1), mean and projection for k ∈ {2, 4, 16}
 PAPER_APPROACHES = (("bp", "mean", 1), ("fg", "mean", 1),
@@ -66,6 +79,12 @@ PAPER_APPROACHES = (("bp", "mean", 1), ("fg", "mean", 1),
 #: the quick preset's approaches (k ∈ {1, 4, 16}: the k = 2 runs are left out to stay within ~1 min on a CPU)
 QUICK_APPROACHES = (("bp", "mean", 1), ("fg", "mean", 1), ("fg", "mean", 4), ("fg", "mean", 16),
                     ("fg", "projection", 4), ("fg", "projection", 16))
+
+#: the ``sota-cpu`` preset's approaches: BP, FG (k = 1), mean and projection with k = 16
+SOTA_CPU_APPROACHES = (("bp", "mean", 1), ("fg", "mean", 1), ("fg", "mean", 16), ("fg", "projection", 16))
+
+#: the preset names of :meth:`RQ3Config.preset`
+PRESETS = ("quick", "paper", "sota-cpu")
 
 RUN_KEYS = ["model", "network", "width", "dataset", "method", "aggregator", "k", "approach", "seed"]
 GROUP_KEYS = ["network", "dataset", "method", "aggregator", "k", "approach"]
@@ -140,7 +159,8 @@ class RQ3Config:
     """The RQ3 sweep: ``networks × datasets × approaches × seeds`` (pairs a network cannot take are skipped).
 
     ``networks`` are ``(model, width)`` pairs; ``combinations``, when given, restricts to those
-    ``(model, dataset)`` pairs. ``mode`` is the JVP mode of the FC nets and the ViT (ResNet-18 always simulated).
+    ``(model, dataset)`` pairs; ``exclude`` leaves out the ``(model, method, aggregator, k)`` units it names.
+    ``mode`` is the JVP mode of the FC nets and the ViT (ResNet-18 always simulated).
     """
 
     networks: tuple[tuple[str, int | None], ...] = (("fc", 256),)
@@ -152,13 +172,17 @@ class RQ3Config:
     mode: str = "real"
     max_train: int | None = None
     combinations: tuple[tuple[str, str], ...] = ()
+    exclude: tuple[tuple[str, str, str, int], ...] = ()
 
     @classmethod
     def preset(cls, name: str, *, seed: int = 0) -> "RQ3Config":
         """``"quick"``: FC w = 256 on digits, 6 approaches (k ∈ {1, 4, 16}), 3 seeds, ≤ 20 epochs (about a minute
         on 2 cores).
         ``"paper"``: the paper's networks and settings on every available data set (see the module docstring).
-        ``seed`` shifts the seeds."""
+        ``"sota-cpu"``: ResNet-18 (simulated JVPs) and the ViT (real forward mode) on digits, BP, FG, mean k = 16
+        (ResNet-18 only) and projection k = 16, one seed, ≤ 5 epochs, the paper's MNIST rates (``"paper-mnist"``):
+        about 12 minutes on one CPU thread (see the module docstring).
+        ``seed`` shifts the seeds (``"sota-cpu"`` runs the first only)."""
         seeds = tuple(range(seed, seed + 3))
         if name == "quick":
             return cls(approaches=QUICK_APPROACHES, seeds=seeds, epochs=20, patience=10)
@@ -168,7 +192,11 @@ class RQ3Config:
                                  if (m == "fc" and d != "cifar10") or (m != "fc" and d != "mnist1d"))
             return cls(networks=(("fc", 256), ("fc", 1024), ("fc", 4096), ("resnet18", None), ("vit", None)),
                        datasets=datasets, seeds=seeds, epochs=200, patience=10, combinations=combinations)
-        raise ValueError(f"unknown preset {name!r}; choose 'quick' or 'paper'")
+        if name == "sota-cpu":
+            return cls(networks=(("resnet18", None), ("vit", None)), datasets=("digits",),
+                       approaches=SOTA_CPU_APPROACHES, seeds=(seed,), epochs=5, patience=10,
+                       exclude=(("vit", "fg", "mean", 16),))
+        raise ValueError(f"unknown preset {name!r}; choose one of {PRESETS}")
 
     def runs(self) -> list[TrainingRun]:
         """Every unit, ordered network → data set → approach → seed."""
@@ -180,6 +208,8 @@ class RQ3Config:
                 if model != "fc" and dataset == "mnist1d":
                     continue  # 1-D inputs: FC only
                 for method, aggregator, k in self.approaches:
+                    if (model, method, aggregator, k) in self.exclude:
+                        continue
                     lr, source = resolve_lr(model, width, dataset, method, aggregator, k)
                     for seed in self.seeds:
                         units.append(TrainingRun(
@@ -233,10 +263,55 @@ def run(config: RQ3Config, *, device: str = "cpu", cache: ResultsCache | None = 
     with threads_scope(cpu_threads if resolved.type == "cpu" else None):
         frame = cache.sweep(config.runs(), lambda unit: run_unit(unit, device=resolved), device=str(resolved),
                             description="RQ3 networks", progress=progress)
+    return _labelled(frame)
+
+
+def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
     frame["network"] = [model_key(m, None if pd.isna(w) else int(w)) for m, w in zip(frame["model"], frame["width"])]
     frame["approach"] = [approach_label(m, a, int(k)) for m, a, k in zip(frame["method"], frame["aggregator"],
                                                                           frame["k"])]
     return frame
+
+
+def stored(config: RQ3Config, *, cache: ResultsCache | None = None) -> pd.DataFrame | None:
+    """The runs of ``config`` as :func:`run` returns them, read from the cache only; ``None`` unless every unit
+    is stored (a partial sweep would make a misleading table). Nothing is trained.
+
+    Looks in the cache's writable root, then its published folder (default ``results/cache``, then
+    ``results/published``). The frame carries each unit's record (config, environment — device, commit — and
+    the date it was saved) in ``frame.attrs["records"]``, in the order of :meth:`RQ3Config.runs`.
+    """
+    cache = cache or ResultsCache()
+    frames, records = [], []
+    for unit in config.runs():
+        found = cache.load(unit)
+        if found is None:
+            return None
+        frame, record = found
+        for field, value in dataclasses.asdict(unit).items():
+            if field not in frame.columns:
+                frame[field] = value
+        frames.append(frame)
+        records.append(record)
+    if not frames:
+        return None
+    frame = _labelled(pd.concat(frames, ignore_index=True))
+    frame.attrs["records"] = records
+    return frame
+
+
+def provenance(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per stored run of a :func:`stored` frame: network, approach, device, CPU/GPU name, commit, date
+    saved and the run's wall time (from the records in ``frame.attrs["records"]``)."""
+    rows = []
+    for record in frame.attrs.get("records", []):
+        config, environment = record["config"], record.get("environment", {})
+        rows.append({"network": model_key(config["model"], config["width"]),
+                     "approach": approach_label(config["method"], config["aggregator"], int(config["k"])),
+                     "seed": config["seed"], "mode": config["mode"], "device": environment.get("device"),
+                     "device_name": environment.get("device_name"), "commit": environment.get("commit"),
+                     "saved": record.get("saved"), "wall_time_s": record.get("wall_time_s")})
+    return pd.DataFrame(rows)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -355,9 +430,42 @@ def _setup_note(frame: pd.DataFrame, config: RQ3Config | None) -> str:
 
 def scorecard_rows(preset: str = "quick", *, device: str = "cpu", cache: ResultsCache | None = None,
                    seed: int = 0) -> pd.DataFrame:
-    """Run (or read from the cache) the preset's sweep, as the RQ3 notebook does, and return its claims."""
+    """Run (or read from the cache) the preset's sweep, as the RQ3 notebook does, and return its claims; then,
+    read-only, the claims on the stored ``sota-cpu`` runs (:func:`stored_rows`; none if they are not stored)."""
     config = RQ3Config.preset(preset, seed=seed)
-    return scorecard(run(config, device=device, cache=cache, progress=False), config)
+    rows = scorecard(run(config, device=device, cache=cache, progress=False), config)
+    if preset == "sota-cpu":
+        return rows
+    return pd.concat([rows, stored_rows(RQ3Config.preset("sota-cpu"), cache=cache)], ignore_index=True)
+
+
+def stored_rows(config: RQ3Config, *, cache: ResultsCache | None = None) -> pd.DataFrame:
+    """"Projection with k = 16 beats FG (k = 1)" per network of ``config``'s stored runs (:func:`stored`), with
+    where and when they ran in the setup column; no rows (and nothing trained) when a run is missing."""
+    from fg_analysis.experiments import SCORECARD_COLUMNS
+
+    frame = stored(config, cache=cache)
+    if frame is None:
+        return pd.DataFrame(columns=list(SCORECARD_COLUMNS))
+    table, origin = summary(frame), provenance(frame)
+    rows = []
+    for (network, dataset), group in table.groupby(["network", "dataset"], sort=False):
+        acc = dict(zip(group["approach"], group["mean"]))
+        if "FG" not in acc or "projection k=16" not in acc:
+            continue
+        runs = origin[origin["network"] == network]
+        seeds = frame.loc[frame["network"] == network, "seed"].nunique()
+        devices, names = "/".join(sorted(set(runs["device"]))), ", ".join(sorted(set(runs["device_name"])))
+        setup = (f"stored {devices} runs ({names}; commit {', '.join(sorted(set(runs['commit'].astype(str))))}; saved "
+                 f"{min(runs['saved'])[:10]}): {seeds} seed{'s' if seeds > 1 else ''}, ≤ {config.epochs} epochs, "
+                 f"{'/'.join(sorted(set(runs['mode'])))} JVPs, {dataset} 8×8, the paper's MNIST rates "
+                 "(paper: MNIST/CIFAR-10, 3 seeds, ≤ 200 epochs)")
+        rows.append(claim("RQ3", f"projection with k = 16 beats FG (k = 1) on {network} on {dataset} "
+                                 f"(CPU, {seeds} seed{'s' if seeds > 1 else ''})",
+                          "yes (every network and data set)",
+                          f"{acc['projection k=16']:.3f} vs {acc['FG']:.3f}",
+                          acc["projection k=16"] > acc["FG"], setup))
+    return pd.DataFrame(rows, columns=list(SCORECARD_COLUMNS))
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -367,7 +475,7 @@ def scorecard_rows(preset: str = "quick", *, device: str = "cpu", cache: Results
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fg_analysis.experiments.rq3",
                                      description="RQ3: train networks with BP and multi-tangent forward gradients")
-    parser.add_argument("--preset", default="quick", choices=("quick", "paper"))
+    parser.add_argument("--preset", default="quick", choices=PRESETS)
     parser.add_argument("--device", default="cpu", help="'cpu', 'cuda' or 'auto'")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true")
