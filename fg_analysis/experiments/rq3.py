@@ -25,7 +25,8 @@ Presets (:meth:`RQ3Config.preset`):
   (``lr_source = "paper-mnist"``, via :func:`resolve_lr` as in ``paper``). Timed one epoch per run on one CPU
   thread: ResNet-18 ≈ 6 s for every approach, the ViT ≈ 8 s (BP), 16 s (FG) and 95 s (k = 16: 16 real-mode JVPs
   per sample). Ten epochs of all four approaches would take ≈ 40 minutes, so the preset runs 5 epochs and
-  skips the ViT's mean k = 16: ≈ 12 minutes of CPU in all. Its runs are committed under
+  skips the ViT's mean k = 16: ≈ 12 minutes of CPU estimated, 16 measured (ResNet-18 4 min, ViT 12 min, run as
+  two 1-thread processes side by side on a shared 2-core machine). Its runs are committed under
   ``results/published/TrainingRun``; :func:`stored` reads them without training anything, and the notebook
   shows them from there.
 
@@ -41,7 +42,7 @@ Command line (prints the summary table; the LAST line is one JSON object)::
 
     python -m fg_analysis.experiments.rq3 --preset quick [--device auto]
     python -m fg_analysis.experiments.rq3 --preset paper --device auto     # on a GPU
-    python -m fg_analysis.experiments.rq3 --preset sota-cpu                # ≈ 12 min on one CPU thread
+    python -m fg_analysis.experiments.rq3 --preset sota-cpu                # 12-16 min on one CPU thread
 
 The JSON line: ``{"preset": ..., "device": ..., "test_accuracy": {"<network> <dataset>": {"BP": 0.97, "FG": ...,
 "mean k=2": ..., "projection k=16": ...}}}`` — the mean test accuracy over seeds per approach (approach labels
@@ -181,7 +182,7 @@ class RQ3Config:
         ``"paper"``: the paper's networks and settings on every available data set (see the module docstring).
         ``"sota-cpu"``: ResNet-18 (simulated JVPs) and the ViT (real forward mode) on digits, BP, FG, mean k = 16
         (ResNet-18 only) and projection k = 16, one seed, ≤ 5 epochs, the paper's MNIST rates (``"paper-mnist"``):
-        about 12 minutes on one CPU thread (see the module docstring).
+        12-16 minutes on one CPU thread (see the module docstring).
         ``seed`` shifts the seeds (``"sota-cpu"`` runs the first only)."""
         seeds = tuple(range(seed, seed + 3))
         if name == "quick":
