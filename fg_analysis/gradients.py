@@ -56,7 +56,7 @@ from torch.func import functional_call, jvp, vmap
 
 from fg_analysis import jvp as jvp_module
 from fg_analysis.aggregate import AGGREGATORS, Aggregator, get_aggregator
-from fg_analysis.params import ravel
+from fg_analysis.params import numel, ravel, unraveler
 from fg_analysis.tangents import TangentLaw, tangent_law
 
 __all__ = ["MODES", "PERTURBATIONS", "Gradient", "GradientSource", "activity_dimension", "activity_perturbation",
@@ -200,16 +200,16 @@ def weight_perturbation(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, k
         raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
     aggregate = get_aggregator(aggregator)
     params = {name: p.detach() for name, p in _trainable(model).items()}
-    flat, unravel = ravel(params)
-    V = tangents if isinstance(tangents, torch.Tensor) else _draw(tangents, k, flat.numel(), generator, flat)
-    _check_tangents(V, flat.numel(), "weight")
+    size, like = numel(params), next(iter(params.values()))
+    V = tangents if isinstance(tangents, torch.Tensor) else _draw(tangents, k, size, generator, like)
+    _check_tangents(V, size, "weight")
     if mode == "real":
         f = jvp_module.module_loss(model, _loss)
         loss, d = jvp_module.jvps(f, params, V, x, y)
     else:
         truth = backprop(model, x, y)
         loss, d = truth.loss, jvp_module.oracle_jvps(ravel(truth.grads)[0], V)
-    return Gradient(loss.detach(), dict(unravel(aggregate(V, d))))
+    return Gradient(loss.detach(), dict(unraveler(params)(aggregate(V, d))))
 
 
 def _per_sample_aggregate(aggregate: Aggregator, V: torch.Tensor, d: torch.Tensor) -> torch.Tensor:

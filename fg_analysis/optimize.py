@@ -94,21 +94,24 @@ def descend(problem: str | Problem, n: int, *, method: str, k: int = 1, aggregat
         improved = value < best
         best = torch.where(improved & active, value, best)
         stall = torch.where(improved, 0, stall + 1)
-        grad_norm = torch.linalg.vector_norm(grad, dim=-1)
         cosine = torch.nn.functional.cosine_similarity(direction, grad, dim=-1, eps=1e-300)
-        norm_ratio = torch.linalg.vector_norm(direction, dim=-1) / grad_norm
-        reasons = {"non-finite": ~torch.isfinite(value), "patience": stall >= patience,
-                   "max_steps": torch.full_like(active, step == max_steps)}
-        for index in active.nonzero().flatten().tolist():
-            reason = next((name for name, flag in reasons.items() if bool(flag[index])), None)
+        norm_ratio = torch.linalg.vector_norm(direction, dim=-1) / torch.linalg.vector_norm(grad, dim=-1)
+        # one transfer per quantity and step; the per-seed bookkeeping below is plain Python
+        values, bests, cosines, ratios = (t.tolist() for t in (value, best, cosine, norm_ratio))
+        reasons = {"non-finite": (~torch.isfinite(value)).tolist(), "patience": (stall >= patience).tolist(),
+                   "max_steps": [step == max_steps] * len(seeds)}
+        for index in range(len(seeds)):
+            if index in finished:
+                continue
+            reason = next((name for name, flags in reasons.items() if flags[index]), None)
             if reason is not None:
                 finished[index] = reason
             if reason is not None or step % record_every == 0:
-                rows.append((seeds[index], step, float(value[index]), float(best[index]), float(cosine[index]),
-                             float(norm_ratio[index]), reason or ""))
-        active &= torch.tensor([i not in finished for i in range(len(seeds))], device=device)
-        if not bool(active.any()):
+                rows.append((seeds[index], step, values[index], bests[index], cosines[index], ratios[index],
+                             reason or ""))
+        if len(finished) == len(seeds):
             break
+        active = torch.tensor([i not in finished for i in range(len(seeds))], device=device)
         x = torch.where(active.unsqueeze(-1), x - lr * direction, x)
     return pd.DataFrame(rows, columns=["seed", "step", "f", "best_f", "cosine", "norm_ratio", "stopped"])
 
