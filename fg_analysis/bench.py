@@ -34,7 +34,6 @@ The whole result is one tidy ``DataFrame`` cached by :class:`fg_analysis.cache.R
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -56,7 +55,7 @@ from fg_analysis import aggregate as aggregate_module
 from fg_analysis import cost
 from fg_analysis import jvp as jvp_module
 from fg_analysis.cache import PUBLISHED, ResultsCache
-from fg_analysis.env import device_name, resolve_device
+from fg_analysis.env import device_name, resolve_device, torch_threads
 from fg_analysis.models import build_model
 from fg_analysis.tangents import Normal
 
@@ -130,14 +129,14 @@ class BenchConfig:
     seed: int = 0
 
     @classmethod
-    def preset(cls, name: str = "quick", *, device: str | torch.device = "cpu", **overrides) -> BenchConfig:
+    def _from_preset(cls, name: str = "quick", *, device: str | torch.device = "cpu", **overrides) -> BenchConfig:
         """``quick``: FC-1024, k ∈ {1, 2, 4, 8, 16}, tiny ResNet/ViT, depths 2/8/32 at batch 1024 (≈ 1 min on
         2 CPU cores). ``paper`` (alias ``full``): FC-256/1024/4096, k up to 64 (tangents capped at
         ``max_tangent_elements`` numbers), ResNet-18 (batch 128) and the paper's ViT (batch 32), depths 2 … 32
         at batch 4096."""
         resolved = resolve_device(device)
         threads = overrides.pop("threads", 1 if resolved.type == "cpu" else 0)
-        with _threads(threads):
+        with torch_threads(threads):
             base = dict(device=resolved.type, machine=device_name(resolved), threads=threads)
         if name == "quick":
             config = cls(preset="quick", repeats=7, **base)
@@ -158,6 +157,12 @@ class BenchConfig:
         else:
             raise ValueError(f"unknown preset {name!r}; use 'quick', 'live' or 'paper' (alias 'full')")
         return replace(config, **overrides)
+
+
+# The field ``preset`` records which preset a config came from; the constructor ``BenchConfig.preset(name)`` is
+# attached after the dataclass is made, so that the field keeps its default "quick" (a method of the same name
+# inside the class body would become the field's default).
+BenchConfig.preset = BenchConfig._from_preset
 
 
 #: Targets on the CPU: (summary key, comparison, bound, meaning). Printed with the result, never asserted.
@@ -483,22 +488,10 @@ def benchmark_approximation(config: BenchConfig, device: torch.device) -> pd.Dat
 # run, summarize, print
 
 
-@contextlib.contextmanager
-def _threads(threads: int):
-    """Run the body with ``torch.set_num_threads(threads)`` (0: unchanged), restoring the previous value."""
-    previous = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def compute(config: BenchConfig, *, progress: bool = True) -> pd.DataFrame:
     """Run the whole benchmark of ``config`` on ``config.device`` (no caching): one tidy frame."""
     device = resolve_device(config.device)
-    with _threads(config.threads):
+    with torch_threads(config.threads):
         frames = [benchmark_steps(config, device, progress=progress),
                   benchmark_memory(config, device, progress=progress),
                   benchmark_approximation(config, device)]
@@ -510,7 +503,7 @@ def run(config: BenchConfig, *, cache: ResultsCache | None = None, refresh: bool
     """Measure ``config`` (``refresh=False``: reuse a stored record of the same config and machine) and store the
     result with its environment; the record is in ``frame.attrs["record"]``."""
     cache = cache or ResultsCache()
-    with _threads(config.threads):  # the stored environment names the threads the run used
+    with torch_threads(config.threads):  # the stored environment names the threads the run used
         return cache.get(config, lambda c: compute(c, progress=progress), device=config.device, refresh=refresh)
 
 

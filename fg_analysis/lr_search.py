@@ -176,10 +176,10 @@ def search(*, model: str = "fc", width: int | None = 256, dataset: str = "digits
     """
     trials = [SearchTrial(model, width, dataset, method, aggregator, k, lr, epochs=epochs, seed=seed, mode=mode)
               for method, aggregator, k in approaches for lr in log_grid(method, aggregator, k)]
-    from fg_analysis.training import cpu_threads
+    from fg_analysis.env import torch_threads
 
     cache = cache or ResultsCache()
-    with cpu_threads(1 if str(device) == "cpu" else None):
+    with torch_threads(1 if str(device) == "cpu" else None):
         return cache.sweep(trials, lambda trial: run_trial(trial, device=device), device=device,
                            description=f"lr search {model_key(model, width)} {dataset}", progress=progress)
 

@@ -25,11 +25,9 @@ batch, its BatchNorm statistics update undone), the time spent in training steps
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pandas as pd
@@ -41,7 +39,7 @@ from tqdm import tqdm
 from fg_analysis.data import Dataset, batches
 from fg_analysis.gradients import Gradient, GradientSource, backprop, cosine
 
-__all__ = ["OPTIMIZERS", "TrainResult", "cpu_threads", "evaluate", "make_optimizer", "train"]
+__all__ = ["OPTIMIZERS", "TrainResult", "evaluate", "make_optimizer", "train"]
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 
@@ -75,24 +73,6 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: 
         for module, mode in modes:
             module.training = mode
     return total / len(y), correct / len(y)
-
-
-@contextlib.contextmanager
-def cpu_threads(threads: int | None) -> Iterator[None]:
-    """Run the block with ``torch.set_num_threads(threads)`` and restore the previous count (``None``: no change).
-
-    The networks of the quick runs are small: per-op threading costs more than it gains, and on a busy 2-core
-    machine two threads made a training step about 6 times slower than one (measured in this build).
-    """
-    if threads is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def make_optimizer(name: str, params, *, lr: float, momentum: float = 0.9) -> torch.optim.Optimizer:

@@ -8,7 +8,6 @@ The failure path and ``--only`` run on tiny notebooks made here.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess

@@ -31,8 +31,9 @@ import pandas as pd
 from fg_analysis import lrs, theory
 from fg_analysis.cache import ResultsCache
 from fg_analysis.experiments import claim
+from fg_analysis.gradients import approach_label
 from fg_analysis.optimize import descend, paper_learning_rate
-from fg_analysis.plots import add_ci, format_ci
+from fg_analysis.plots import add_ci, ci_halfwidth, format_ci
 from fg_analysis.problems import get_problem
 from fg_analysis.tangents import FixedAngle
 
@@ -135,15 +136,6 @@ class OptimizationConfig:
             # a shortened Rosenbrock run: keep one k per aggregator to stay cheap (see the quick preset)
             return [a for a in self.approaches if a[0] == "bp" or a[2] in (1, 16)]
         return list(self.approaches)
-
-
-def approach_label(method: str, aggregator: str, k: int) -> str:
-    """``"BP"``, ``"FG"`` (k = 1), ``"mean k=4"``, ``"projection k=16"``."""
-    if method == "bp":
-        return "BP"
-    if k == 1 and aggregator == "mean":
-        return "FG"
-    return f"{aggregator} k={k}"
 
 
 def run_unit(unit: OptimizationRun, *, device: str = "cpu") -> pd.DataFrame:
@@ -267,7 +259,7 @@ def scorecard(traces: pd.DataFrame, config: OptimizationConfig | None = None) ->
         minimum = float(proj["minimum"].iloc[0])
         best = proj["best_f"]
         rows.append(claim("RQ2", "Styblinski–Tang n=64: projection k=16 reaches the global minimum",
-                          f"{minimum:.1f}", f"best f {format_ci(best.mean(), _ci(best), 1)} "
+                          f"{minimum:.1f}", f"best f {format_ci(best.mean(), float(ci_halfwidth(best.std(), len(best))), 1)} "
                           f"({int((best - minimum < 1e-3).sum())}/{len(best)} seeds at the minimum)",
                           bool((best - minimum).abs().max() < 1e-2), setup))
     fg = st[st["approach"] == "FG"]
@@ -367,10 +359,6 @@ def summary_markdown(traces: pd.DataFrame, config: OptimizationConfig | None = N
     claims = scorecard(traces, config)
     return (f"{int(claims['holds'].sum())} of {len(claims)} RQ2 claims hold in this run:\n\n"
             + markdown_table(claims[["claim", "paper", "ours", "holds"]]))
-
-
-def _ci(values: pd.Series) -> float:
-    return float(1.96 * values.std() / np.sqrt(len(values))) if len(values) > 1 else float("nan")
 
 
 def _setup_note(traces: pd.DataFrame, config: OptimizationConfig | None) -> str:
@@ -502,7 +490,7 @@ def plot_fixed_angle(finals: pd.DataFrame):
     return fig
 
 
-__all__ = ["PAPER_APPROACHES", "OptimizationConfig", "OptimizationRun", "approach_label", "final_values",
+__all__ = ["PAPER_APPROACHES", "OptimizationConfig", "OptimizationRun", "final_values",
            "lr_ratio_markdown", "lr_ratio_table", "plot_convergence", "plot_final",
            "plot_fixed_angle", "run", "run_unit", "scorecard", "scorecard_rows", "setup_markdown",
            "summary_markdown", "value_table"]

@@ -254,14 +254,14 @@ def run(config: RQ3Config, *, device: str = "cpu", cache: ResultsCache | None = 
     """Every unit of ``config`` through the cache (each run cached on its own); one row per run and epoch.
 
     On a CPU the runs use ``cpu_threads`` torch threads (restored afterwards; ``None`` keeps the current setting):
-    one thread is much faster for these small networks (:func:`fg_analysis.training.cpu_threads`).
+    one thread is much faster for these small networks (:func:`fg_analysis.env.torch_threads`).
     """
     from fg_analysis.env import resolve_device
-    from fg_analysis.training import cpu_threads as threads_scope
+    from fg_analysis.env import torch_threads
 
     resolved = resolve_device(device)
     cache = cache or ResultsCache()
-    with threads_scope(cpu_threads if resolved.type == "cpu" else None):
+    with torch_threads(cpu_threads if resolved.type == "cpu" else None):
         frame = cache.sweep(config.runs(), lambda unit: run_unit(unit, device=resolved), device=str(resolved),
                             description="RQ3 networks", progress=progress)
     return _labelled(frame)
