@@ -7,8 +7,6 @@ variant of any law (each row scaled to norm 1), as in the paper's approximation 
 arXiv 2410.17764, Sec. IV-A).
 
 >>> import torch
-
-from fg_analysis.checks import check_count
 >>> V = Normal().sample(4, 10, generator=torch.Generator().manual_seed(0))
 >>> V.shape
 torch.Size([4, 10])
