@@ -82,12 +82,13 @@ def test_dict_params_with_args(method):
 
 
 @pytest.mark.parametrize("method", ["jvps", "sequential", "oracle"])
-def test_mlp_global_tangent(mlp, method):
+@pytest.mark.parametrize("k", [1, 6])  # k = 1 takes jvps' direct path (no vmap)
+def test_mlp_global_tangent(mlp, method, k):
     model, inputs, targets = mlp
     f = module_loss(model, nn.functional.mse_loss)
     params = {name: p.detach() for name, p in model.named_parameters()}
     P = sum(p.numel() for p in params.values())
-    V = tangents(6, P, seed=3)
+    V = tangents(k, P, seed=3)
     expected = V @ mlp_reference_gradient(model, inputs, targets)
     if method == "jvps":
         value, d = jvps(f, params, V, inputs, targets)

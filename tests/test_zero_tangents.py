@@ -1,0 +1,98 @@
+"""The zero-tangent kernels: the skipped products are exactly zero, so every JVP is unchanged."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.func import jvp, vmap
+
+import fg_analysis.jvp  # noqa: F401  (installs the kernels)
+from fg_analysis import zero_tangents
+
+DT = torch.float64
+
+
+def randn(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=DT)
+
+
+def zero(*shape):
+    return torch._efficientzerotensor(shape, dtype=DT)
+
+
+def test_installed_by_the_jvp_module():
+    assert zero_tangents.installed()
+
+
+@pytest.mark.parametrize("op, a, b, shape", [
+    (torch.mm, zero(3, 4), randn(4, 5), (3, 5)),
+    (torch.mm, randn(3, 4), zero(4, 5), (3, 5)),
+    (torch.bmm, zero(2, 3, 4), randn(2, 4, 5), (2, 3, 5)),
+])
+def test_products_with_a_zero_are_not_computed(op, a, b, shape):
+    result = op(a, b)
+    assert result._is_zerotensor() and result.shape == shape
+    with zero_tangents.materialized():
+        materialized = op(a, b)
+    assert not materialized._is_zerotensor()
+    assert torch.equal(materialized, torch.zeros(shape, dtype=DT))
+    assert op(a, b)._is_zerotensor()  # installed again after the block
+
+
+@pytest.mark.parametrize("with_bias", [False, True])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_convolution_of_a_zero(with_bias, transposed):
+    x, bias = zero(2, 3, 7, 7), randn(4, seed=1) if with_bias else None
+    weight = randn(3, 4, 3, 3) if transposed else randn(4, 3, 3, 3)
+    args = (bias, [2, 2], [1, 1], [1, 1], transposed, [1, 1] if transposed else [0, 0], 1)
+    result = torch.ops.aten.convolution(x, weight, *args)
+    expected = torch.ops.aten.convolution(torch.zeros(x.shape, dtype=DT), weight, *args)
+    assert result._is_zerotensor() == (not with_bias)
+    torch.testing.assert_close(result, expected, rtol=0, atol=0)
+
+
+def both(f, primals, tangents):
+    """The JVP with the kernels and with PyTorch's materialized zeros."""
+    with zero_tangents.materialized():
+        reference = jvp(f, primals, tangents)[1]
+    return jvp(f, primals, tangents)[1], reference
+
+
+def test_linear_weight_tangent_against_closed_form():
+    x, W, b, dW, db = randn(6, 5), randn(4, 5, seed=1), randn(4, seed=2), randn(4, 5, seed=3), randn(4, seed=4)
+    lean, reference = both(lambda W, b: F.linear(x, W, b), (W, b), (dW, db))
+    torch.testing.assert_close(lean, x @ dW.T + db, rtol=0, atol=1e-12)
+    torch.testing.assert_close(lean, reference, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("tangent_of", ["input", "weight"])
+def test_conv_net_jvp_unchanged(tangent_of):
+    x, W1, b1, W2 = randn(2, 3, 8, 8), randn(5, 3, 3, 3, seed=1), randn(5, seed=2), randn(4, 5, 3, 3, seed=3)
+
+    def net(x, W1):
+        return F.conv2d(torch.tanh(F.conv2d(x, W1, b1, padding=1)), W2, stride=2).sum()
+
+    tangents = (randn(*x.shape, seed=4), torch.zeros_like(W1)) if tangent_of == "input" else (
+        torch.zeros_like(x), randn(*W1.shape, seed=5))
+    f = (lambda x: net(x, W1)) if tangent_of == "input" else (lambda W1: net(x, W1))
+    primal = x if tangent_of == "input" else W1
+    tangent = tangents[0] if tangent_of == "input" else tangents[1]
+    lean, reference = both(f, (primal,), (tangent,))
+    torch.testing.assert_close(lean, reference, rtol=1e-14, atol=1e-14)
+    # independent reference: reverse mode, <∇f, v>
+    primal = primal.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(f(primal), primal)
+    torch.testing.assert_close(lean, (g * tangent).sum(), rtol=1e-10, atol=1e-12)
+
+
+def test_vmapped_jvps_unchanged():
+    x, W, V = randn(6, 5), randn(4, 5, seed=1), randn(3, 4, 5, seed=2)
+
+    def f(W):
+        return torch.tanh(x @ W.T).square().sum()
+
+    def along(v):
+        return jvp(f, (W,), (v,))[1]
+
+    with zero_tangents.materialized():
+        reference = vmap(along)(V)
+    torch.testing.assert_close(vmap(along)(V), reference, rtol=1e-14, atol=1e-14)
