@@ -55,11 +55,13 @@ def sum_(V: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
 
 
 def mean(V: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-    """Mean of the single-tangent forward gradients, ``(1/k) Σ_i (g·v_i) v_i``.
+    """Mean of the single-tangent forward gradients, ``(1/k) Σ_i (g·v_i) v_i = Vᵀ (d / k)``.
 
     Unbiased when ``E[v vᵀ] = I`` (Baydin et al., arXiv 2202.08587); it points where the sum points.
+    The 1/k scales the k derivatives, not the n-vector: one pass over ``V`` and no second n-sized result.
     """
-    return sum_(V, d) / V.shape[-2]
+    _check(V, d)
+    return torch.einsum("...k,...kn->...n", d / V.shape[-2], V)
 
 
 def projection(V: torch.Tensor, d: torch.Tensor, *, scale_correction: bool = False) -> torch.Tensor:
@@ -127,6 +129,53 @@ def _projection_qr(V64: torch.Tensor, d64: torch.Tensor) -> torch.Tensor:
     Q, R = torch.linalg.qr(V64.transpose(-1, -2))
     coordinates = torch.linalg.solve_triangular(R.transpose(-1, -2), d64.unsqueeze(-1), upper=False)
     return (Q @ coordinates).squeeze(-1)
+
+
+def coefficients(V: torch.Tensor, d: torch.Tensor, aggregator: str) -> torch.Tensor:
+    """The weights ``c`` (shape ``(..., k)``) of the tangents in a built-in aggregator's estimate, ``ĝ = Vᵀ c``.
+
+    All three estimates lie in ``span(v_1..v_k)``: ``c = d`` (sum), ``c = d / k`` (mean) and ``c = (V Vᵀ)⁻¹ d``
+    (projection, by the same Cholesky solve as :func:`projection`, in float64). A training step can then apply
+    ``θ ← θ − η Vᵀ c`` in one pass over ``V`` (``addmv``) without forming the n-vector ``ĝ`` and reading it back
+    (:func:`fg_analysis.bench.make_fg_step`).
+
+    Only the projection reads ``V`` here; sum and mean trust that it was checked where it was used (as
+    :func:`fg_analysis.jvp.jvps` does). A projection whose Gram matrix is too ill-conditioned for a Cholesky
+    solve even in float64 (estimated ``cond(V Vᵀ) > 1e10``) raises: ``Vᵀ c`` would then lose most of its digits,
+    and :func:`projection` (which falls back to a QR solve on ``V``) is the accurate way.
+
+    >>> V = torch.tensor([[2., 0., 0.], [0., 1., 0.]])
+    >>> coefficients(V, V @ torch.tensor([1., 2., 3.]), "projection")
+    tensor([0.5000, 2.0000])
+    """
+    if V.ndim < 2 or d.shape != V.shape[:-1]:
+        raise ValueError(f"tangents (..., k, n) and derivatives (..., k) must agree; got {tuple(V.shape)} and "
+                         f"{tuple(d.shape)}")
+    if not all_finite(d):
+        raise ValueError("directional derivatives d contain NaN or inf (did the function overflow?)")
+    if aggregator == "sum":
+        return d
+    if aggregator == "mean":
+        return d / V.shape[-2]
+    if aggregator != "projection":
+        raise ValueError(f"coefficients exist for the built-in aggregators {sorted(AGGREGATORS)}; got {aggregator!r}")
+    k, n = V.shape[-2], V.shape[-1]
+    if k > n:
+        raise ValueError(f"projection needs k <= n linearly independent tangents; got k={k} for n={n}")
+    gram = V @ V.transpose(-1, -2)
+    if not all_finite(gram):  # a non-finite entry of V makes its row's squared norm non-finite
+        raise ValueError("tangents V contain NaN or inf")
+    limit = _MAX_GRAM_CONDITION if V.dtype == torch.float64 else _MAX_LOW_PRECISION_GRAM_CONDITION
+    d64 = d.to(torch.float64)
+    c, solved = _cholesky_solve(gram.to(torch.float64), d64, limit)
+    if not bool(solved.all()):
+        retry = ~solved
+        V64 = V[retry].to(torch.float64)
+        c[retry], solved[retry] = _cholesky_solve(V64 @ V64.transpose(-1, -2), d64[retry], _MAX_GRAM_CONDITION)
+        if not bool(solved.all()):
+            raise ValueError("the tangents' Gram matrix V Vᵀ is too ill-conditioned (or singular) for the "
+                             "coefficients of a projection: use aggregate.projection, which solves by QR")
+    return c.squeeze(-1).to(V.dtype)
 
 
 Aggregator = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fg_analysis import theory
-from fg_analysis.aggregate import AGGREGATORS, get_aggregator, mean, projection, sum_
+from fg_analysis.aggregate import AGGREGATORS, coefficients, get_aggregator, mean, projection, sum_
 from fg_analysis.tangents import Normal, Orthonormal, Rademacher
 
 DT = torch.float64
@@ -226,10 +226,10 @@ def test_sum_and_mean_definitions():
     explicit = sum(float(d[i]) * V[i] for i in range(k))
     torch.testing.assert_close(sum_(V, d), explicit, rtol=0, atol=1e-12)
     torch.testing.assert_close(sum_(V, d), V.T @ V @ g, rtol=0, atol=1e-12)
-    torch.testing.assert_close(sum_(V, d), k * mean(V, d), rtol=1e-15, atol=0)
+    torch.testing.assert_close(mean(V, d), explicit / k, rtol=0, atol=1e-12)
     batch_V, batch_g = randn(5, k, n, seed=22), randn(5, n, seed=23)
     batch_d = torch.einsum("bkn,bn->bk", batch_V, batch_g)
-    torch.testing.assert_close(sum_(batch_V, batch_d), k * mean(batch_V, batch_d), rtol=1e-15, atol=0)
+    torch.testing.assert_close(sum_(batch_V, batch_d), k * mean(batch_V, batch_d), rtol=1e-14, atol=1e-14)
     for b in range(5):
         torch.testing.assert_close(mean(batch_V, batch_d)[b], mean(batch_V[b], batch_d[b]), rtol=0, atol=1e-15)
 
@@ -310,3 +310,54 @@ def test_registry():
 def test_unknown_aggregator(name):
     with pytest.raises(ValueError, match="unknown aggregator"):
         get_aggregator(name)
+
+
+# ---------------------------------------------------------------- coefficients: ĝ = Vᵀ c
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "projection"])
+@pytest.mark.parametrize("shape", [(1, 9), (4, 9), (3, 4, 9)])
+def test_coefficients_rebuild_the_estimate(name, shape):
+    V, g = randn(*shape, seed=30), randn(shape[-1], seed=31)
+    d = V @ g
+    c = coefficients(V, d, name)
+    assert c.shape == d.shape
+    torch.testing.assert_close((c.unsqueeze(-2) @ V).squeeze(-2), AGGREGATORS[name](V, d), rtol=0, atol=1e-10)
+
+
+def test_projection_coefficients_solve_the_gram_system():
+    V, g = randn(5, 12, seed=32), randn(12, seed=33)
+    expected = torch.linalg.solve(V @ V.T, V @ g)
+    torch.testing.assert_close(coefficients(V, V @ g, "projection"), expected, rtol=0, atol=1e-10)
+
+
+def test_coefficients_float32_via_float64_retry():
+    """Moderately ill-conditioned float32 tangents (cond(V Vᵀ) ~ 1e4) are solved with a float64 Gram matrix."""
+    V = randn(3, 50, seed=34, dtype=torch.float32)
+    V[1] = V[0] + 1e-2 * V[1]
+    g = randn(50, seed=35, dtype=torch.float32)
+    c = coefficients(V, V @ g, "projection")
+    assert c.dtype == torch.float32
+    reference = lstsq_projection(V.double(), g.double())
+    assert float(((c.double() @ V.double()) - reference).norm() / reference.norm()) < 1e-3
+
+
+@pytest.mark.parametrize("make, match", [("dependent", "ill-conditioned"), ("too many", "k=7 for n=5"),
+                                         ("nan V", "NaN or inf"), ("inf d", "NaN or inf"), ("shape", "agree"),
+                                         ("unknown", "built-in")])
+def test_coefficients_errors(make, match):
+    V, d, name = randn(3, 5, seed=36), randn(3, seed=37), "projection"
+    if make == "dependent":
+        V[2] = V[0]
+    elif make == "too many":
+        V, d = randn(7, 5, seed=38), randn(7, seed=39)
+    elif make == "nan V":
+        V[1, 2] = float("nan")
+    elif make == "inf d":
+        d[0] = float("inf")
+    elif make == "shape":
+        d = randn(4)
+    else:
+        name = "median"
+    with pytest.raises(ValueError, match=match):
+        coefficients(V, d, name)
