@@ -10,9 +10,10 @@ measures, in one run (Flügel et al., arXiv 2410.17764, RQ4 "What are the trade-
    aggregated by projection or mean. Every FG step is split into tangent sampling, JVPs, aggregation and update.
    The step calls the package's own functions and nothing else: tangents from
    :class:`fg_analysis.tangents.Normal`, JVPs from :func:`fg_analysis.jvp.jvps` (vmapped) or
-   :func:`fg_analysis.jvp.sequential_jvps` (looped) under ``torch.no_grad()``, aggregation by
-   :func:`fg_analysis.aggregate.projection` or :func:`fg_analysis.aggregate.mean`, so their input checks
-   are part of what is timed.
+   :func:`fg_analysis.jvp.sequential_jvps` (looped) under ``torch.no_grad()``, the aggregator's weights
+   ``c`` from :func:`fg_analysis.aggregate.coefficients` (``ĝ = Vᵀ c``) and the update ``θ ← θ − η Vᵀ c`` in
+   one ``addmv``, so their input checks are part of what is timed. The JVPs skip PyTorch's products with
+   absent tangents (:mod:`fg_analysis.zero_tangents`); :func:`benchmark_zero_tangents` times what that saves.
    All variants of one k are timed round-robin (interleaved), so load from other processes hits them alike;
    medians over repeats after warm-up; ``torch.cuda.synchronize`` around every phase on a GPU.
 2. **Peak memory against depth**: FC nets of width 256 with 2 … 32 hidden layers and a large batch (activation
@@ -41,6 +42,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from statistics import median
@@ -52,7 +54,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from fg_analysis import aggregate as aggregate_module
-from fg_analysis import cost
+from fg_analysis import cost, gradients, zero_tangents
 from fg_analysis import jvp as jvp_module
 from fg_analysis.cache import PUBLISHED, ResultsCache
 from fg_analysis.env import device_name, resolve_device, torch_threads
@@ -206,12 +208,14 @@ def make_fg_step(model: torch.nn.Module, inputs, targets, *, k: int, method: str
     sample: ``V = Normal().sample(k, P, out=buffer)`` (:mod:`fg_analysis.tangents`, into one (k, P) buffer
     reused across steps, as a training loop would); jvp:
     ``d = V ∇L`` by :data:`JVP_METHODS` ``[method]`` under ``torch.no_grad()`` (forward mode builds no autograd
-    graph, so no activations are kept); aggregate: ``ĝ = agg(V, d)`` with ``agg`` from
-    :data:`fg_analysis.aggregate.AGGREGATORS`; update: ``θ -= lr·ĝ`` in place on the flat parameter vector.
+    graph, so no activations are kept); aggregate: the aggregator's weights ``c`` of the tangents,
+    ``ĝ = Vᵀ c`` (:func:`fg_analysis.aggregate.coefficients`: ``d / k`` for the mean, ``(V Vᵀ)⁻¹ d`` for the
+    projection); update: ``θ -= lr·Vᵀ c`` in place on the flat parameter vector, one pass over ``V``
+    (``addmv``) that never forms ``ĝ``.
     """
     if method not in JVP_METHODS:
         raise ValueError(f"unknown JVP method {method!r}; choose one of {sorted(JVP_METHODS)}")
-    combine = aggregate_module.get_aggregator(aggregator)
+    aggregate_module.get_aggregator(aggregator)  # a clear error for an unknown name, before any timing
     directional = JVP_METHODS[method]
     flat, params = flat_parameters(model)
     f = jvp_module.module_loss(model, F.cross_entropy)
@@ -229,10 +233,10 @@ def make_fg_step(model: torch.nn.Module, inputs, targets, *, k: int, method: str
             d = directional(f, params, V, inputs, targets)[1]
             _sync(device)
             t2 = time.perf_counter()
-            estimate = combine(V, d)
+            c = aggregate_module.coefficients(V, d, aggregator)
             _sync(device)
             t3 = time.perf_counter()
-            flat.sub_(estimate, alpha=lr)
+            flat.addmv_(V.T, c, alpha=-lr)
             _sync(device)
             t4 = time.perf_counter()
         return {"sample": t1 - t0, "jvp": t2 - t1, "aggregate": t3 - t2, "update": t4 - t3}
@@ -485,6 +489,54 @@ def benchmark_approximation(config: BenchConfig, device: torch.device) -> pd.Dat
 
 
 # ----------------------------------------------------------------------------------------------------------
+# what skipping the products with zero tangents saves
+
+#: (perturbation, k) timed with and without :mod:`fg_analysis.zero_tangents` on the reference model: weight
+#: perturbation's JVP (a zero tangent for the data entering the first layer) and activity perturbation's whole
+#: gradient (a zero tangent for every weight)
+ZERO_TANGENT_CASES = (("weight", 1), ("activity", 16))
+
+
+def benchmark_zero_tangents(config: BenchConfig, device: torch.device) -> pd.DataFrame:
+    """Seconds of forward-mode work on the reference model with the zero-tangent kernels installed
+    (``"skipped"``) and with PyTorch's materialized zeros (``"materialized"``), timed round-robin on the same
+    inputs: rows ``section="zero_tangents"`` per :data:`ZERO_TANGENT_CASES`."""
+    spec = next(spec for spec in config.models if spec.label == config.reference_model)
+    model = spec.build(seed=config.seed, device=device)
+    inputs, targets = _batch(spec, seed=config.seed, device=device)
+    flat, params = flat_parameters(model)
+    f = jvp_module.module_loss(model, F.cross_entropy)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+
+    def timed(perturbation: str, k: int, materialized: bool) -> Callable[[], dict[str, float]]:
+        if perturbation == "weight":
+            V = Normal().sample(k, flat.numel(), generator=generator, device=device)
+
+            def work():
+                jvp_module.jvps(f, params, V, inputs, targets)
+        else:
+            def work():
+                gradients.activity_perturbation(model, inputs, targets, k=k, mode="real", generator=generator)
+
+        def step() -> dict[str, float]:
+            with torch.no_grad() if perturbation == "weight" else nullcontext(), \
+                    zero_tangents.materialized() if materialized else nullcontext():
+                _sync(device)
+                start = time.perf_counter()
+                work()
+                _sync(device)
+                return {"seconds": time.perf_counter() - start}
+        return step
+
+    steps = {(perturbation, k, materialized): timed(perturbation, k, materialized)
+             for perturbation, k in ZERO_TANGENT_CASES for materialized in (False, True)}
+    timings = time_round_robin(steps, repeats=config.repeats, warmup=config.warmup)
+    return pd.DataFrame([dict(section="zero_tangents", model=spec.label, perturbation=perturbation, k=k,
+                              method="materialized" if materialized else "skipped", seconds=phases["seconds"])
+                         for (perturbation, k, materialized), phases in timings.items()])
+
+
+# ----------------------------------------------------------------------------------------------------------
 # run, summarize, print
 
 
@@ -494,7 +546,8 @@ def compute(config: BenchConfig, *, progress: bool = True) -> pd.DataFrame:
     with torch_threads(config.threads):
         frames = [benchmark_steps(config, device, progress=progress),
                   benchmark_memory(config, device, progress=progress),
-                  benchmark_approximation(config, device)]
+                  benchmark_approximation(config, device),
+                  benchmark_zero_tangents(config, device)]
     return pd.concat(frames, ignore_index=True)
 
 
@@ -567,6 +620,7 @@ def summary(frame: pd.DataFrame, *, reference_model: str = "fc-1024", fit_ks: Se
     steps = frame[frame.section == "step"]
     ref = reference_model
     vmap16 = _step_seconds(steps, ref, "vmap", "projection", 16)
+    t_bp = _step_seconds(steps, ref, "bp", "-", None)
     ks = sorted(int(k) for k in steps[(steps.model == ref) & (steps.method == "vmap")].k.unique() if k <= 16)
     projection_over_mean = {k: _step_seconds(steps, ref, "vmap", "projection", k)
                             / _step_seconds(steps, ref, "vmap", "mean", k) for k in ks}
@@ -597,10 +651,10 @@ def summary(frame: pd.DataFrame, *, reference_model: str = "fc-1024", fit_ks: Se
                                         / _step_seconds(steps, ref, "vmap", "projection", 16, "jvp")),
         "projection_over_mean_k16": projection_over_mean.get(16, math.nan),
         "projection_over_mean_max": max(projection_over_mean.values()) if projection_over_mean else math.nan,
-        # FG k=1 is the single-tangent forward gradient (∇f·v) v: the mean of one tangent, the paper's baseline
-        "fg1_over_bp": (_step_seconds(steps, ref, "vmap", "mean", 1)
-                        / _step_seconds(steps, ref, "bp", "-", 1)),
-        "fg16_over_bp": vmap16 / _step_seconds(steps, ref, "bp", "-", 16),
+        # FG k=1 is the single-tangent forward gradient (∇f·v) v: the mean of one tangent, the paper's baseline.
+        # T_BP does not depend on k: the median over every k's round (as the cost model's), not one round's.
+        "fg1_over_bp": _step_seconds(steps, ref, "vmap", "mean", 1) / t_bp,
+        "fg16_over_bp": vmap16 / t_bp,
         "fg_memory_growth": growth.get("fg", math.nan),
         "bp_memory_growth": growth.get("bp", math.nan),
         "bp_memory_linearity_r2": r2,
@@ -609,6 +663,11 @@ def summary(frame: pd.DataFrame, *, reference_model: str = "fc-1024", fit_ks: Se
         "batched_over_loop_approximation": _approximation_ratio("aggregation"),
         "batched_over_loop_approximation_with_sampling": _approximation_ratio("with sampling"),
     }
+    zeros = frame[frame.section == "zero_tangents"]
+    for perturbation, k in ZERO_TANGENT_CASES:
+        rows = zeros[(zeros.perturbation == perturbation) & (zeros.k == k)].set_index("method").seconds
+        if {"skipped", "materialized"} <= set(rows.index):  # records made before the kernels lack the rows
+            result[f"zero_tangent_speedup_{perturbation}_k{k}"] = float(rows["materialized"] / rows["skipped"])
     models = cost_models(frame, fit_ks, ref)
     if "projection" in models and "break_even_k" in models["projection"]:
         result["break_even_k_projection"] = models["projection"]["break_even_k"]
@@ -668,6 +727,11 @@ def format_report(frame: pd.DataFrame, result: dict) -> str:
                       approximation[[c for c in ("method", "stage", "n", "k", "samples", "seconds",
                                                  "samples_per_second", "mean_cosine")
                                      if c in approximation]].to_string(index=False)]
+        zeros = frame[frame.section == "zero_tangents"]
+        if len(zeros):
+            table = zeros.pivot_table(index=["perturbation", "k"], columns="method", values="seconds") * 1000
+            lines += ["", "Forward mode with PyTorch's zero tangents materialized or skipped "
+                          "(fg_analysis.zero_tangents), median milliseconds:", table.reset_index().to_string(index=False)]
     lines += ["", "Targets (measured, not asserted):"]
     for key, op, bound, meaning in TARGETS:
         met = result["targets_met"].get(key)

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fg_analysis import aggregate, bench, jvp
+from fg_analysis import aggregate, bench, jvp, zero_tangents
 from fg_analysis.cache import ResultsCache
 from fg_analysis.models import build_model
 from fg_analysis.params import ravel
@@ -150,6 +150,10 @@ def _synthetic_frame():
     rows.append(dict(section="approximation", method="loop", stage="aggregation", seconds=5.0))
     rows.append(dict(section="approximation", method="batched", stage="with sampling", seconds=1.0))
     rows.append(dict(section="approximation", method="loop", stage="with sampling", seconds=2.0))
+    for perturbation, k, skipped, materialized in (("weight", 1, 0.004, 0.005), ("activity", 16, 0.002, 0.003)):
+        for method, seconds in (("skipped", skipped), ("materialized", materialized)):
+            rows.append(dict(section="zero_tangents", model="fc-1024", perturbation=perturbation, k=k,
+                             method=method, seconds=seconds))
     return pd.DataFrame(rows)
 
 
@@ -166,6 +170,8 @@ def test_summary_arithmetic_on_a_synthetic_frame():
     assert result["memory_probe_error"] == pytest.approx(0.01)
     assert result["batched_over_loop_approximation"] == pytest.approx(10.0)
     assert result["batched_over_loop_approximation_with_sampling"] == pytest.approx(2.0)
+    assert result["zero_tangent_speedup_weight_k1"] == pytest.approx(1.25)
+    assert result["zero_tangent_speedup_activity_k16"] == pytest.approx(1.5)
     # T(k) = 0.005 + 0.002 k is exact: held-out error 0; break-even with T_BP = 0.01 at k = 2.5
     assert result["cost_model_held_out_error"] == pytest.approx(0.0, abs=1e-6)
     assert result["break_even_k_projection"] == pytest.approx(2.5, abs=1e-3)
@@ -180,9 +186,11 @@ def test_tiny_end_to_end_run_is_cached_with_its_environment():
     cache = ResultsCache(tempfile.mkdtemp(), published=None)
     frame = bench.run(config, cache=cache, progress=False)
     assert frame.attrs["record"]["environment"]["device"] == "cpu"
-    assert set(frame.section) == {"step", "memory", "approximation"}
+    assert set(frame.section) == {"step", "memory", "approximation", "zero_tangents"}
     result = bench.summary(frame, reference_model="fc-8", fit_ks=(1, 2, 4))
     assert result["device"] == "cpu" and math.isfinite(result["vmap_over_loop_k16"])
+    assert math.isfinite(result["zero_tangent_speedup_weight_k1"])
+    assert zero_tangents.installed()  # the materialized timings leave the kernels installed
     again = bench.run(config, cache=cache, refresh=False, progress=False)
     assert again.attrs["record"]["saved"] == frame.attrs["record"]["saved"]  # read back, not re-measured
     assert "Targets" in bench.format_report(frame, result)
