@@ -178,6 +178,17 @@ def test_summary_arithmetic_on_a_synthetic_frame():
     assert result["targets_met"]["vmap_over_loop_k16"] and result["targets_met"]["fg_memory_growth"]
 
 
+def test_a_gpu_record_is_judged_by_the_gpu_targets():
+    frame = _synthetic_frame()
+    assert set(bench.summary(frame)["targets_met"]) == {key for key, *_ in bench.TARGETS}
+    frame.attrs["record"] = {"environment": {"device": "cuda", "device_name": "a GPU"}}
+    result = bench.summary(frame)
+    assert set(result["targets_met"]) == {key for key, *_ in bench.GPU_TARGETS}
+    assert "fg1_over_bp" not in result["targets_met"] and "fg1_over_bp" in result  # reported, not judged
+    assert result["targets_met"]["batched_over_loop_approximation"]  # 10x >= 5x
+    assert result["targets_met"]["vmap_over_loop_k16"] is False  # 2.7x < 3x
+
+
 @pytest.mark.slow
 def test_tiny_end_to_end_run_is_cached_with_its_environment():
     config = bench.BenchConfig.preset("quick", models=(bench.fc(8),), reference_model="fc-8", ks=(1, 2, 4, 16),
@@ -193,7 +204,7 @@ def test_tiny_end_to_end_run_is_cached_with_its_environment():
     assert zero_tangents.installed()  # the materialized timings leave the kernels installed
     again = bench.run(config, cache=cache, refresh=False, progress=False)
     assert again.attrs["record"]["saved"] == frame.attrs["record"]["saved"]  # read back, not re-measured
-    assert "Targets" in bench.format_report(frame, result)
+    assert "Targets for the CPU" in bench.format_report(frame, result)
 
 
 def test_presets_and_cli_help(capsys):
