@@ -41,7 +41,7 @@ the same frame for runs already in the cache (``None`` if one is missing) and tr
 Command line (prints the summary table; the LAST line is one JSON object)::
 
     python -m fg_analysis.experiments.rq3 --preset quick [--device auto]
-    python -m fg_analysis.experiments.rq3 --preset paper --device auto     # on a GPU
+    python -m fg_analysis.experiments.rq3 --preset paper --device auto --publish   # on a GPU: stored, committed
     python -m fg_analysis.experiments.rq3 --preset sota-cpu                # 12-16 min on one CPU thread
 
 The JSON line: ``{"preset": ..., "device": ..., "test_accuracy": {"<network> <dataset>": {"BP": 0.97, "FG": ...,
@@ -63,7 +63,7 @@ import pandas as pd
 import torch
 
 from fg_analysis import lrs
-from fg_analysis.cache import ResultsCache
+from fg_analysis.cache import PUBLISHED, ResultsCache
 from fg_analysis.experiments import claim
 from fg_analysis.gradients import GradientSource, activity_dimension, approach_label
 from fg_analysis.lr_search import PAPER_DATASETS, learning_rate, model_key
@@ -480,11 +480,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="'cpu', 'cuda' or 'auto'")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--publish", action="store_true",
+                        help="store the runs in results/published (committed, shown by the book), not results/cache")
     args = parser.parse_args(argv)
     from fg_analysis.env import resolve_device
 
     device = resolve_device(args.device)
-    frame = run(RQ3Config.preset(args.preset, seed=args.seed), device=str(device), progress=not args.no_progress)
+    cache = ResultsCache(PUBLISHED, published=None) if args.publish else None
+    frame = run(RQ3Config.preset(args.preset, seed=args.seed), device=str(device), cache=cache,
+                progress=not args.no_progress)
     table = summary(frame)
     columns = ["network", "dataset", "approach", "test_accuracy", "seeds", "best_epoch", "wall_time_s", "lr",
                "lr_source", "mode", "device"]
