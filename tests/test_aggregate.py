@@ -361,3 +361,15 @@ def test_coefficients_errors(make, match):
         name = "median"
     with pytest.raises(ValueError, match=match):
         coefficients(V, d, name)
+
+
+def test_projection_and_coefficients_across_gram_blocks():
+    """n larger than one Gram block (the Gram matrix is summed over column blocks): still the lstsq projection."""
+    from fg_analysis.aggregate import _GRAM_BLOCK
+    n = _GRAM_BLOCK + 7
+    V, g = randn(2, 3, n, seed=40), randn(n, seed=41)
+    d = V @ g
+    for b in range(2):
+        reference = lstsq_projection(V[b], g)
+        torch.testing.assert_close(projection(V, d)[b], reference, rtol=0, atol=1e-10)
+        torch.testing.assert_close(coefficients(V, d, "projection")[b] @ V[b], reference, rtol=0, atol=1e-10)
