@@ -100,6 +100,16 @@ def test_round_robin_takes_medians_per_phase():
     assert timings["b"]["step"] == 8.0
 
 
+def test_round_robin_pairs_each_round_with_the_reference():
+    # load starts within round 2 (after fg ran, before bp did) and stays: the ratio of the medians, 2 / 3, is
+    # off; the median of the per-round ratios (2, 2/3, 2) is the true 2
+    values = {"fg": iter([2.0, 2.0, 2.0, 6.0]), "bp": iter([1.0, 1.0, 3.0, 3.0])}
+    steps = {key: (lambda key=key: {"x": next(values[key])}) for key in values}
+    timings = bench.time_round_robin(steps, repeats=3, warmup=1, reference="bp")
+    assert timings["fg"]["step"] / timings["bp"]["step"] == pytest.approx(2 / 3)
+    assert timings["fg"]["over_reference"] == 2.0 and timings["bp"]["over_reference"] == 1.0
+
+
 def test_approximation_batched_and_looped_compute_the_same_cosines():
     batched = bench.approximation_cosines(5, 64, 4, batched=True, seed=0)
     looped = bench.approximation_cosines(5, 64, 4, batched=False, seed=0)
