@@ -26,6 +26,7 @@ tensor([[3., 3., 3., 3.],
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -70,15 +71,21 @@ def install() -> None:
     global _library
     if _library is None:
         library = torch.library.Library("aten", "IMPL")
-        for name, kernel in _KERNELS.items():
-            library.impl(name, kernel, "ZeroTensor")
+        with warnings.catch_warnings():  # replacing PyTorch's materializing kernels is the point
+            warnings.filterwarnings("ignore", message="Warning only once for all operators")
+            for name, kernel in _KERNELS.items():
+                library.impl(name, kernel, "ZeroTensor")
         _library = library
 
 
 def uninstall() -> None:
     """Remove the kernels: PyTorch materializes zero tangents and multiplies them again."""
     global _library
-    _library = None  # a Library's registrations end with the object
+    if _library is not None:
+        # explicitly: a Library's registrations would otherwise end only with its last reference, and copies of
+        # this module's globals (doctest makes them) keep one
+        _library._destroy()
+        _library = None
 
 
 def installed() -> bool:
