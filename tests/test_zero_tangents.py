@@ -66,18 +66,22 @@ def test_linear_weight_tangent_against_closed_form():
     torch.testing.assert_close(lean, reference, rtol=0, atol=0)
 
 
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("tangent_of", ["input", "weight"])
-def test_conv_net_jvp_unchanged(tangent_of):
-    x, W1, b1, W2 = randn(2, 3, 8, 8), randn(5, 3, 3, 3, seed=1), randn(5, seed=2), randn(4, 5, 3, 3, seed=3)
+def test_conv_net_jvp_unchanged(tangent_of, device):
+    x, W1, b1, W2 = (t.to(device) for t in (randn(2, 3, 8, 8), randn(5, 3, 3, 3, seed=1), randn(5, seed=2),
+                                            randn(4, 5, 3, 3, seed=3)))
 
     def net(x, W1):
         return F.conv2d(torch.tanh(F.conv2d(x, W1, b1, padding=1)), W2, stride=2).sum()
 
-    tangents = (randn(*x.shape, seed=4), torch.zeros_like(W1)) if tangent_of == "input" else (
-        torch.zeros_like(x), randn(*W1.shape, seed=5))
-    f = (lambda x: net(x, W1)) if tangent_of == "input" else (lambda W1: net(x, W1))
-    primal = x if tangent_of == "input" else W1
-    tangent = tangents[0] if tangent_of == "input" else tangents[1]
+    if tangent_of == "input":  # activity perturbation: the weights carry no tangent
+        f, primal, tangent = (lambda x: net(x, W1)), x, randn(*x.shape, seed=4).to(device)
+    else:  # weight perturbation: the data carries none
+        f, primal, tangent = (lambda W1: net(x, W1)), W1, randn(*W1.shape, seed=5).to(device)
     lean, reference = both(f, (primal,), (tangent,))
     torch.testing.assert_close(lean, reference, rtol=1e-14, atol=1e-14)
     # independent reference: reverse mode, <∇f, v>
@@ -86,8 +90,9 @@ def test_conv_net_jvp_unchanged(tangent_of):
     torch.testing.assert_close(lean, (g * tangent).sum(), rtol=1e-10, atol=1e-12)
 
 
-def test_vmapped_jvps_unchanged():
-    x, W, V = randn(6, 5), randn(4, 5, seed=1), randn(3, 4, 5, seed=2)
+@pytest.mark.parametrize("device", DEVICES)
+def test_vmapped_jvps_unchanged(device):
+    x, W, V = (t.to(device) for t in (randn(6, 5), randn(4, 5, seed=1), randn(3, 4, 5, seed=2)))
 
     def f(W):
         return torch.tanh(x @ W.T).square().sum()
