@@ -765,7 +765,9 @@ def format_report(frame: pd.DataFrame, result: dict) -> str:
             lines += ["", "Forward mode with PyTorch's zero tangents materialized or skipped "
                           "(fg_analysis.zero_tangents), median milliseconds:", table.reset_index().to_string(index=False)]
     gpu = targets_for(result["device"]) is GPU_TARGETS
-    lines += ["", f"Targets for {'a GPU' if gpu else 'the CPU'} (measured, not asserted):"]
+    model = record.get("config", {}).get("reference_model", "the reference model")
+    lines += ["", f"Targets for {'a GPU' if gpu else 'the CPU'}, set for the FC-1024 (measured on {model}, "
+                  "not asserted):"]
     for key, op, bound, meaning in targets_for(result["device"]):
         met = result["targets_met"].get(key)
         lines.append(f"  [{'met' if met else 'MISSED'}] {key} = {result.get(key)} {op} {bound}: {meaning}")

@@ -214,7 +214,7 @@ def test_tiny_end_to_end_run_is_cached_with_its_environment():
     assert zero_tangents.installed()  # the materialized timings leave the kernels installed
     again = bench.run(config, cache=cache, refresh=False, progress=False)
     assert again.attrs["record"]["saved"] == frame.attrs["record"]["saved"]  # read back, not re-measured
-    assert "Targets for the CPU" in bench.format_report(frame, result)
+    assert "Targets for the CPU, set for the FC-1024 (measured on fc-8" in bench.format_report(frame, result)
 
 
 def test_presets_and_cli_help(capsys):
