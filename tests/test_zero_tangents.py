@@ -21,6 +21,11 @@ def zero(*shape):
     return torch._efficientzerotensor(shape, dtype=DT)
 
 
+def broadcast(t):
+    """A zero the kernels made: every stride 0, no memory of its own."""
+    return all(stride == 0 for stride in t.stride())
+
+
 def test_installed_by_the_jvp_module():
     assert zero_tangents.installed()
 
@@ -32,12 +37,12 @@ def test_installed_by_the_jvp_module():
 ])
 def test_products_with_a_zero_are_not_computed(op, a, b, shape):
     result = op(a, b)
-    assert result._is_zerotensor() and result.shape == shape
+    assert broadcast(result) and result.shape == shape and torch.equal(result, torch.zeros(shape, dtype=DT))
     with zero_tangents.materialized():
         materialized = op(a, b)
-    assert not materialized._is_zerotensor()
+    assert not broadcast(materialized)  # PyTorch's own fallback: a computed, dense zero
     assert torch.equal(materialized, torch.zeros(shape, dtype=DT))
-    assert op(a, b)._is_zerotensor()  # installed again after the block
+    assert broadcast(op(a, b))  # installed again after the block
 
 
 @pytest.mark.parametrize("with_bias", [False, True])
@@ -48,7 +53,7 @@ def test_convolution_of_a_zero(with_bias, transposed):
     args = (bias, [2, 2], [1, 1], [1, 1], transposed, [1, 1] if transposed else [0, 0], 1)
     result = torch.ops.aten.convolution(x, weight, *args)
     expected = torch.ops.aten.convolution(torch.zeros(x.shape, dtype=DT), weight, *args)
-    assert result._is_zerotensor() == (not with_bias)
+    assert result.stride()[0] == 0  # broadcast, not computed
     torch.testing.assert_close(result, expected, rtol=0, atol=0)
 
 
