@@ -72,14 +72,22 @@ _KERNELS = {"mm": _mm, "bmm": _bmm, "convolution": _convolution}
 
 
 def install() -> None:
-    """Register the zero-skipping kernels (idempotent)."""
+    """Register the zero-skipping kernels (idempotent). A PyTorch that refuses them leaves forward mode as it is,
+    with a warning: they save time, they change no value."""
     global _library
     if _library is None:
         library = torch.library.Library("aten", "IMPL")
-        with warnings.catch_warnings():  # replacing PyTorch's materializing kernels is the point
-            warnings.filterwarnings("ignore", message="Warning only once for all operators")
-            for name, kernel in _KERNELS.items():
-                library.impl(name, kernel, "ZeroTensor")
+        try:
+            with warnings.catch_warnings():  # replacing PyTorch's materializing kernels is the point
+                warnings.filterwarnings("ignore", message="Warning only once for all operators")
+                for name, kernel in _KERNELS.items():
+                    library.impl(name, kernel, "ZeroTensor")
+        except (RuntimeError, ValueError) as error:
+            library._destroy()
+            warnings.warn(f"fg_analysis.zero_tangents: torch {torch.__version__} refused the zero-tangent kernels "
+                          f"({error}); forward mode multiplies zero tangents as PyTorch does", RuntimeWarning,
+                          stacklevel=2)
+            return
         _library = library
 
 

@@ -117,3 +117,16 @@ def test_installing_says_nothing():
         with zero_tangents.materialized():
             pass
     assert zero_tangents.installed()
+
+
+def test_a_pytorch_that_refuses_the_kernels_gets_a_warning_and_plain_forward_mode(monkeypatch):
+    def refuse(self, *args, **kwargs):
+        raise RuntimeError("no such dispatch key")
+
+    with zero_tangents.materialized():
+        monkeypatch.setattr(torch.library.Library, "impl", refuse)
+        with pytest.warns(RuntimeWarning, match="refused the zero-tangent kernels"):
+            zero_tangents.install()
+        assert not zero_tangents.installed()
+        monkeypatch.undo()
+    assert zero_tangents.installed()
