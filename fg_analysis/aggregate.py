@@ -89,20 +89,14 @@ def projection(V: torch.Tensor, d: torch.Tensor, *, scale_correction: bool = Fal
         raise ValueError(f"projection needs k <= n linearly independent tangents; got k={k} for n={n} "
                          "(with k >= n independent tangents the projection is g itself)")
     d64 = d.to(torch.float64)
-    limit = _MAX_GRAM_CONDITION if V.dtype == torch.float64 else _MAX_LOW_PRECISION_GRAM_CONDITION
-    coefficients, solved = _cholesky_solve(_gram(V).to(torch.float64), d64, limit)
-    estimate = (coefficients.to(V.dtype).transpose(-1, -2) @ V).squeeze(-2)
-    if not bool(solved.all()):  # only the ill-conditioned samples take a slower path
-        retry = ~solved
-        V64, d64 = V[retry].to(torch.float64), d64[retry]
-        if V.dtype == torch.float64:
-            estimate[retry] = _projection_qr(V64, d64)
-        else:
-            coefficients, solved = _cholesky_solve(_gram(V64), d64, _MAX_GRAM_CONDITION)
-            redone = (coefficients.transpose(-1, -2) @ V64).squeeze(-2)
-            if not bool(solved.all()):
-                redone[~solved] = _projection_qr(V64[~solved], d64[~solved])
-            estimate[retry] = redone.to(V.dtype)
+    c, retried, solved = _gram_solve(V, d64)
+    estimate = (c.to(V.dtype).transpose(-1, -2) @ V).squeeze(-2)
+    if retried is not None:  # the ill-conditioned samples alone take the slower paths
+        # their coefficients are float64 from a float64 Gram matrix: so is their estimate
+        estimate[retried] = (c[retried].transpose(-1, -2) @ V[retried].double()).squeeze(-2).to(V.dtype)
+        unsolved = ~solved
+        if bool(unsolved.any()):  # too ill-conditioned even in float64: a QR solve on V itself
+            estimate[unsolved] = _projection_qr(V[unsolved].double(), d64[unsolved]).to(V.dtype)
     if scale_correction:
         estimate = estimate * float(theory.expected_chi(n) / theory.expected_chi(k))
     return estimate
@@ -124,6 +118,24 @@ def _gram(V: torch.Tensor) -> torch.Tensor:
     for block in blocks[1:]:
         gram += block @ block.transpose(-1, -2)
     return gram
+
+
+def _gram_solve(V: torch.Tensor, d64: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """``(c, retried, solved)``: ``c = (V Vᵀ)⁻¹ d`` in float64 (shape (..., k, 1)) by Cholesky, from the Gram
+    matrix formed in the tangents' dtype. ``retried`` marks the samples whose estimated condition number was too
+    large for that dtype (1e2 below float64, 1e10 in float64), ``None`` when there were none (one host sync on
+    the common path); low-precision ones are solved again from a float64 Gram matrix. ``solved`` marks the
+    samples whose ``c`` is accurate (estimated condition below 1e10); the others need a solve on ``V`` itself."""
+    low_precision = V.dtype != torch.float64
+    limit = _MAX_LOW_PRECISION_GRAM_CONDITION if low_precision else _MAX_GRAM_CONDITION
+    c, solved = _cholesky_solve(_gram(V).to(torch.float64), d64, limit)
+    if bool(solved.all()):
+        return c, None, solved
+    retried = ~solved
+    if low_precision:
+        c[retried], solved[retried] = _cholesky_solve(_gram(V[retried].double()), d64[retried],
+                                                      _MAX_GRAM_CONDITION)
+    return c, retried, solved
 
 
 def _cholesky_solve(gram: torch.Tensor, d64: torch.Tensor, limit: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -180,19 +192,12 @@ def coefficients(V: torch.Tensor, d: torch.Tensor, aggregator: str) -> torch.Ten
     k, n = V.shape[-2], V.shape[-1]
     if k > n:
         raise ValueError(f"projection needs k <= n linearly independent tangents; got k={k} for n={n}")
-    gram = _gram(V)
-    if not all_finite(gram):  # a non-finite entry of V makes its row's squared norm non-finite
-        raise ValueError("tangents V contain NaN or inf")
-    limit = _MAX_GRAM_CONDITION if V.dtype == torch.float64 else _MAX_LOW_PRECISION_GRAM_CONDITION
-    d64 = d.to(torch.float64)
-    c, solved = _cholesky_solve(gram.to(torch.float64), d64, limit)
-    if not bool(solved.all()):
-        retry = ~solved
-        V64 = V[retry].to(torch.float64)
-        c[retry], solved[retry] = _cholesky_solve(_gram(V64), d64[retry], _MAX_GRAM_CONDITION)
-        if not bool(solved.all()):
-            raise ValueError("the tangents' Gram matrix V Vᵀ is too ill-conditioned (or singular) for the "
-                             "coefficients of a projection: use aggregate.projection, which solves by QR")
+    c, retried, solved = _gram_solve(V, d.to(torch.float64))
+    if retried is not None and not bool(solved.all()):
+        if not all_finite(V[~solved]):  # a non-finite entry makes its row's squared norm, and G, non-finite
+            raise ValueError("tangents V contain NaN or inf")
+        raise ValueError("the tangents' Gram matrix V Vᵀ is too ill-conditioned (or singular) for the "
+                         "coefficients of a projection: use aggregate.projection, which solves by QR")
     return c.squeeze(-1).to(V.dtype)
 
 
