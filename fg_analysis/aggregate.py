@@ -31,6 +31,13 @@ _MAX_LOW_PRECISION_GRAM_CONDITION = 1e2
 
 
 def _check(V: torch.Tensor, d: torch.Tensor) -> None:
+    _check_derivatives(V, d)
+    if not all_finite(V):
+        raise ValueError("tangents V contain NaN or inf")
+
+
+def _check_derivatives(V: torch.Tensor, d: torch.Tensor) -> None:
+    """Shapes and devices of ``V`` and ``d`` agree and ``d`` is finite (everything but a pass over ``V``)."""
     if V.ndim < 2:
         raise ValueError(f"tangents V must have shape (..., k, n); got shape {tuple(V.shape)}")
     if d.shape != V.shape[:-1]:
@@ -38,8 +45,6 @@ def _check(V: torch.Tensor, d: torch.Tensor) -> None:
                          f"(one per tangent); got {tuple(d.shape)}")
     if V.device != d.device:
         raise ValueError(f"V is on {V.device} but d is on {d.device}; put both on the same device")
-    if not all_finite(V):
-        raise ValueError("tangents V contain NaN or inf")
     if not all_finite(d):
         raise ValueError("directional derivatives d contain NaN or inf (did the function overflow?)")
 
@@ -179,11 +184,7 @@ def coefficients(V: torch.Tensor, d: torch.Tensor, aggregator: str) -> torch.Ten
     >>> coefficients(V, V @ torch.tensor([1., 2., 3.]), "projection")
     tensor([0.5000, 2.0000])
     """
-    if V.ndim < 2 or d.shape != V.shape[:-1]:
-        raise ValueError(f"tangents (..., k, n) and derivatives (..., k) must agree; got {tuple(V.shape)} and "
-                         f"{tuple(d.shape)}")
-    if not all_finite(d):
-        raise ValueError("directional derivatives d contain NaN or inf (did the function overflow?)")
+    _check_derivatives(V, d)
     if aggregator == "sum":
         return d
     if aggregator == "mean":

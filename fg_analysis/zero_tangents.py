@@ -104,6 +104,7 @@ def uninstall() -> None:
 
 
 def installed() -> bool:
+    """Whether the zero-skipping kernels are registered now."""
     return _library is not None
 
 

@@ -343,8 +343,8 @@ def test_coefficients_float32_via_float64_retry():
 
 
 @pytest.mark.parametrize("make, match", [("dependent", "ill-conditioned"), ("too many", "k=7 for n=5"),
-                                         ("nan V", "NaN or inf"), ("inf d", "NaN or inf"), ("shape", "agree"),
-                                         ("unknown", "built-in")])
+                                         ("nan V", "NaN or inf"), ("inf d", "NaN or inf"), ("shape", "shape"),
+                                         ("device", "device"), ("unknown", "built-in")])
 def test_coefficients_errors(make, match):
     V, d, name = randn(3, 5, seed=36), randn(3, seed=37), "projection"
     if make == "dependent":
@@ -357,6 +357,8 @@ def test_coefficients_errors(make, match):
         d[0] = float("inf")
     elif make == "shape":
         d = randn(4)
+    elif make == "device":
+        d = d.to("meta")
     else:
         name = "median"
     with pytest.raises(ValueError, match=match):
