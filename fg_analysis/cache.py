@@ -1,20 +1,30 @@
 """Results cache: every result stored under a hash of its config, with the config and the environment.
 
-A result is a ``pandas.DataFrame`` computed from a frozen dataclass config. :class:`ResultsCache` stores it in
-``<root>/<ConfigClass>/<hash>/`` as ``result.csv`` next to ``record.json`` (the config, the environment of
-:func:`fg_analysis.env.environment` — versions, device, commit — and the wall time), so every number in the
-book can be traced to what produced it. A rerun with the same config reads the cache. Sweeps cache each unit
-separately (:meth:`ResultsCache.sweep`), so an interrupted sweep keeps everything that finished.
+A result is a ``pandas.DataFrame`` computed from a frozen dataclass config on a device. :class:`ResultsCache`
+stores it in ``<root>/<ConfigClass>/<key>/`` as ``result.csv`` next to ``record.json``: the config, the
+environment of :func:`fg_analysis.env.environment` (versions, device, commit), the wall time, the date, and what
+is needed to verify the result file (its row count and SHA-256). Every number in the book can so be traced to
+what produced it, and a damaged entry is detected rather than read back short.
+
+The key (:func:`config_key`) hashes the record schema version :data:`SCHEMA`, the config's class and fields and
+the device type (``cpu``, ``cuda``): a CPU and a GPU run of one config are two results, and a change of the
+record format never reads an old record (old folders are simply not found; no shims).
 
 Lookup order: the writable root (default ``results/cache``, ignored by git, or ``$FG_RESULTS``), then the
-read-only ``results/published`` folder in the repository, where paper-sized runs made on a GPU are committed.
+read-only ``results/published`` folder in the repository, where stored runs are committed. A damaged entry in
+the writable root (a cut ``result.csv``, an empty file, an unreadable ``record.json``) warns with its path and
+counts as a miss, so it is recomputed; a damaged published entry raises :class:`DamagedResult` with the path and
+how to regenerate it (published results are evidence: they are never silently replaced).
+
+Sweeps cache each unit separately (:meth:`ResultsCache.sweep`), so an interrupted sweep keeps everything that
+finished, and a rerun computes only what is missing.
 
 >>> from dataclasses import dataclass
 >>> @dataclass(frozen=True)
 ... class Square:
 ...     x: int
 >>> import tempfile, pandas as pd
->>> cache = ResultsCache(tempfile.mkdtemp())
+>>> cache = ResultsCache(tempfile.mkdtemp(), published=None)
 >>> cache.get(Square(3), lambda c: pd.DataFrame({"y": [c.x ** 2]}))["y"].item()
 9
 """
@@ -27,16 +37,27 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+import warnings
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
 
-from fg_analysis.env import environment
+from fg_analysis.env import environment, resolve_device
+
+__all__ = ["PUBLISHED", "REPOSITORY", "SCHEMA", "DamagedResult", "ResultsCache", "config_dict", "config_key",
+           "device_type"]
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 PUBLISHED = REPOSITORY / "results" / "published"
+
+#: version of the record format; part of every key, so records of another format are never read
+SCHEMA = 2
+
+
+class DamagedResult(RuntimeError):
+    """A stored result that fails its check (row count, checksum, unreadable files)."""
 
 
 def config_dict(config) -> dict:
@@ -46,62 +67,121 @@ def config_dict(config) -> dict:
     return {"class": type(config).__name__, **dataclasses.asdict(config)}
 
 
-def config_hash(config) -> str:
-    """A stable 16-hex-digit hash of the config's class and fields (independent of field order)."""
-    text = json.dumps(config_dict(config), sort_keys=True, default=str)
+def device_type(device: str | object = "cpu") -> str:
+    """``"cpu"`` or ``"cuda"`` for any device spelling (``"cuda:1"``, ``torch.device``); ``"auto"`` resolved."""
+    return resolve_device(device).type
+
+
+def config_key(config, device: str | object = "cpu") -> str:
+    """A stable 16-hex-digit key of the schema, the config's class and fields (independent of field order) and
+    the device type."""
+    payload = {"schema": SCHEMA, "device": device_type(device), **config_dict(config)}
+    text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _atomic_write(folder: Path, name: str, write: Callable[[str], None]) -> Path:
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, folder / name)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return folder / name
+
+
+def read_entry(folder: Path) -> tuple[pd.DataFrame, dict]:
+    """``(frame, record)`` of one stored entry, verified; :class:`DamagedResult` naming the file otherwise."""
+    record_path, result_path = folder / "record.json", folder / "result.csv"
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, ValueError) as error:
+        raise DamagedResult(f"{record_path} is unreadable ({error})") from error
+    if not isinstance(record, dict) or record.get("schema") != SCHEMA or "sha256" not in record:
+        raise DamagedResult(f"{record_path} is not a schema-{SCHEMA} record")
+    if not result_path.is_file() or result_path.stat().st_size == 0:
+        raise DamagedResult(f"{result_path} is missing or empty")
+    if _sha256(result_path) != record["sha256"]:
+        raise DamagedResult(f"{result_path} does not match the checksum in its record (cut or changed)")
+    try:
+        frame = pd.read_csv(result_path)
+    except (ValueError, OSError) as error:
+        raise DamagedResult(f"{result_path} is unreadable ({error})") from error
+    if len(frame) != record.get("rows"):
+        raise DamagedResult(f"{result_path} has {len(frame)} rows; its record says {record.get('rows')}")
+    return frame, record
+
+
 class ResultsCache:
-    """Stores and finds results by config; see the module docstring."""
+    """Stores and finds results by config and device; see the module docstring."""
 
     def __init__(self, root: str | os.PathLike | None = None, *, published: str | os.PathLike | None = PUBLISHED):
         self.root = Path(root or os.environ.get("FG_RESULTS", REPOSITORY / "results" / "cache"))
         self.published = Path(published) if published else None
 
-    def _folders(self, config) -> list[Path]:
-        name, digest = type(config).__name__, config_hash(config)
-        roots = [self.root] + ([self.published] if self.published else [])
-        return [root / name / digest for root in roots]
+    def folder(self, config, device: str | object = "cpu") -> Path:
+        """Where ``config``'s result on ``device`` is written (in the writable root)."""
+        return self.root / type(config).__name__ / config_key(config, device)
 
-    def load(self, config) -> tuple[pd.DataFrame, dict] | None:
-        """``(frame, record)`` if this config's result is stored (writable root first), else ``None``."""
-        for folder in self._folders(config):
-            if (folder / "result.csv").is_file() and (folder / "record.json").is_file():
-                return pd.read_csv(folder / "result.csv"), json.loads((folder / "record.json").read_text())
+    def load(self, config, *, device: str | object = "cpu") -> tuple[pd.DataFrame, dict] | None:
+        """``(frame, record)`` if this config's result on ``device`` is stored (writable root first), else None.
+
+        A damaged entry in the writable root warns with its path and counts as missing; a damaged published
+        entry raises :class:`DamagedResult` saying how to regenerate it.
+        """
+        key = config_key(config, device)
+        for root in [self.root] + ([self.published] if self.published else []):
+            folder = root / type(config).__name__ / key
+            if not folder.is_dir() or not any(folder.iterdir()):
+                continue
+            try:
+                return read_entry(folder)
+            except DamagedResult as error:
+                if root == self.published and root != self.root:
+                    raise DamagedResult(f"{error}. This published result is damaged: restore it with "
+                                        f"`git checkout -- {folder}` or regenerate it with the experiment's "
+                                        "--publish command") from None
+                warnings.warn(f"damaged cache entry, recomputing: {error}", RuntimeWarning, stacklevel=2)
         return None
 
-    def save(self, config, frame: pd.DataFrame, *, device: str = "cpu", wall_time: float | None = None) -> Path:
-        """Store ``frame`` with its record; written atomically (a crash never leaves half a result)."""
-        folder = self._folders(config)[0]
-        folder.mkdir(parents=True, exist_ok=True)
-        record = {"config": config_dict(config), "hash": config_hash(config), "environment": environment(device),
-                  "wall_time_s": wall_time, "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        for name, write in (("result.csv", lambda path: frame.to_csv(path, index=False)),
-                            ("record.json", lambda path: Path(path).write_text(json.dumps(record, indent=1)))):
-            handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-            os.close(handle)
-            write(temporary)
-            os.replace(temporary, folder / name)
+    def save(self, config, frame: pd.DataFrame, *, device: str | object = "cpu",
+             wall_time: float | None = None) -> Path:
+        """Store ``frame`` with its record, atomically: a crash leaves the old entry, or one that fails its check
+        (never half a result read back as whole)."""
+        folder = self.folder(config, device)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            result = _atomic_write(folder, "result.csv", lambda path: frame.to_csv(path, index=False))
+        except OSError as error:
+            raise OSError(f"cannot write results under {self.root}: {error.strerror or error} "
+                          "(set FG_RESULTS to a writable folder)") from error
+        record = {"schema": SCHEMA, "key": folder.name, "config": config_dict(config),
+                  "environment": environment(device), "wall_time_s": wall_time,
+                  "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "rows": len(frame), "sha256": _sha256(result)}
+        _atomic_write(folder, "record.json", lambda path: Path(path).write_text(json.dumps(record, indent=1)))
         return folder
 
-    def get(self, config, compute: Callable[[object], pd.DataFrame], *, device: str = "cpu",
+    def get(self, config, compute: Callable[[object], pd.DataFrame], *, device: str | object = "cpu",
             refresh: bool = False) -> pd.DataFrame:
-        """The cached result of ``config``, or ``compute(config)`` stored first (``refresh=True`` recomputes).
-
-        The returned frame carries the record in ``frame.attrs["record"]``.
-        """
-        found = None if refresh else self.load(config)
+        """The cached result of ``config`` on ``device``, or ``compute(config)`` stored first (``refresh=True``
+        recomputes). The returned frame carries the record in ``frame.attrs["record"]``."""
+        found = None if refresh else self.load(config, device=device)
         if found is None:
             start = time.perf_counter()
             frame = compute(config)
-            self.save(config, frame, device=device, wall_time=time.perf_counter() - start)
-            found = self.load(config)
+            folder = self.save(config, frame, device=device, wall_time=time.perf_counter() - start)
+            found = read_entry(folder)
         frame, record = found
         frame.attrs["record"] = record
         return frame
 
-    def sweep(self, configs: Iterable, compute: Callable[[object], pd.DataFrame], *, device: str = "cpu",
+    def sweep(self, configs: Iterable, compute: Callable[[object], pd.DataFrame], *, device: str | object = "cpu",
               description: str = "sweep", refresh: bool = False, progress: bool = True) -> pd.DataFrame:
         """Run (or read) every config, each cached on its own, and concatenate the results.
 
@@ -117,3 +197,20 @@ class ResultsCache:
                     frame[field] = value
             frames.append(frame)
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def records(self, kind: str | type) -> Iterator[tuple[pd.DataFrame, dict]]:
+        """Every verified ``(frame, record)`` stored for a config class (writable root, then published), for
+        any device and config; damaged entries are skipped with a warning naming them."""
+        name = kind if isinstance(kind, str) else kind.__name__
+        seen = set()
+        for root in [self.root] + ([self.published] if self.published else []):
+            for folder in sorted((root / name).glob("*/")) if (root / name).is_dir() else []:
+                if folder.name in seen:
+                    continue
+                try:
+                    entry = read_entry(folder)
+                except DamagedResult as error:
+                    warnings.warn(f"skipping a damaged result: {error}", RuntimeWarning, stacklevel=2)
+                    continue
+                seen.add(folder.name)
+                yield entry

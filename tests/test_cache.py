@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from fg_analysis import cache as cache_module
-from fg_analysis.cache import ResultsCache, config_dict, config_hash
+from fg_analysis.cache import ResultsCache, config_dict, config_key
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,19 +39,19 @@ def store(tmp_path):
     return ResultsCache(tmp_path / "cache", published=tmp_path / "published")
 
 
-def test_config_hash_stable_and_sensitive():
-    base = config_hash(Unit())
-    assert base == config_hash(Unit()) and len(base) == 16 and int(base, 16) >= 0
+def test_config_key_stable_and_sensitive():
+    base = config_key(Unit())
+    assert base == config_key(Unit()) and len(base) == 16 and int(base, 16) >= 0
     changes = {"n": 32, "k": 4, "aggregator": "mean", "lr": 0.0100001, "seeds": (0, 2)}
     hashes = {base}
     for field, value in changes.items():
-        changed = config_hash(dataclasses.replace(Unit(), **{field: value}))
+        changed = config_key(dataclasses.replace(Unit(), **{field: value}))
         assert changed != base, field
         hashes.add(changed)
     assert len(hashes) == len(changes) + 1
 
 
-def test_config_hash_depends_on_class_not_field_order():
+def test_config_key_depends_on_class_not_field_order():
     @dataclasses.dataclass(frozen=True)
     class Unit:  # same name, fields declared in another order
         seeds: tuple = (0, 1)
@@ -68,28 +68,28 @@ def test_config_hash_depends_on_class_not_field_order():
         lr: float = 0.01
         seeds: tuple = (0, 1)
 
-    assert config_hash(Unit()) == config_hash(globals()["Unit"]())
-    assert config_hash(Other()) != config_hash(globals()["Unit"]())
+    assert config_key(Unit()) == config_key(globals()["Unit"]())
+    assert config_key(Other()) != config_key(globals()["Unit"]())
 
 
 @pytest.mark.slow
-def test_config_hash_is_stable_across_processes():
+def test_config_key_is_stable_across_processes():
     """Not Python's salted hash(): a fresh interpreter computes the same digest."""
     import subprocess
     import sys
-    code = ("import dataclasses\nfrom fg_analysis.cache import config_hash\n"
+    code = ("import dataclasses\nfrom fg_analysis.cache import config_key\n"
             "@dataclasses.dataclass(frozen=True)\nclass Unit:\n    n: int = 64\n    k: int = 16\n"
             "    aggregator: str = 'projection'\n    lr: float = 0.01\n    seeds: tuple = (0, 1)\n"
-            "print(config_hash(Unit()))")
+            "print(config_key(Unit()))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"PYTHONHASHSEED": "123", "PATH": ""}, cwd=cache_module.REPOSITORY)
-    assert out.stdout.strip() == config_hash(Unit())
+    assert out.stdout.strip() == config_key(Unit())
 
 
 def test_config_must_be_dataclass_instance():
     for bad in ({"n": 1}, Unit, 3):
         with pytest.raises(TypeError, match="dataclass"):
-            config_hash(bad)
+            config_key(bad)
     assert config_dict(Unit())["class"] == "Unit"
 
 
@@ -115,13 +115,14 @@ def test_record(store):
         return pd.DataFrame({"x": [1.5]})
 
     frame = store.get(Unit(lr=0.5), slow)
-    folder = store.root / "Unit" / config_hash(Unit(lr=0.5))
+    folder = store.root / "Unit" / config_key(Unit(lr=0.5))
     assert (folder / "result.csv").is_file()
     record = json.loads((folder / "record.json").read_text())
     assert record == frame.attrs["record"]
     assert record["config"] == {"class": "Unit", "n": 64, "k": 16, "aggregator": "projection", "lr": 0.5,
                                 "seeds": [0, 1]}
-    assert record["hash"] == config_hash(Unit(lr=0.5))
+    assert record["key"] == config_key(Unit(lr=0.5)) and record["schema"] == cache_module.SCHEMA
+    assert record["rows"] == 1 and len(record["sha256"]) == 64
     environment = record["environment"]
     assert {"torch", "numpy", "pandas", "python"} <= set(environment["versions"])
     assert environment["device"] == "cpu" and environment["device_name"].startswith("cpu")
@@ -167,4 +168,70 @@ def test_root_from_environment(tmp_path, monkeypatch):
     store = ResultsCache(published=None)
     assert store.root == tmp_path / "env-root"
     store.get(Unit(), Counter())
-    assert (tmp_path / "env-root" / "Unit" / config_hash(Unit()) / "record.json").is_file()
+    assert (tmp_path / "env-root" / "Unit" / config_key(Unit()) / "record.json").is_file()
+
+
+def test_key_depends_on_device_type_and_schema(monkeypatch):
+    assert config_key(Unit(), "cpu") == config_key(Unit()) == config_key(Unit(), "auto" if not __import__(
+        "torch").cuda.is_available() else "cpu")
+    cpu = config_key(Unit(), "cpu")
+    monkeypatch.setattr(cache_module, "resolve_device", lambda device: type("D", (), {"type": "cuda"})())
+    assert config_key(Unit(), "cuda:1") != cpu
+    monkeypatch.undo()
+    monkeypatch.setattr(cache_module, "SCHEMA", cache_module.SCHEMA + 1)
+    assert config_key(Unit()) != cpu
+
+
+def _stored(store, config=Unit()):
+    store.get(config, Counter())
+    return store.folder(config)
+
+
+@pytest.mark.parametrize("damage", ["cut at a line", "cut mid-line", "empty", "changed", "record unreadable",
+                                    "record deleted"])
+def test_damaged_entry_warns_with_its_path_and_is_recomputed(store, damage):
+    folder = _stored(store)
+    result, record = folder / "result.csv", folder / "record.json"
+    text = result.read_text()
+    if damage == "cut at a line":
+        result.write_text(text.split("\n", 2)[0] + "\n" + text.split("\n", 2)[1] + "\n")
+    elif damage == "cut mid-line":
+        result.write_text(text[:-3])
+    elif damage == "empty":
+        result.write_text("")
+    elif damage == "changed":
+        result.write_text(text.replace("1024", "1025"))
+    elif damage == "record unreadable":
+        record.write_text('{"schema": 2, "rows"')
+    else:
+        record.unlink()
+    compute = Counter()
+    with pytest.warns(RuntimeWarning, match=str(folder)):
+        frame = store.get(Unit(), compute)
+    assert len(compute.calls) == 1 and frame["value"].tolist() == [1024, 80]
+    assert store.load(Unit()) is not None  # the recomputed entry verifies
+
+
+def test_damaged_published_entry_refuses_with_how_to_regenerate(tmp_path):
+    published = tmp_path / "published"
+    folder = _stored(ResultsCache(published, published=None))
+    (folder / "result.csv").write_text("value\n1024\n")
+    reader = ResultsCache(tmp_path / "cache", published=published)
+    with pytest.raises(cache_module.DamagedResult, match=r"result\.csv.*regenerate"):
+        reader.get(Unit(), Counter())
+
+
+def test_unwritable_root_is_one_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(OSError, match="cannot write results under .*FG_RESULTS"):
+        ResultsCache(blocker / "cache", published=None).get(Unit(), Counter())
+
+
+def test_records_walks_every_device_and_skips_damage(store):
+    _stored(store, Unit(n=1))
+    damaged = _stored(store, Unit(n=2))
+    (damaged / "result.csv").write_text("")
+    with pytest.warns(RuntimeWarning, match="damaged"):
+        found = list(store.records(Unit))
+    assert [record["config"]["n"] for _, record in found] == [1]
