@@ -1,26 +1,15 @@
-"""Shared plotting helpers for the book: one theme, one confidence interval, a few seaborn-style panels.
+"""Shared plotting helpers for the book: one theme, one palette, a few seaborn-style panels.
 
-Every error bar and band of measured values in the book is the paper's 95% confidence interval of a mean
-(Flügel et al., arXiv 2410.17764, Sec. IV), ``mean ± 1.96 · std / sqrt(count)``, computed by :func:`ci_halfwidth`
-from a sample standard deviation (``ddof = 1``).
-
->>> round(float(ci_halfwidth(0.2, 100)), 4)
-0.0392
->>> summarize(pd.DataFrame({"g": ["a", "a", "b"], "y": [1.0, 3.0, 5.0]}), "y", by="g")[["g", "mean", "count"]]
-   g  mean  count
-0  a   2.0      2
-1  b   5.0      1
+Every error bar and band of measured values is a 95% confidence interval of a mean from
+:mod:`fg_analysis.metrics` (t distribution); the figures of the pages are in :mod:`fg_analysis.figures`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-
-Z_95 = 1.96
 
 #: colors of the approaches, the same on every page
 PALETTE = {"bp": "#222222", "projection": "#1f77b4", "mean": "#d62728", "sum": "#2ca02c", "fg": "#ff7f0e"}
@@ -34,43 +23,6 @@ def theme() -> None:
     sns.set_theme(context="paper", style="whitegrid", palette="colorblind", font_scale=1.1)
     mpl.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "figure.figsize": (6.4, 3.6),
                          "axes.titlesize": "medium", "legend.frameon": False})
-
-
-def ci_halfwidth(std, count, z: float = Z_95):
-    """Half-width of the confidence interval of a mean: ``z · std / sqrt(count)`` (NaN for ``count < 2``)."""
-    std, count = np.asarray(std, dtype=float), np.asarray(count, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(count >= 2, z * std / np.sqrt(np.maximum(count, 1.0)), np.nan)
-
-
-def add_ci(frame: pd.DataFrame, *, mean: str = "mean", std: str = "std", count: str = "count",
-           z: float = Z_95) -> pd.DataFrame:
-    """A copy of ``frame`` (one row per group with its mean, std and count) with ``ci``, ``ci_low``, ``ci_high``."""
-    out = frame.copy()
-    out["ci"] = ci_halfwidth(out[std], out[count], z)
-    out["ci_low"] = out[mean] - out["ci"]
-    out["ci_high"] = out[mean] + out["ci"]
-    return out
-
-
-def summarize(frame: pd.DataFrame, value: str, by: str | Sequence[str], *, z: float = Z_95) -> pd.DataFrame:
-    """Mean, sample std, count and the 95% CI of ``value`` over the rows of each group of ``by``."""
-    by = [by] if isinstance(by, str) else list(by)
-    grouped = frame.groupby(by, sort=True, dropna=False)[value]
-    table = grouped.agg(mean="mean", std="std", count="count").reset_index()
-    return add_ci(table, z=z)
-
-
-def format_ci(mean: float, ci: float, digits: int = 3) -> str:
-    """``"0.494 ± 0.003"``; the ± part is dropped when the CI is undefined (one value); values below
-    ``10^-digits`` in scientific notation (``"3.2e-05 ± 1.0e-05"``)."""
-    if mean != 0 and abs(mean) < 10 ** -digits:  # tiny values (a converged f − f*) in scientific notation
-        return f"{mean:.1e}" + (f" ± {ci:.1e}" if ci is not None and math.isfinite(float(ci)) else "")
-    if ci is None or not math.isfinite(float(ci)):
-        return f"{mean:.{digits}g}" if abs(mean) >= 10 ** digits else f"{mean:.{digits}f}"
-    if abs(mean) >= 10 ** digits:
-        return f"{mean:.1f} ± {ci:.1f}"
-    return f"{mean:.{digits}f} ± {ci:.{digits}f}"
 
 
 def errorbars(ax, x, mean, ci, *, label: str | None = None, color=None, marker: str = "o", linestyle: str = "none",

@@ -18,7 +18,7 @@ from fg_analysis.aggregate import get_aggregator  # noqa: E402
 from fg_analysis.cache import ResultsCache  # noqa: E402
 from fg_analysis.experiments import SCORECARD_COLUMNS, approximation  # noqa: E402
 from fg_analysis.experiments.approximation import ApproximationCell, ApproximationConfig  # noqa: E402
-from fg_analysis.plots import add_ci  # noqa: E402
+from fg_analysis.metrics import add_ci  # noqa: E402
 
 
 @pytest.fixture

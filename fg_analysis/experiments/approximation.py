@@ -42,7 +42,7 @@ from fg_analysis.aggregate import get_aggregator
 from fg_analysis.cache import ResultsCache
 from fg_analysis.env import resolve_device
 from fg_analysis.experiments import claim
-from fg_analysis.plots import add_ci, format_ci
+from fg_analysis.metrics import add_ci, format_ci
 from fg_analysis.tangents import FixedAngle, Normal
 
 METRICS = ("cosine", "norm_ratio", "error", "dot")

@@ -33,7 +33,7 @@ from fg_analysis.cache import ResultsCache
 from fg_analysis.experiments import claim
 from fg_analysis.gradients import approach_label
 from fg_analysis.optimize import descend, paper_learning_rate
-from fg_analysis.plots import add_ci, ci_halfwidth, format_ci
+from fg_analysis.metrics import add_ci, ci_halfwidth, format_ci
 from fg_analysis.problems import get_problem
 from fg_analysis.tangents import FixedAngle
 
@@ -435,7 +435,8 @@ def plot_final(finals: pd.DataFrame, value: str = "best_gap", *, problems=PROBLE
     seeds; values ≤ 0 (at the minimum to rounding) are drawn at 1e-12."""
     import matplotlib.pyplot as plt
 
-    from fg_analysis.plots import log2_axis, summarize
+    from fg_analysis.metrics import summarize
+    from fg_analysis.plots import log2_axis
 
     rows = finals[finals["tangents"] == "normal"].copy()
     rows[value] = rows[value].clip(lower=1e-12)
@@ -467,7 +468,8 @@ def plot_fixed_angle(finals: pd.DataFrame):
     """Fixed-angle tangents: best ``f − f*`` against θ per k, mean and projection (mean ± 95% CI over seeds)."""
     import matplotlib.pyplot as plt
 
-    from fg_analysis.plots import PALETTE, summarize
+    from fg_analysis.metrics import summarize
+    from fg_analysis.plots import PALETTE
 
     rows = finals[finals["tangents"] == "fixed-angle"].copy()
     rows["best_gap"] = rows["best_gap"].clip(lower=1e-12)

@@ -67,7 +67,7 @@ from fg_analysis.cache import PUBLISHED, ResultsCache
 from fg_analysis.experiments import claim
 from fg_analysis.gradients import GradientSource, activity_dimension, approach_label
 from fg_analysis.lr_search import PAPER_DATASETS, learning_rate, model_key
-from fg_analysis.plots import format_ci, summarize
+from fg_analysis.metrics import format_ci, summarize
 
 __all__ = ["PAPER_APPROACHES", "PRESETS", "QUICK_APPROACHES", "SOTA_CPU_APPROACHES", "RQ3Config", "TrainingRun",
            "available_datasets", "final_runs", "gap_to_bp", "json_summary", "learning_curves", "main", "provenance",
