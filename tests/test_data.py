@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import pickle
 import random
+import re
 import struct
 from pathlib import Path
 
@@ -349,3 +350,91 @@ def test_batches_shuffle_needs_generator_and_leaves_global_rng():
         next(batches(torch.zeros(4, 1), torch.zeros(4), 2))
     list(batches(torch.zeros(4, 1), torch.zeros(4), 2, generator=torch.Generator().manual_seed(0)))
     assert torch.equal(torch.get_rng_state(), before)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# bad files and arguments: a ValueError that names the file (or argument) and what is wrong
+
+
+def test_truncated_idx_header_body_and_gzip_name_the_file(tmp_path):
+    full = struct.pack(">BBBBII", 0, 0, 8, 2, 3, 4) + bytes(12)
+    cases = {
+        "empty": (b"", "too short for an IDX header"),
+        "header": (full[:9], "announces 2 dimensions .12 bytes. but the file has only 9 bytes; the file is truncated"),
+        "body": (full[:-1], r"shape \(3, 4\) \(12 bytes\) but 11 bytes follow; the file is truncated"),
+        "long": (full + b"\x00", "13 bytes follow"),
+    }
+    for name, (payload, message) in cases.items():
+        (tmp_path / name).write_bytes(payload)
+        with pytest.raises(ValueError, match=f"^{re.escape(str(tmp_path / name))}.*{message}"):
+            read_idx(tmp_path / name)
+    compressed = gzip.compress(full)
+    (tmp_path / "cut.gz").write_bytes(compressed[:len(compressed) // 2])
+    (tmp_path / "bad.gz").write_bytes(compressed[:10] + b"\xff" * (len(compressed) - 10))
+    for name in ("cut.gz", "bad.gz"):
+        with pytest.raises(ValueError, match=f"^{re.escape(str(tmp_path / name))}: the gzip data is truncated or corrupt"):
+            read_idx(tmp_path / name)
+
+
+def test_mnist_labels_outside_0_to_9_and_wrong_dtype_name_the_file(tmp_path):
+    make_mnist(tmp_path / "mnist")
+    labels = tmp_path / "mnist" / MNIST_FILES["test_labels"]
+    write_idx(labels, np.array([1, 2, 10, 3, 11, 0], dtype=np.uint8))
+    with pytest.raises(ValueError, match=f"^{re.escape(str(labels))}: label 10 at index 2 is outside the classes 0..9 .2 such"):
+        load_dataset("mnist", root=tmp_path)
+    payload = struct.pack(">BBBBI", 0, 0, 0x0C, 1, 6) + np.arange(6, dtype=">i4").tobytes()  # int32 labels
+    labels.write_bytes(payload)
+    with pytest.raises(ValueError, match=f"^{re.escape(str(labels))} holds int32 data; MNIST's IDX files hold uint8"):
+        read_mnist(tmp_path)
+
+
+def test_corrupt_cifar_pickles_name_the_file(tmp_path):
+    folder = tmp_path / "cifar10"
+    make_cifar(folder)
+    batch = folder / "data_batch_3"
+    good = batch.read_bytes()
+    bad_files = {
+        "truncated": (good[:len(good) // 2], "could not be unpickled .*truncated or corrupt"),
+        "garbage": (b"\x00not a pickle at all", "could not be unpickled"),
+        "not a dict": (pickle.dumps([1, 2, 3]), "not a CIFAR-10 python batch .it holds a list"),
+        "no labels": (pickle.dumps({b"data": np.zeros((2, 3072), np.uint8)}), "expected data, labels"),
+        "labels 10": (pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [3, 10]}),
+                      "label 10 at index 1 is outside the classes 0..9"),
+        "float pixels": (pickle.dumps({b"data": np.zeros((2, 3072)), b"labels": [3, 1]}),
+                         "data of dtype float64 .*expected uint8 pixels"),
+        "shape": (pickle.dumps({b"data": np.zeros((2, 3071), np.uint8), b"labels": [3, 1]}),
+                  r"data \(2, 3071\), labels \(2,\); expected \(N, 3072\)"),
+    }
+    for what, (payload, message) in bad_files.items():
+        batch.write_bytes(payload)
+        with pytest.raises(ValueError, match=f"^{re.escape(str(batch))}.*{message}"):
+            load_dataset("cifar10", root=tmp_path)
+
+
+@pytest.mark.parametrize("val_fraction, message", [
+    (-0.1, r"val_fraction must be a number in \[0, 1\); got val_fraction=-0.1$"),
+    (1.0, r"got val_fraction=1.0$"),
+    (float("nan"), r"got val_fraction=nan$"),
+    ("0.2", r"got val_fraction='0.2'$"),
+    (True, r"got val_fraction=True$"),
+    (0.85, r"val_fraction=0.85 and digits' test fraction 0.2 add up to 1.05 >= 1"),
+    (0.8, r"add up to 1 >= 1, leaving nothing to train on"),
+])
+def test_bad_split_fractions(val_fraction, message):
+    with pytest.raises(ValueError, match=message):
+        load_dataset("digits", val_fraction=val_fraction)
+
+
+def test_split_leaving_no_training_example(tmp_path):
+    make_mnist(tmp_path / "mnist", n_train=6)
+    with pytest.raises(ValueError, match="val_fraction=0.95 leaves no training example of the 6 in 'mnist'"):
+        load_dataset("mnist", root=tmp_path, val_fraction=0.95)
+    assert load_dataset("mnist", root=tmp_path, val_fraction=np.float64(0.5)).sizes == (3, 3, 6)
+
+
+def test_batch_size_is_a_count():
+    x, y = torch.zeros(4, 1), torch.zeros(4)
+    assert [len(b) for _, b in batches(x, y, np.int64(3), shuffle=False)] == [3, 1]
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="batch size batch_size must be a positive integer"):
+            next(batches(x, y, bad, shuffle=False))
