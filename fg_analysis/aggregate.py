@@ -8,6 +8,10 @@ All share one signature ``(V, d) -> estimate`` with ``V`` of shape ``(..., k, n)
 * ``projection``: ``Vᵀ (V Vᵀ)⁻¹ d = P_U g``, the orthogonal projection of ``g`` onto ``U = span(v_1..v_k)``,
   the point of ``U`` closest to ``g``; equal to ``g`` when the tangents span ``R^n``.
 
+Inputs are checked, never silently misread: shapes, devices and finiteness must agree, an empty tangent set
+(k = 0) is refused, and integer or bool inputs are promoted to floating point (``V`` to the default dtype, ``d``
+to that of ``V``) since integer arithmetic would truncate the coefficients. Estimates have the dtype of ``V``.
+
 >>> import torch
 >>> V = torch.eye(3)[:2]                       # e_1, e_2
 >>> projection(V, V @ torch.tensor([1., 2., 3.]))
@@ -30,23 +34,40 @@ _MAX_GRAM_CONDITION = 1e10
 _MAX_LOW_PRECISION_GRAM_CONDITION = 1e2
 
 
-def _check(V: torch.Tensor, d: torch.Tensor) -> None:
-    _check_derivatives(V, d)
+def _check(V: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_check_derivatives`, and ``V`` finite."""
+    V, d = _check_derivatives(V, d)
     if not all_finite(V):
         raise ValueError("tangents V contain NaN or inf")
+    return V, d
 
 
-def _check_derivatives(V: torch.Tensor, d: torch.Tensor) -> None:
-    """Shapes and devices of ``V`` and ``d`` agree and ``d`` is finite (everything but a pass over ``V``)."""
+def _check_derivatives(V: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(V, d)`` checked and promoted: tensors of shapes ``(..., k, n)`` with ``k, n >= 1`` and ``(..., k)`` on
+    one device, ``d`` finite (everything but a pass over ``V``). Integer or bool ``V`` becomes the default float
+    dtype and integer or bool ``d`` the dtype of ``V``: integer arithmetic would truncate the coefficients."""
+    for name, tensor in (("tangents V", V), ("directional derivatives d", d)):
+        if not isinstance(tensor, torch.Tensor):
+            raise ValueError(f"{name} must be a torch.Tensor; got {type(tensor).__name__}")
+        if tensor.is_complex():
+            raise ValueError(f"{name} must be real; got dtype {tensor.dtype}")
     if V.ndim < 2:
         raise ValueError(f"tangents V must have shape (..., k, n); got shape {tuple(V.shape)}")
+    if V.shape[-2] == 0 or V.shape[-1] == 0:
+        raise ValueError(f"tangents V of shape {tuple(V.shape)} hold no tangent (k = 0) or have dimension n = 0: "
+                         "an estimate needs k >= 1 tangents in R^n with n >= 1")
     if d.shape != V.shape[:-1]:
         raise ValueError(f"directional derivatives d must have shape V.shape[:-1] = {tuple(V.shape[:-1])} "
                          f"(one per tangent); got {tuple(d.shape)}")
     if V.device != d.device:
         raise ValueError(f"V is on {V.device} but d is on {d.device}; put both on the same device")
+    if not V.is_floating_point():
+        V = V.to(torch.get_default_dtype())
+    if not d.is_floating_point():
+        d = d.to(V.dtype)
     if not all_finite(d):
         raise ValueError("directional derivatives d contain NaN or inf (did the function overflow?)")
+    return V, d
 
 
 def sum_(V: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
@@ -55,8 +76,8 @@ def sum_(V: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     Unbiased for ``E[v vᵀ] = I`` only at k = 1; its expected squared norm is
     ``k (n + k + 1) |g|²`` for Gaussian tangents (see :mod:`fg_analysis.theory`).
     """
-    _check(V, d)
-    return torch.einsum("...k,...kn->...n", d, V)
+    V, d = _check(V, d)
+    return torch.einsum("...k,...kn->...n", d.to(V.dtype), V)
 
 
 def mean(V: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
@@ -65,8 +86,8 @@ def mean(V: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     Unbiased when ``E[v vᵀ] = I`` (Baydin et al., arXiv 2202.08587); it points where the sum points.
     The 1/k scales the k derivatives, not the n-vector: one pass over ``V`` and no second n-sized result.
     """
-    _check(V, d)
-    return torch.einsum("...k,...kn->...n", d / V.shape[-2], V)
+    V, d = _check(V, d)
+    return torch.einsum("...k,...kn->...n", d.to(V.dtype) / V.shape[-2], V)
 
 
 def projection(V: torch.Tensor, d: torch.Tensor, *, scale_correction: bool = False) -> torch.Tensor:
@@ -88,7 +109,7 @@ def projection(V: torch.Tensor, d: torch.Tensor, *, scale_correction: bool = Fal
     Raises:
         ValueError: if ``k > n`` or the tangents are linearly dependent (numerically rank-deficient).
     """
-    _check(V, d)
+    V, d = _check(V, d)
     k, n = V.shape[-2], V.shape[-1]
     if k > n:
         raise ValueError(f"projection needs k <= n linearly independent tangents; got k={k} for n={n} "
@@ -184,7 +205,7 @@ def coefficients(V: torch.Tensor, d: torch.Tensor, aggregator: str) -> torch.Ten
     >>> coefficients(V, V @ torch.tensor([1., 2., 3.]), "projection")
     tensor([0.5000, 2.0000])
     """
-    _check_derivatives(V, d)
+    V, d = _check_derivatives(V, d)
     if aggregator == "sum":
         return d
     if aggregator == "mean":

@@ -15,6 +15,7 @@ torch.Size([4, 10])
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -36,12 +37,22 @@ class TangentLaw:
         Returns a tensor of shape ``(*batch_shape, k, n)``; row ``i`` is ``v_i``. With ``out=`` (a tensor of that
         shape, whose dtype and device then apply) the tangents are written into it: a training loop that reuses
         one buffer saves allocating (and page-faulting) k·n fresh floats every step. The numbers are the same.
+
+        Raises:
+            ValueError: ``k`` or ``n`` not a positive integer (Python or NumPy; bool and floats are refused),
+                ``batch_shape`` not a tuple of non-negative integers, a dtype (or ``out``) that is not floating
+                point, ``out`` of the wrong shape, or a generator on another device.
         """
-        check_count(k, "k", "number of tangents")
-        check_count(n, "n", "dimension")
+        k = check_count(k, "k", "number of tangents")
+        n = check_count(n, "n", "dimension")
+        batch_shape = _check_batch_shape(batch_shape)
+        if out is None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise ValueError(f"tangents need a floating-point dtype such as torch.float32; got dtype={dtype!r}")
         if out is not None:
             if tuple(out.shape) != (*batch_shape, k, n):
                 raise ValueError(f"out must have shape {(*batch_shape, k, n)}; got {tuple(out.shape)}")
+            if not out.dtype.is_floating_point:
+                raise ValueError(f"out must have a floating-point dtype; got {out.dtype}")
             dtype, device = out.dtype, out.device
         if generator is not None and device is not None and torch.device(device).type != generator.device.type:
             raise ValueError(f"generator lives on {generator.device} but device={device!r}: create the "
@@ -63,6 +74,22 @@ class TangentLaw:
 
     def _draw(self, k, n, batch_shape, generator, dtype, device) -> torch.Tensor:
         raise NotImplementedError
+
+
+def _check_batch_shape(batch_shape) -> tuple[int, ...]:
+    """``batch_shape`` as a tuple of non-negative ints, or a ValueError saying what is wrong."""
+    entries = tuple(batch_shape) if isinstance(batch_shape, (tuple, list, torch.Size)) else None
+    if entries is None or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0 for s in entries):
+        raise ValueError(f"batch_shape must be a tuple of non-negative integers such as (8,) or (); "
+                         f"got batch_shape={batch_shape!r}")
+    return tuple(int(s) for s in entries)
+
+
+def _check_real(value, name: str) -> float:
+    """``value`` as a finite float (Python or NumPy real, not bool), or a ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number; got {name}={value!r}")
+    return float(value)
 
 
 def _normal(shape, generator, dtype, device) -> torch.Tensor:
@@ -133,7 +160,7 @@ class FixedAngle(TangentLaw):
     theta: float = 45.0
 
     def __post_init__(self):
-        if not 0.0 < self.theta <= 90.0:
+        if not 0.0 < _check_real(self.theta, "theta") <= 90.0:
             raise ValueError(f"theta must lie in (0, 90] degrees; got theta={self.theta!r}")
 
     def _draw(self, k, n, batch_shape, generator, dtype, device):
@@ -160,7 +187,7 @@ class OrthogonalScaled(TangentLaw):
     max_length: float = 10.0
 
     def __post_init__(self):
-        if not self.max_length >= 1.0:
+        if not _check_real(self.max_length, "max_length") >= 1.0:
             raise ValueError(f"max_length must be >= 1; got {self.max_length!r}")
 
     def _draw(self, k, n, batch_shape, generator, dtype, device):

@@ -15,7 +15,9 @@ Hence (Flügel et al., arXiv 2410.17764, Sec. III; ``reference/paper.md``)::
     E|P_U g|² / |g|²  = k / n,                   E|g - P_U g|² / |g|² = (n - k) / n
 
 All functions take numbers or NumPy arrays for ``k`` and ``n`` (broadcast together), use ``lgamma``-based
-expressions (stable for n up to 10⁹) and return NumPy arrays (0-d for scalar input).
+expressions (stable for n up to 10⁹) and return NumPy arrays (0-d for scalar input). ``k`` and ``n`` must be
+positive integers (Python or NumPy integers, or integral floats such as ``1e6``); anything else (2.5, NaN, bool,
+0) is a ValueError naming the argument.
 
 >>> round(float(expected_cosine("projection", 16, 64)), 3), round(float(expected_cosine("mean", 16, 64)), 3)
 (0.494, 0.444)
@@ -23,17 +25,37 @@ expressions (stable for n up to 10⁹) and return NumPy arrays (0-d for scalar i
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 from scipy import special, stats
+
+from fg_analysis.checks import check_count
 
 AGGREGATOR_NAMES = ("projection", "mean", "sum")
 
 
+def _counts(value, name: str) -> np.ndarray:
+    """``value`` (a number or array of them) as a float array of positive integers, or a one-line ValueError
+    naming the argument and its first bad entry. Python and NumPy integers pass, and so do integral floats such
+    as ``1e6`` or a rounded grid; bool, non-integral floats, NaN, inf, values below 1 and non-numbers do not."""
+    array = np.asarray(value)
+    if array.dtype.kind in "iu":
+        bad = array < 1
+    elif array.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(array) | (array < 1) | (array != np.floor(array))
+    else:  # bool, complex, strings, objects
+        bad = np.ones(array.shape, dtype=bool)
+    if np.any(bad):
+        where = "" if array.ndim == 0 else f"[{', '.join(map(str, np.argwhere(bad)[0]))}]"
+        entry = value if array.ndim == 0 else array[tuple(np.argwhere(bad)[0])].item()
+        raise ValueError(f"{name} must be a positive integer (or an array of them); got {name}{where}={entry!r}")
+    return array.astype(float)
+
+
 def _arrays(k, n):
-    k, n = np.broadcast_arrays(np.asarray(k, dtype=float), np.asarray(n, dtype=float))
-    if np.any(k < 1) or np.any(n < 1):
-        raise ValueError(f"k and n must be >= 1; got k={k!r}, n={n!r}")
-    return k, n
+    return np.broadcast_arrays(_counts(k, "k"), _counts(n, "n"))
 
 
 def _check_name(aggregator: str) -> str:
@@ -44,7 +66,7 @@ def _check_name(aggregator: str) -> str:
 
 def expected_chi(m) -> np.ndarray:
     """``E[χ_m] = sqrt(2) Γ((m+1)/2) / Γ(m/2)``, the mean norm of an m-dimensional standard Gaussian."""
-    m = np.asarray(m, dtype=float)
+    m = _counts(m, "m")
     return np.sqrt(2.0) * np.exp(special.gammaln((m + 1) / 2) - special.gammaln(m / 2))
 
 
@@ -91,6 +113,9 @@ def cosine_quantile(aggregator: str, k, n, q) -> np.ndarray:
     Use ``q = 0.025, 0.975`` for the central 95% band of individual samples.
     """
     a, b = cos2_parameters(aggregator, k, n)
+    q_array = np.asarray(q)
+    if q_array.dtype.kind not in "iuf" or not np.all((q_array >= 0) & (q_array <= 1)):
+        raise ValueError(f"the quantile level q must lie in [0, 1]; got q={q!r}")
     b_safe = np.where(b > 0, b, 1.0)
     return np.where(b > 0, np.sqrt(stats.beta.ppf(q, a, b_safe)), 1.0)
 
@@ -140,7 +165,7 @@ def projection_error_bound(k, n, delta: float = 0.05) -> np.ndarray:
     Exact, not a concentration inequality: the error is ``1 - X`` with ``X ~ Beta(k/2, (n-k)/2)``, so the
     bound is ``1 - Beta.ppf(delta, k/2, (n-k)/2)`` (0 for ``k >= n``).
     """
-    if not 0.0 < delta < 1.0:
+    if isinstance(delta, bool) or not isinstance(delta, numbers.Real) or not 0.0 < delta < 1.0:
         raise ValueError(f"delta must lie in (0, 1); got {delta!r}")
     k, n = _arrays(k, n)
     b = np.maximum(n - k, 0.0) / 2
@@ -155,10 +180,11 @@ def min_tangents_for_cosine(target: float, n: int, aggregator: str = "projection
     it reaches 1) and to ``1000 n`` for mean and sum (which approach 1 only as ``k → ∞``).
     """
     _check_name(aggregator)
-    if not 0.0 < target <= 1.0:
+    if isinstance(target, bool) or not isinstance(target, numbers.Real) or not 0.0 < target <= 1.0:
         raise ValueError(f"target cosine must lie in (0, 1]; got {target!r}")
-    n = int(n)
-    k_max = int(k_max if k_max is not None else (n if aggregator == "projection" else 1000 * n))
+    n = check_count(n, "n", "dimension")
+    k_max = check_count(k_max, "k_max", "largest number of tangents") if k_max is not None else (
+        n if aggregator == "projection" else 1000 * n)
     if expected_cosine(aggregator, k_max, n) < target:
         return None
     low, high = 1, k_max

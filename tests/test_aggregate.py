@@ -375,3 +375,54 @@ def test_projection_and_coefficients_across_gram_blocks():
         reference = lstsq_projection(V[b], g)
         torch.testing.assert_close(projection(V, d)[b], reference, rtol=0, atol=1e-10)
         torch.testing.assert_close(coefficients(V, d, "projection")[b] @ V[b], reference, rtol=0, atol=1e-10)
+
+
+# ---------------------------------------------------------------- integer inputs, empty tangent sets
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "projection"])
+def test_integer_and_bool_inputs_are_promoted_not_truncated(name):
+    """Integer V and d once gave the projection [0, 2, 0, 0] (truncated coefficients) instead of [1, 2, 0, 0]."""
+    V_int = torch.tensor([[2, 0, 0, 0], [0, 1, 0, 0]])
+    d_int = torch.tensor([2, 2])  # V g for g = (1, 2, ., .)
+    reference = AGGREGATORS[name](V_int.double(), d_int.double())
+    got = AGGREGATORS[name](V_int, d_int)
+    assert got.dtype == torch.get_default_dtype()
+    torch.testing.assert_close(got.double(), reference)
+    if name == "projection":
+        assert got.tolist() == [1.0, 2.0, 0.0, 0.0]
+    torch.testing.assert_close(coefficients(V_int, d_int, name).double(), coefficients(V_int.double(), d_int.double(),
+                                                                                       name))
+    V_bool = torch.tensor([[True, False, False], [False, True, True]])
+    d = torch.tensor([1, 3])
+    torch.testing.assert_close(AGGREGATORS[name](V_bool, d).double(), AGGREGATORS[name](V_bool.double(), d.double()))
+    # float V with integer d: d takes V's dtype
+    assert AGGREGATORS[name](V_int.double(), d_int).dtype == torch.float64
+
+
+@pytest.mark.parametrize("aggregate", [sum_, mean], ids=["sum", "mean"])
+def test_sum_and_mean_accept_derivatives_of_another_float_dtype(aggregate):
+    V, d = randn(3, 6), randn(3, seed=1)
+    torch.testing.assert_close(aggregate(V.float(), d), aggregate(V, d).float())
+
+
+@pytest.mark.parametrize("name", ["sum", "mean", "projection"])
+@pytest.mark.parametrize("shape", [(0, 5), (4, 0, 5), (2, 0)])
+def test_empty_tangent_set_raises(name, shape):
+    V = torch.zeros(shape, dtype=DT)
+    d = torch.zeros(shape[:-1], dtype=DT)
+    with pytest.raises(ValueError, match=r"hold no tangent \(k = 0\) or have dimension n = 0"):
+        AGGREGATORS[name](V, d)
+    with pytest.raises(ValueError, match=r"hold no tangent \(k = 0\)"):
+        coefficients(V, d, name)
+
+
+@pytest.mark.parametrize("V, d, message", [
+    ([[1.0, 0.0]], torch.ones(1), "tangents V must be a torch.Tensor; got list"),
+    (torch.eye(2), [1.0, 2.0], "directional derivatives d must be a torch.Tensor; got list"),
+    (torch.eye(2, dtype=torch.complex64), torch.ones(2), "tangents V must be real; got dtype torch.complex64"),
+])
+def test_non_tensor_or_complex_inputs_raise(V, d, message):
+    for aggregate in (sum_, mean, projection):
+        with pytest.raises(ValueError, match=message):
+            aggregate(V, d)

@@ -254,3 +254,44 @@ def test_out_buffer_gives_the_same_draw_in_place(law):
 def test_out_buffer_of_the_wrong_shape_is_an_error():
     with pytest.raises(ValueError, match=r"out must have shape \(3, 6\)"):
         Normal().sample(3, 6, generator=gen(), out=torch.empty(6, 3))
+
+
+@pytest.mark.parametrize("law", ALL_LAWS, ids=LAW_IDS)
+def test_numpy_integer_counts_give_the_python_int_draw(law):
+    """k and n from a NumPy grid (np.int64) are counts; the draw equals that of Python ints."""
+    expected = law.sample(2, 5, batch_shape=(3,), generator=gen(2))
+    got = law.sample(np.int64(2), np.int32(5), batch_shape=(np.int64(3),), generator=gen(2))
+    assert got.shape == (3, 2, 5) and torch.equal(got, expected)
+
+
+@pytest.mark.parametrize("k, n, message", [
+    (float("nan"), 4, r"number of tangents k must be a positive integer; got k=nan$"),
+    (2.5, 4, r"got k=2.5$"),
+    (np.bool_(True), 4, r"got k=np.True_$|got k=True$"),
+    (2, np.float64(4.0), r"the dimension n must be a positive integer; got n=np.float64\(4.0\)$|got n=4.0$"),
+])
+def test_bad_counts_name_the_argument(k, n, message):
+    with pytest.raises(ValueError, match=message):
+        Normal().sample(k, n, generator=gen())
+
+
+@pytest.mark.parametrize("batch_shape", [(2.5,), (-1,), 3, (True,), "ab"])
+def test_bad_batch_shape(batch_shape):
+    with pytest.raises(ValueError, match="batch_shape must be a tuple of non-negative integers"):
+        Normal().sample(2, 4, batch_shape=batch_shape, generator=gen())
+
+
+def test_integer_dtype_or_out_is_refused():
+    with pytest.raises(ValueError, match="floating-point dtype such as torch.float32; got dtype=torch.int64"):
+        Rademacher().sample(2, 4, generator=gen(), dtype=torch.int64)
+    with pytest.raises(ValueError, match="out must have a floating-point dtype; got torch.int32"):
+        Normal().sample(2, 4, generator=gen(), out=torch.empty(2, 4, dtype=torch.int32))
+
+
+def test_law_parameters_must_be_finite_numbers():
+    for theta in (True, "45", float("inf")):
+        with pytest.raises(ValueError, match="theta must be a finite number"):
+            FixedAngle(theta=theta)
+    with pytest.raises(ValueError, match="max_length must be a finite number; got max_length=inf"):
+        OrthogonalScaled(max_length=float("inf"))
+    assert FixedAngle(theta=np.float64(30.0)).sample(2, 4, generator=gen()).shape == (2, 4)

@@ -177,17 +177,43 @@ def test_bad_aggregator_name(call):
         call()
 
 
-@pytest.mark.parametrize("call", [
-    lambda: theory.expected_cosine("projection", 0, 4),
-    lambda: theory.expected_cosine("mean", 2, 0),
-    lambda: theory.expected_cosine("mean", np.array([1, 0]), 4),
-    lambda: theory.expected_norm_ratio("sum", -1, 4),
-    lambda: theory.expected_projection_error(0, 4),
-    lambda: theory.projection_error_bound(0, 4),
-], ids=["k0", "n0", "array", "norm", "error", "bound"])
-def test_bad_k_or_n(call):
-    with pytest.raises(ValueError, match=">= 1"):
+@pytest.mark.parametrize("call, message", [
+    (lambda: theory.expected_cosine("projection", 0, 4), r"^k must be a positive integer .*got k=0$"),
+    (lambda: theory.expected_cosine("mean", 2, 0), r"^n must be a positive integer .*got n=0$"),
+    (lambda: theory.expected_cosine("mean", np.array([1, 0]), 4), r"got k\[1\]=0$"),
+    (lambda: theory.expected_norm_ratio("sum", -1, 4), r"got k=-1$"),
+    (lambda: theory.expected_projection_error(0, 4), r"got k=0$"),
+    (lambda: theory.projection_error_bound(0, 4), r"got k=0$"),
+    (lambda: theory.expected_cosine("projection", float("nan"), 4), r"got k=nan$"),
+    (lambda: theory.expected_cosine("mean", 2.5, 4), r"got k=2.5$"),
+    (lambda: theory.expected_cosine("mean", 2, np.array([8.0, 8.5])), r"got n\[1\]=8.5$"),
+    (lambda: theory.cos2_parameters("mean", True, 4), r"got k=True$"),
+    (lambda: theory.expected_chi(float("inf")), r"^m must be a positive integer .*got m=inf$"),
+    (lambda: theory.min_tangents_for_cosine(0.5, 64.5), r"dimension n must be a positive integer; got n=64.5$"),
+    (lambda: theory.min_tangents_for_cosine(0.5, 64, k_max=0), r"k_max must be a positive integer; got k_max=0$"),
+], ids=["k0", "n0", "array", "norm", "error", "bound", "nan", "fraction", "array-fraction", "bool", "chi-inf",
+        "bisection-n", "bisection-k_max"])
+def test_bad_k_or_n(call, message):
+    with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_numpy_integers_and_integral_floats_are_counts():
+    """np.int64 (what iterating a NumPy grid gives) and integral floats (1e6, rounded grids) are accepted and
+    give what Python ints give; before, k=nan gave E[cos] = 1.0 and k=2.5 a number for a non-existent law."""
+    for function in (theory.expected_cosine, theory.expected_norm_ratio, theory.expected_squared_norm_ratio,
+                     theory.cosine_std):
+        assert float(function("mean", np.int64(4), np.int32(64))) == float(function("mean", 4, 64))
+        assert float(function("projection", 4.0, 1e2)) == float(function("projection", 4, 100))
+    assert float(theory.expected_chi(np.uint8(3))) == float(theory.expected_chi(3))
+    assert theory.min_tangents_for_cosine(0.5, np.int64(64)) == theory.min_tangents_for_cosine(0.5, 64)
+    assert theory.cos2_distribution("mean", np.int64(2), np.int64(8)).mean() == pytest.approx(2 / 9)
+
+
+def test_bad_quantile_level():
+    for q in (-0.1, 1.5, float("nan"), "half"):
+        with pytest.raises(ValueError, match="quantile level q must lie in"):
+            theory.cosine_quantile("mean", 2, 8, q)
 
 
 def test_bad_delta_and_target():
