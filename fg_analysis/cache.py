@@ -182,21 +182,44 @@ class ResultsCache:
         return frame
 
     def sweep(self, configs: Iterable, compute: Callable[[object], pd.DataFrame], *, device: str | object = "cpu",
-              description: str = "sweep", refresh: bool = False, progress: bool = True) -> pd.DataFrame:
-        """Run (or read) every config, each cached on its own, and concatenate the results.
+              description: str = "sweep", refresh: bool = False, progress: bool = True,
+              executor=None) -> pd.DataFrame:
+        """Run (or read) every config, each cached on its own, and concatenate the results in config order.
 
         Each frame gets the config's fields as columns (unless it already has them). Units finished before an
         interruption are read back on the next call, so nothing computed is lost.
+
+        ``executor=None`` runs the units here, one after another. Any :class:`concurrent.futures.Executor`
+        (:func:`fg_analysis.sweep.executor_from`: a process pool, MPI ranks) runs the missing ones on its workers,
+        which store them in this cache's folder themselves; ``compute`` and the configs must then be picklable (a
+        module-level function or a ``functools.partial`` of one). A failed unit does not stop the others;
+        :class:`fg_analysis.sweep.SweepError` names it at the end. See :mod:`fg_analysis.sweep`. The returned
+        frame's ``attrs`` say how many units were ``"read"`` and ``"computed"``.
         """
         configs = list(configs)
-        frames = []
-        for config in tqdm(configs, desc=description, disable=not progress, mininterval=2.0):
-            frame = self.get(config, compute, device=device, refresh=refresh)
+        if executor is None:
+            frames, computed = [], 0
+            for config in tqdm(configs, desc=description, disable=not progress, mininterval=2.0):
+                stored = None if refresh else self.load(config, device=device)
+                frame = self.get(config, compute, device=device, refresh=refresh) if stored is None else stored[0]
+                if stored is None:
+                    computed += 1
+                else:
+                    frame.attrs["record"] = stored[1]
+                frames.append(frame)
+        else:
+            from fg_analysis.sweep import run_units
+
+            frames = run_units(self, configs, compute, executor=executor, device=str(device),
+                               description=description, refresh=refresh, progress=progress)
+            computed = sum(bool(frame.attrs.get("computed")) for frame in frames)
+        for config, frame in zip(configs, frames):
             for field, value in dataclasses.asdict(config).items():
                 if field not in frame.columns and not isinstance(value, (list, tuple, dict)):
                     frame[field] = value
-            frames.append(frame)
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        result = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        result.attrs = {"read": len(configs) - computed, "computed": computed}
+        return result
 
     def records(self, kind: str | type) -> Iterator[tuple[pd.DataFrame, dict]]:
         """Every verified ``(frame, record)`` stored for a config class (writable root, then published), for
