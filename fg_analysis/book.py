@@ -25,6 +25,12 @@ For notebook authors
   test), so a notebook must finish in about 90 s on 2 CPU cores. ``preset = "paper"`` selects the paper's
   settings; ``device`` is ``"auto"``, ``"cpu"`` or ``"cuda"`` (pass it to
   :func:`fg_analysis.env.resolve_device`).
+* The first code cell after the parameters cell calls :func:`check_parameters` (``check_parameters(globals())``,
+  tagged ``remove-cell``): a wrong type, an unknown value or an unknown name (a mistyped ``-p``) stops the page
+  before any work.
+* Only the parameters cell and the page's one call into the package are shown; every other code cell is
+  tagged ``hide-input`` (or ``remove-input``/``remove-cell``). Figures come from :mod:`fg_analysis.figures`,
+  sentences from package functions, never typed-in numbers.
 * Notebooks run with the ``notebooks/`` folder as working directory, under papermill (book) and nbval (CI).
   Reach data and result caches through ``fg_analysis`` (paths found from the package), never by paths
   relative to the working directory: the book test runs a copy of ``notebooks/`` in a temporary folder.
@@ -174,6 +180,62 @@ def _check_mathjax(root: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------------------
+# Notebook parameters
+
+#: the parameters every page takes, with their allowed values (a tuple) or type
+PAGE_PARAMETERS = {"preset": PRESETS, "device": DEVICES, "seed": int}
+
+# names IPython puts into a fresh kernel's namespace (besides those starting with "_")
+_KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+
+def check_parameters(namespace: dict, **spec) -> dict:
+    """Validate a page's parameters before it does any work; return them as a dict.
+
+    Call it in the first code cell after the ``parameters`` cell (and after the cell papermill injects,
+    tagged ``injected-parameters``): ``check_parameters(globals())``. ``spec`` maps each parameter name to its
+    allowed values (a tuple) or its type (default :data:`PAGE_PARAMETERS`: ``preset``, ``device``, ``seed``).
+    Raises ``ValueError`` for a missing parameter, an unknown name (a typo such as ``-p presett paper`` would
+    otherwise run the quick preset silently) or a value outside the allowed ones, and ``TypeError`` for a wrong
+    type (``-p seed abc``).
+
+    >>> check_parameters({"preset": "quick", "device": "cpu", "seed": 0})
+    {'preset': 'quick', 'device': 'cpu', 'seed': 0}
+    >>> check_parameters({"preset": "quick", "device": "cpu", "seed": "abc"})
+    Traceback (most recent call last):
+    ...
+    TypeError: parameter seed must be an int; got 'abc' (str). Pass e.g. -p seed 0
+    """
+    spec = spec or PAGE_PARAMETERS
+    hidden = set(_KERNEL_NAMES)
+    try:  # names of the kernel's own start-up namespace
+        hidden |= set(namespace["get_ipython"]().user_ns_hidden)
+    except (KeyError, AttributeError, TypeError):
+        pass
+    import types
+
+    unknown = sorted(name for name, value in namespace.items()
+                     if not name.startswith("_") and name not in spec and name not in hidden
+                     and not isinstance(value, types.ModuleType))
+    if unknown:
+        raise ValueError(f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}: "
+                         f"this page takes {', '.join(spec)} (check the spelling of -p)")
+    values = {}
+    for name, allowed in spec.items():
+        if name not in namespace:
+            raise ValueError(f"parameter {name} is not set; the parameters cell must define it")
+        value = namespace[name]
+        if isinstance(allowed, type):
+            if not isinstance(value, allowed) or (allowed is int and isinstance(value, bool)):
+                raise TypeError(f"parameter {name} must be an {allowed.__name__}; got {value!r} "
+                                f"({type(value).__name__}). Pass e.g. -p {name} 0")
+        elif value not in allowed:
+            raise ValueError(f"parameter {name} = {value!r} is not one of {', '.join(map(repr, allowed))}")
+        values[name] = value
+    return values
+
+
+# --------------------------------------------------------------------------------------------------------
 # Execution
 
 
@@ -306,8 +368,24 @@ def _page_title(root: Path, page: str) -> str:
     return page
 
 
-def status_markdown(runs: list[PageRun], environment: dict, *, total_seconds: float, command: str) -> str:
-    """The status page: one row per executed page, then the environment (versions, device, commit)."""
+def page_records(root: Path, page: str) -> list[dict]:
+    """The stored records an executed page says it shows (outputs of :func:`fg_analysis.pages.show_records`)."""
+    import nbformat
+
+    path = Path(root) / "book" / f"{page}.ipynb"
+    if not path.is_file():
+        return []
+    found = []
+    for cell in nbformat.read(path, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            found += output.get("metadata", {}).get("fg_records", [])
+    return found
+
+
+def status_markdown(runs: list[PageRun], environment: dict, *, total_seconds: float, command: str,
+                    records: dict[str, list[dict]] | None = None) -> str:
+    """The status page: one row per executed page, the stored records each page shows (commit, date, device),
+    then the environment (versions, device, commit)."""
     lines = [
         "# Run status",
         "",
@@ -328,6 +406,19 @@ def status_markdown(runs: list[PageRun], environment: dict, *, total_seconds: fl
         device = run.device_name if run.device_name.startswith(run.device) else f"{run.device}: {run.device_name}"
         lines.append(f"| {{doc}}`{run.page}` | {result} | {run.seconds:.1f} | {run.preset} | {device} | "
                      f"{run.seed} | {when} |")
+    lines += ["", "## Records shown by the pages", ""]
+    rows = [(page, record) for page, found in (records or {}).items() for record in found]
+    if rows:
+        lines += ["Results read from the cache or from `results/published` carry the commit, date and device they",
+                  "were made with; a record made by this build has today's date.", "",
+                  "| Page | Record | Key | Commit | Saved | Device |", "| --- | --- | --- | --- | --- | --- |"]
+        for page, record in rows:
+            kind = record.get("kind", "?") + (f" ({record['preset']})" if record.get("preset") else "")
+            device = record.get("device", "?") + (f": {record['device_name']}" if record.get("device_name") else "")
+            lines.append(f"| {{doc}}`{page}` | {kind} | `{str(record.get('key', ''))[:16]}` | "
+                         f"`{str(record.get('commit', ''))[:10]}` | {record.get('saved', '')} | {device} |")
+    else:
+        lines += ["No page shows a stored record: every result was computed by this build."]
     lines += ["", "## Environment", "", "| Package | Version |", "| --- | --- |"]
     lines += [f"| {name} | {version} |" for name, version in environment["versions"].items()]
     lines += ["", f"Device of this run: {environment['device_name']}. "
@@ -411,7 +502,8 @@ def run_book(*, preset: str = "quick", device: str = "cpu", seed: int = 0, only:
     command = f"python -m fg_analysis book --preset {preset} --device {device} --seed {seed}"
     if only:
         command += " --only " + " ".join(only)
-    status = status_markdown(ordered, env, total_seconds=sum(run.seconds for run in ordered), command=command)
+    status = status_markdown(ordered, env, total_seconds=sum(run.seconds for run in ordered), command=command,
+                             records={run.page: page_records(root, run.page) for run in ordered})
     (root / "book" / f"{STATUS_PAGE}.md").write_text(status)
     out(f"wrote book/{STATUS_PAGE}.md; notebooks took {total:.1f} s")
     if not build:

@@ -25,7 +25,9 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from fg_analysis import book
 
 REPO = book.REPO
-PAGES = ["intro", "rq1_approximation", "rq2_optimization", "rq3_networks", "rq4_tradeoffs", "scorecard", "status"]
+PAGES = ["intro", "rq1_approximation", "rq2_optimization", "rq3_networks", "rq4_tradeoffs", "scorecard", "differences",
+         "status"]
+NOTEBOOK_PAGES = [page for page in PAGES if page not in ("differences", "status")]
 RAW_TEX = re.compile(r"\$|\\[()\[\]]|\\(?:frac|begin|end|sqrt|mathbb|mathrm|nabla|top|sum|cdot)\b")
 
 
@@ -50,7 +52,7 @@ def test_toc_is_the_argument_one_part_per_question():
     for caption in ("RQ1 Can multiple tangents improve forward gradients?", "RQ2 How should they be combined?",
                     "RQ3 Do they extend to real architectures?", "RQ4 What are the trade-offs?", "Reproduction"):
         assert f'caption: "{caption}"' in toc
-    assert book.notebook_pages(REPO) == PAGES[:-1]
+    assert book.notebook_pages(REPO) == NOTEBOOK_PAGES
 
 
 def test_strip_outputs_keeps_only_checked_cells():
@@ -143,6 +145,64 @@ def test_only_reuses_earlier_runs_and_refuses_missing_ones(tmp_path):
         book.run_book(only=["second"], **quiet)
 
 
+# ------------------------------------------------------------------------------ parameters checked first
+
+
+def _parameter_notebook(path: Path) -> Path:
+    """A tiny page: parameters, the check, then work that leaves a file behind."""
+    nb = new_notebook(cells=[new_markdown_cell("# Parameters"),
+                             new_code_cell('preset = "quick"\ndevice = "cpu"\nseed = 0',
+                                           metadata={"tags": ["parameters"]}),
+                             new_code_cell("from fg_analysis.book import check_parameters\n"
+                                           "check_parameters(globals())"),
+                             new_code_cell("import pathlib\npathlib.Path('worked').write_text(f'{preset} {seed}')")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.mark.parametrize(("parameters", "error"), [
+    ({"seed": "abc"}, "TypeError: parameter seed must be an int; got 'abc'"),
+    ({"presett": "paper"}, "unknown parameter 'presett'"),
+    ({"preset": "papr"}, "parameter preset = 'papr' is not one of"),
+    ({"device": "gpu"}, "parameter device = 'gpu' is not one of"),
+])
+def test_papermill_parameters_are_validated_before_any_work(tmp_path, parameters, error):
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    source = _parameter_notebook(tmp_path / "page.ipynb")
+    with book._this_python_kernel(), pytest.raises(PapermillExecutionError) as failure:
+        papermill.execute_notebook(str(source), str(tmp_path / "out.ipynb"), parameters=parameters,
+                                   kernel_name="python3", cwd=str(tmp_path), progress_bar=False)
+    assert error in f"{failure.value.ename}: {failure.value.evalue}"
+    assert not (tmp_path / "worked").exists(), "the page did work with invalid parameters"
+
+
+def test_valid_parameters_run_the_page(tmp_path):
+    import papermill
+
+    source = _parameter_notebook(tmp_path / "page.ipynb")
+    with book._this_python_kernel():
+        papermill.execute_notebook(str(source), str(tmp_path / "out.ipynb"), parameters={"preset": "paper", "seed": 3},
+                                   kernel_name="python3", cwd=str(tmp_path), progress_bar=False)
+    assert (tmp_path / "worked").read_text() == "paper 3"
+
+
+def test_a_real_page_refuses_a_string_seed_at_once(tmp_path):
+    import time
+
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    start = time.perf_counter()
+    with book._this_python_kernel(), pytest.raises(PapermillExecutionError, match="seed must be an int"):
+        papermill.execute_notebook(str(REPO / "notebooks" / "rq3_networks.ipynb"), str(tmp_path / "out.ipynb"),
+                                   parameters={"seed": "abc"}, kernel_name="python3",
+                                   cwd=str(REPO / "notebooks"), progress_bar=False)
+    assert time.perf_counter() - start < 60, "the page ran before its parameters were checked"
+
+
 # ------------------------------------------------------------------------------ the real book, end to end
 
 
@@ -207,7 +267,7 @@ def test_every_page_is_built_with_its_images(built_book):
 @pytest.mark.slow
 def test_status_page_records_preset_device_and_versions(built_book):
     status = (built_book.parent.parent / "book" / "status.md").read_text()
-    for page in PAGES[:-1]:
+    for page in NOTEBOOK_PAGES:
         assert re.search(rf"\{{doc\}}`{page}` \| pass \| [\d.]+ \| quick \| cpu", status), status
     for package in ("torch", "numpy", "papermill", "jupyter-book"):
         assert f"| {package} |" in status

@@ -1,0 +1,367 @@
+"""What the book's pages say: their tables and their sentences, computed from the frames they show.
+
+Every number or comparison in a page's prose comes from a function here (or from an experiment module's
+``summary_markdown``), called on the frame the page shows, so ``tests/test_pages.py`` can recompute it. Tables
+are Markdown with formatted numbers (no NaN cells); they fit the text column or scroll inside it.
+
+Verdicts use :func:`fg_analysis.metrics.compare` (t-based 95% intervals): a difference inside overlapping
+intervals is a tie, said as such.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from fg_analysis import metrics
+from fg_analysis.plots import markdown_table
+
+#: the arXiv page of the reproduced paper
+PAPER_URL = "https://arxiv.org/abs/2410.17764"
+#: chance accuracy of the 10-class data sets of RQ3
+CHANCE = 0.1
+
+
+# ------------------------------------------------------------------------------------------------ tables
+
+
+def cell(value, digits: int = 3) -> str:
+    """One table cell as text: numbers formatted to ``digits`` significant places, NaN/None as "—"."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}" if abs(int(value)) >= 10_000 else str(int(value))
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        if not math.isfinite(value):
+            return "∞" if value > 0 else "−∞"
+        if value == int(value) and abs(value) < 1e6:
+            return str(int(value))
+        if value != 0 and (abs(value) < 10 ** -(digits - 1) or abs(value) >= 1e6):
+            return f"{value:.{digits - 1}e}"
+        return f"{value:.{digits}g}" if abs(value) >= 1 else f"{value:.{digits}f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+def table(frame: pd.DataFrame, columns: Sequence[str] | None = None, *, rename: dict | None = None,
+          digits: int = 3) -> str:
+    """A Markdown table of ``frame`` (only ``columns``, renamed), every cell through :func:`cell`.
+
+    >>> print(table(pd.DataFrame({"k": [1, 16], "ratio": [0.5, float("nan")]})))
+    | k | ratio |
+    | --- | --- |
+    | 1 | 0.5 |
+    | 16 | — |
+    """
+    frame = frame[list(columns)] if columns is not None else frame
+    shown = frame.apply(lambda column: column.map(lambda value: cell(value, digits)))
+    if rename:
+        shown = shown.rename(columns=rename)
+    return markdown_table(shown)
+
+
+# ------------------------------------------------------------------------------------------------ records
+
+
+def records(*frames) -> list[dict]:
+    """The stored records behind frames (``attrs["record"]`` or ``attrs["records"]``, see fg_analysis.cache):
+    one dict each with what produced it (config class, key), its commit, date and device."""
+    found = []
+    for frame in frames:
+        if frame is None:
+            continue
+        attrs = getattr(frame, "attrs", {})
+        for record in ([attrs["record"]] if "record" in attrs else []) + list(attrs.get("records", [])):
+            environment = record.get("environment", {})
+            config = record.get("config", {})
+            found.append({"kind": config.get("class", "?"), "preset": config.get("preset", ""),
+                          "key": record.get("key") or record.get("hash", ""),
+                          "commit": environment.get("commit") or "unknown", "saved": str(record.get("saved", ""))[:10],
+                          "device": environment.get("device", "?"),
+                          "device_name": environment.get("device_name", "")})
+    unique = {(r["kind"], r["key"], r["commit"], r["saved"]): r for r in found}
+    return list(unique.values())
+
+
+def record_label(record: dict) -> str:
+    """``"BenchConfig paper, commit 2f2e0e1, 2026-12-01, cpu"``."""
+    preset = f" {record['preset']}" if record.get("preset") else ""
+    return f"{record['kind']}{preset}, commit {str(record['commit'])[:7]}, {record['saved']}, {record['device']}"
+
+
+def show_records(*frames) -> None:
+    """Display one line naming the stored records a page shows; the book runner collects them (from this
+    output's metadata) for the status page."""
+    from IPython.display import Markdown, display
+
+    found = records(*frames)
+    text = ("Records shown here: " + "; ".join(record_label(r) for r in found) + "."
+            if found else "Everything on this page was computed by this build.")
+    display(Markdown(text), metadata={"fg_records": found})
+
+
+# ------------------------------------------------------------------------------------------------ RQ2
+
+
+def rq2_setup_table(config) -> str:
+    """The functions of RQ2 with the step limit of this run (and the paper's where it differs)."""
+    from fg_analysis.problems import get_problem
+
+    limits = dict(config.max_steps)
+    formulas = {"sphere": ("$\\sum x_i^2$", "all $-1$", "0"),
+                "rosenbrock": ("$\\sum_{i<n} 100(x_{i+1}-x_i^2)^2 + (1-x_i)^2$", "$(-1, 0, \\dots, 0)$", "0"),
+                "styblinski-tang": ("$\\frac12 \\sum (x_i^4 - 16x_i^2 + 5x_i)$", "all 0", "$-39.166\\,n$")}
+    rows = []
+    for problem in config.problems:
+        paper = get_problem(problem).max_steps
+        steps = limits.get(problem, paper)
+        formula, start, minimum = formulas.get(problem, ("", "", ""))
+        rows.append({"function": problem, "f(x)": formula, "start": start,
+                     "steps (this run)": f"{steps}" + (f" (paper: {paper})" if steps != paper else ""),
+                     "minimum": minimum})
+    return markdown_table(pd.DataFrame(rows))
+
+
+def rq2_lr_ratio_heading(ratios: pd.DataFrame) -> str:
+    """The section title on the tuned-rate ratio, with the largest ratio of the table."""
+    top = float(ratios["lr ratio (proj/mean)"].max())
+    return f"## Why the tuned learning rates of mean and projection differ by up to {top:.0f}×"
+
+
+# ------------------------------------------------------------------------------------------------ RQ3
+
+
+def rq3_setups(table: pd.DataFrame) -> list[tuple[str, str]]:
+    return list(dict.fromkeys(zip(table["network"], table["dataset"])))
+
+
+def rq3_accuracy_table(table: pd.DataFrame) -> str:
+    """Test accuracy per approach (mean ± 95% CI over seeds), with seeds, epochs and learning rate."""
+    shown = table.assign(accuracy=[metrics.format_ci(m, c) for m, c in zip(table["mean"], table["ci"])],
+                         best_epoch=table["best_epoch"].round(1), wall=table["wall_time_s"].round(1))
+    return table_fitting(shown, ["network", "dataset", "approach", "accuracy", "seeds", "best_epoch", "lr", "wall"],
+                         rename={"accuracy": "test accuracy", "best_epoch": "best epoch", "wall": "s per run"})
+
+
+def table_fitting(frame: pd.DataFrame, columns, *, rename=None) -> str:
+    return table(frame, columns, rename=rename)
+
+
+def rq3_learned(frame: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """Per (network, dataset, approach): did the runs learn? Mean test accuracy above chance and above the
+    untrained network's validation accuracy (epoch 0), beyond the 95% CI."""
+    start = frame[frame["epoch"] == 0].groupby(["network", "dataset", "approach"])["val_accuracy"].mean()
+    rows = []
+    for row in table.itertuples():
+        untrained = float(start.get((row.network, row.dataset, row.approach), CHANCE))
+        baseline = max(CHANCE, untrained)
+        rows.append({"network": row.network, "dataset": row.dataset, "approach": row.approach,
+                     "untrained": untrained, "learned": metrics.learned(row.mean, row.ci, baseline)})
+    return pd.DataFrame(rows)
+
+
+def rq3_verdict(table: pd.DataFrame, learned: pd.DataFrame, a: str, b: str, network: str, dataset: str) -> str:
+    """Verdict of "approach ``a`` beats approach ``b``" on one setup (inconclusive when either did not learn)."""
+    rows = table[(table["network"] == network) & (table["dataset"] == dataset)].set_index("approach")
+    ok = learned[(learned["network"] == network) & (learned["dataset"] == dataset)].set_index("approach")["learned"]
+    if a not in rows.index or b not in rows.index:
+        return metrics.INCONCLUSIVE
+    if not (ok.get(a, False) and ok.get(b, False)):
+        return metrics.INCONCLUSIVE
+    return metrics.compare(rows.loc[a, "mean"], rows.loc[a, "ci"], rows.loc[b, "mean"], rows.loc[b, "ci"])
+
+
+def _phrase(verdict: str, a: str, b: str) -> str:
+    return {metrics.HOLDS: f"{a} beats {b}", metrics.FAILS: f"{a} does not beat {b}",
+            metrics.INCONCLUSIVE: f"{a} and {b} cannot be told apart at this number of seeds"}[verdict]
+
+
+def rq3_summary(frame: pd.DataFrame, table: pd.DataFrame) -> str:
+    """The RQ3 page's closing sentences, per setup: BP, FG, the best forward gradient, the verdicts."""
+    learned = rq3_learned(frame, table)
+    lines = []
+    for network, dataset in rq3_setups(table):
+        rows = table[(table["network"] == network) & (table["dataset"] == dataset)].set_index("approach")
+        seeds = int(rows["seeds"].max())
+        text = lambda label: metrics.format_ci(rows.loc[label, "mean"], rows.loc[label, "ci"])  # noqa: E731
+        parts = [f"**{network} on {dataset}** ({seeds} seed{'s' if seeds > 1 else ''}):"]
+        if "BP" in rows.index:
+            parts.append(f"BP reaches {text('BP')} test accuracy")
+        if "FG" in rows.index:
+            parts.append(f"one tangent (FG) {text('FG')}")
+        others = rows.drop(index=[label for label in ("BP", "FG") if label in rows.index])
+        if len(others):
+            best = others["mean"].idxmax()
+            parts.append(f"the best forward gradient, {best}, {text(best)}")
+        sentence = parts[0] + " " + "; ".join(parts[1:]) + "."
+        for a, b in (("projection k=16", "FG"), ("projection k=16", "mean k=16"), ("BP", "projection k=16")):
+            if a in rows.index and b in rows.index:
+                phrase = _phrase(rq3_verdict(table, learned, a, b, network, dataset), a, b)
+                sentence += " " + phrase[0].upper() + phrase[1:] + "."
+        failed = learned[(learned["network"] == network) & (learned["dataset"] == dataset) & ~learned["learned"]]
+        if len(failed):
+            sentence += (f" {' and '.join(failed['approach'])} did not learn (test accuracy not above chance or the "
+                         "untrained network beyond its interval); comparisons with them are inconclusive.")
+        lines.append("* " + sentence)
+    return "\n".join(lines)
+
+
+def rq3_cosine_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per forward-gradient approach: mean, min and max over epochs ≥ 1 of the cosine to the BP gradient, with
+    the activity-space closed form E[cos] of the projection (dimension A from the frame)."""
+    from fg_analysis import theory
+
+    rows = frame[(frame["method"] == "fg") & (frame["epoch"] > 0)]
+    out = rows.groupby(["network", "dataset", "approach", "aggregator", "k"], sort=False).agg(
+        mean=("cosine", "mean"), low=("cosine", "min"), high=("cosine", "max"),
+        A=("activity_dimension", "first")).reset_index()
+    out["theory"] = [float(theory.expected_cosine("projection" if a == "projection" else "mean", int(k), int(A)))
+                     if int(k) <= int(A) else np.nan for a, k, A in zip(out["aggregator"], out["k"], out["A"])]
+    out["order"] = out["approach"].map({label: i for i, label in enumerate(_order(out["approach"]))})
+    return out.sort_values(["network", "dataset", "order"]).drop(columns="order").reset_index(drop=True)
+
+
+def _order(labels):
+    from fg_analysis.figures import order
+
+    return order(labels)
+
+
+def rq3_cosine_sentence(cosines: pd.DataFrame) -> str:
+    """How close the estimates are to the gradient during training, against the activity-space closed form."""
+    parts = []
+    for row in cosines.itertuples():
+        theory = f" (closed form for a random gradient in A = {int(row.A)} dimensions: {row.theory:.3f})" \
+            if math.isfinite(row.theory) else ""
+        parts.append(f"{row.approach} {row.mean:.3f}{theory}")
+    return ("Mean cosine to the BP gradient over the epochs: " + "; ".join(parts) + ". The measured cosine is in "
+            "weight space, reached through the layer-local updates, so it need not equal the activity-space "
+            "closed form.")
+
+
+def rq3_lr_sentence(table: pd.DataFrame) -> str:
+    """The ratio of the projection's to the mean's learning rate at each k, from the runs' rates."""
+    parts = []
+    for network, dataset in rq3_setups(table):
+        rows = table[(table["network"] == network) & (table["dataset"] == dataset)].set_index("approach")
+        for k in sorted({int(k) for k in rows["k"]}):
+            a, b = f"projection k={k}", f"mean k={k}"
+            if a in rows.index and b in rows.index:
+                parts.append(f"{rows.loc[a, 'lr'] / rows.loc[b, 'lr']:.0f}× at k = {k} ({network} on {dataset})")
+    if not parts:
+        return ""
+    return ("The projection trains with larger rates than the mean: " + ", ".join(parts) + ". The mean of k "
+            "forward gradients overshoots the gradient's norm by about sqrt(A/k); the projection never does.")
+
+
+# ------------------------------------------------------------------------------------------------ RQ4
+
+
+def rq4_step_table(frame: pd.DataFrame, model: str) -> str:
+    """Median step times (ms) of one model: BP and each FG variant per k."""
+    from fg_analysis import bench
+
+    steps = bench.step_table(frame)
+    steps = steps[steps["model"] == model].drop(columns=["model", "n"])
+    for column in steps.columns:
+        if column != "k":
+            steps[column] = 1000 * steps[column]
+    if "bp" in steps:
+        steps["bp"] = steps["bp"].fillna(steps["bp"].median())
+    return table(steps, rename={c: f"{c} (ms)" for c in steps.columns if c != "k"})
+
+
+def rq4_numbers(frame: pd.DataFrame, *, model: str, fit_ks: Sequence[int]) -> dict:
+    """The numbers the RQ4 sentences state, computed from one benchmark frame."""
+    from fg_analysis import bench
+
+    steps = frame[(frame["section"] == "step") & (frame["phase"] == "step") & (frame["model"] == model)]
+    median = steps.groupby(["method", "aggregator", "k"])["seconds"].median()
+    bp = float(steps[steps["method"] == "bp"]["seconds"].median())
+    ks = sorted(int(k) for k in steps[steps["method"] == "vmap"]["k"].unique())
+    ratio = {k: float(median[("vmap", "projection", k)] / median[("vmap", "mean", k)]) for k in ks
+             if ("vmap", "projection", k) in median and ("vmap", "mean", k) in median}
+    worst = max(ratio, key=ratio.get) if ratio else None
+    small = {k: v for k, v in ratio.items() if k <= 16}
+    numbers = {"bp_ms": 1000 * bp, "ks": ks, "projection_over_mean": ratio,
+               "projection_over_mean_max": ratio.get(worst, math.nan), "projection_over_mean_max_k": worst,
+               "projection_over_mean_max_small": max(small.values()) if small else math.nan,
+               "fg1_over_bp": float(median.get(("vmap", "mean", 1), math.nan) / bp)}
+    loop = median.get(("loop", "projection", 16)), median.get(("vmap", "projection", 16))
+    numbers["vmap_over_loop_k16"] = float(loop[0] / loop[1]) if None not in loop else math.nan
+    models = bench.cost_models(frame, fit_ks, model)
+    numbers["break_even_k"] = models.get("projection", {}).get("break_even_k", math.nan)
+    numbers["held_out_error"] = models.get("projection", {}).get("held_out_max_abs_error", math.nan)
+    memory = frame[(frame["section"] == "memory") & frame["mode"].isin(["bp", "fg"])]
+    if len(memory):
+        peak = memory.pivot_table(index="depth", columns="mode", values="peak_bytes")
+        depths = sorted(peak.index)
+        numbers.update(depth_low=int(depths[0]), depth_high=int(depths[-1]),
+                       fg_over_bp_low=float(peak.loc[depths[0], "fg"] / peak.loc[depths[0], "bp"]),
+                       fg_over_bp_high=float(peak.loc[depths[-1], "fg"] / peak.loc[depths[-1], "bp"]),
+                       bp_growth=float(peak.loc[depths[-1], "bp"] / peak.loc[depths[0], "bp"]),
+                       fg_growth=float(peak.loc[depths[-1], "fg"] / peak.loc[depths[0], "fg"]))
+    return numbers
+
+
+def rq4_summary(numbers: dict, *, name: str, device: str) -> str:
+    """The RQ4 sentences from :func:`rq4_numbers`."""
+    lines = []
+    ratio = numbers["projection_over_mean"]
+    if ratio:
+        per_k = ", ".join(f"{v:.2f}× at k = {k}" for k, v in ratio.items())
+        lines.append(f"* **Time** ({name}, {device}). A BP step takes {numbers['bp_ms']:.2f} ms; a single-tangent "
+                     f"FG step {numbers['fg1_over_bp']:.2f}× as long. The projection's step costs {per_k} the "
+                     f"mean's (at most {numbers['projection_over_mean_max']:.2f}×, at k = "
+                     f"{numbers['projection_over_mean_max_k']}).")
+    if math.isfinite(numbers.get("vmap_over_loop_k16", math.nan)):
+        lines.append(f"* **Vmapped JVPs** make the k = 16 step {numbers['vmap_over_loop_k16']:.2f}× as fast as "
+                     "the reference implementation's per-tangent loop.")
+    even = numbers.get("break_even_k", math.nan)
+    if math.isfinite(even):
+        lines.append("* **Break-even.** " + (
+            f"The fitted cost model puts the break-even k at {even:.2f}, below one tangent: no k makes an FG "
+            "step as cheap as a BP step here." if even < 1 else
+            f"FG steps with up to {even:.1f} tangents cost less than a BP step."))
+    if "fg_over_bp_low" in numbers:
+        lines.append(f"* **Memory.** At {numbers['depth_low']} hidden layers FG's peak memory is "
+                     f"{numbers['fg_over_bp_low']:.1f}× BP's; at {numbers['depth_high']} it is "
+                     f"{numbers['fg_over_bp_high']:.2f}×. From {numbers['depth_low']} to {numbers['depth_high']} "
+                     f"layers BP's peak grows {numbers['bp_growth']:.1f}×, FG's {numbers['fg_growth']:.2f}×. "
+                     + ("FG needs less memory than BP only from the depth where the lines cross."
+                        if numbers["fg_over_bp_high"] < 1 <= numbers["fg_over_bp_low"] else
+                        "FG needs less memory than BP at every depth measured." if numbers["fg_over_bp_low"] < 1
+                        else "FG needs more memory than BP at every depth measured."))
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------ scorecard
+
+
+def scorecard_tables(card: pd.DataFrame) -> Iterable[tuple[str, str]]:
+    """``(heading, Markdown table)`` per question and source: the paper's claims first, then other literature's.
+    Every row links to the page section it comes from."""
+    for question, rows in card.groupby("question", sort=True):
+        for source, part in sorted(rows.groupby("source", sort=False), key=lambda item: item[0] != "paper"):
+            shown = part.assign(claim=[f'<a href="{_link(s)}">{c}</a>' for c, s in zip(part["claim"], part["section"])])
+            heading = f"{question}: " + ("claims of the paper" if source == "paper" else f"claims of {source}")
+            yield heading, table(shown, ["claim", "paper", "ours", "verdict"],
+                                 rename={"paper": "claimed" if source != "paper" else "paper"})
+
+
+def _link(section: str) -> str:
+    page, _, anchor = str(section).partition("#")
+    return f"{page}.html" + (f"#{anchor}" if anchor else "")
+
+
+def scorecard_count(card: pd.DataFrame) -> str:
+    """``"7 of 16 claims hold, 3 do not hold, 6 are inconclusive"``."""
+    counts = card["verdict"].value_counts()
+    return (f"{int(counts.get(metrics.HOLDS, 0))} of {len(card)} claims hold, "
+            f"{int(counts.get(metrics.FAILS, 0))} do not hold, {int(counts.get(metrics.INCONCLUSIVE, 0))} are "
+            "inconclusive")

@@ -1,0 +1,118 @@
+"""fg_analysis.pages: the sentences and tables of the pages say what their frames hold (recomputed here)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from fg_analysis import metrics, pages
+
+
+def rq3_frame(accuracy: dict[str, list[float]], epochs: int = 3) -> pd.DataFrame:
+    """A minimal RQ3 frame: per approach and seed, epochs 0..epochs with a final test accuracy."""
+    rows = []
+    for approach, values in accuracy.items():
+        method = "bp" if approach == "BP" else "fg"
+        aggregator, k = ("mean", 1) if approach in ("BP", "FG") else (approach.split(" k=")[0], int(approach.split("=")[1]))
+        for seed, value in enumerate(values):
+            for epoch in range(epochs + 1):
+                rows.append({"network": "fc_w=256", "dataset": "digits", "approach": approach, "method": method,
+                             "aggregator": aggregator, "k": k, "seed": seed, "epoch": epoch,
+                             "val_accuracy": 0.1 if epoch == 0 else value, "test_accuracy": value,
+                             "cosine": np.nan if epoch == 0 else 0.05 * k ** 0.5, "activity_dimension": 522,
+                             "lr": 1.0 if aggregator == "projection" else 0.01})
+    return pd.DataFrame(rows)
+
+
+def rq3_table(frame: pd.DataFrame) -> pd.DataFrame:
+    final = frame[frame["epoch"] == frame["epoch"].max()]
+    table = metrics.summarize(final, "test_accuracy", ["network", "dataset", "approach", "aggregator", "k"])
+    return table.rename(columns={"count": "seeds"}).merge(
+        final.groupby("approach", as_index=False)["lr"].first(), on="approach")
+
+
+ACCURACY = {"BP": [0.97, 0.96, 0.975], "FG": [0.58, 0.55, 0.67], "mean k=16": [0.94, 0.93, 0.945],
+            "projection k=16": [0.941, 0.935, 0.944]}
+
+
+def test_rq3_summary_numbers_are_the_frames_with_t_intervals():
+    frame = rq3_frame(ACCURACY)
+    table = rq3_table(frame)
+    text = pages.rq3_summary(frame, table)
+    for approach in ("BP", "FG", "projection k=16"):
+        values = np.array(ACCURACY[approach])
+        half = stats.t.ppf(0.975, 2) * values.std(ddof=1) / np.sqrt(3)
+        assert f"{values.mean():.3f} ± {half:.3f}" in text, (approach, text)
+    assert "Projection k=16 beats FG" in text
+    assert "projection k=16 and mean k=16 cannot be told apart" in text.lower()  # overlapping intervals: a tie
+
+
+def test_a_run_that_did_not_learn_makes_comparisons_inconclusive():
+    accuracy = {**ACCURACY, "FG": [0.09, 0.10, 0.11]}  # at chance
+    frame = rq3_frame(accuracy)
+    table = rq3_table(frame)
+    learned = pages.rq3_learned(frame, table).set_index("approach")["learned"]
+    assert not learned["FG"] and learned["BP"]
+    assert pages.rq3_verdict(table, pages.rq3_learned(frame, table), "projection k=16", "FG", "fc_w=256",
+                             "digits") == metrics.INCONCLUSIVE
+    assert "FG did not learn" in pages.rq3_summary(frame, table)
+
+
+def test_rq3_lr_sentence_is_the_ratio_of_the_rates():
+    frame = rq3_frame(ACCURACY)
+    assert "100× at k = 16" in pages.rq3_lr_sentence(rq3_table(frame))
+
+
+def bench_frame() -> pd.DataFrame:
+    rows = []
+    times = {("bp", "-"): 1.0e-3}
+    for k in (1, 2, 4, 8, 16, 32):
+        for aggregator, extra in (("mean", 0.0), ("projection", 0.02 * k)):
+            rows.append({"section": "step", "phase": "step", "model": "fc-256", "n": 1000, "method": "vmap",
+                         "aggregator": aggregator, "k": k, "seconds": 1e-3 * (1 + 0.5 * k) * (1 + extra)})
+        rows.append({"section": "step", "phase": "step", "model": "fc-256", "n": 1000, "method": "bp",
+                     "aggregator": "-", "k": k, "seconds": times[("bp", "-")]})
+    for depth, bp, fg in ((2, 10, 56), (8, 40, 57), (32, 160, 60)):
+        for mode, peak in (("bp", bp), ("fg", fg)):
+            rows.append({"section": "memory", "mode": mode, "depth": depth, "peak_bytes": peak * 2 ** 20,
+                         "width": 256, "batch": 64, "k": 4})
+    return pd.DataFrame(rows)
+
+
+def test_rq4_sentences_state_every_k_and_the_memory_ratio():
+    frame = bench_frame()
+    numbers = pages.rq4_numbers(frame, model="fc-256", fit_ks=(1, 2, 4, 8))
+    text = pages.rq4_summary(numbers, name="test run", device="cpu")
+    ratios = {k: (1 + 0.02 * k) for k in (1, 2, 4, 8, 16, 32)}
+    assert numbers["projection_over_mean_max_k"] == 32
+    assert f"at most {ratios[32]:.2f}×, at k = 32" in text        # the largest k measured, not only k <= 16
+    assert "FG's peak memory is 5.6× BP's" in text                 # 56 / 10 at 2 layers
+    assert f"a single-tangent FG step {1.5:.2f}× as long" in text
+    numbers_in_text = {float(x) for x in re.findall(r"(\d+\.\d+)×", text)}
+    assert numbers_in_text <= {round(v, 2) for v in numbers_in_text}  # formatted, no raw floats
+
+
+def test_tables_have_no_nan_and_format_numbers():
+    text = pages.table(pd.DataFrame({"k": [1, 16], "ratio": [0.123456, np.nan], "big": [16.0, 123456.0]}))
+    assert "nan" not in text.lower() and "—" in text and "16.000000" not in text and "0.123" in text
+
+
+def test_scorecard_tables_link_sections_and_separate_sources():
+    from fg_analysis.experiments import claim
+
+    card = pd.DataFrame([claim("RQ4", "FG is faster than BP", "2×", "1.9×", "does not hold", source="Baydin et al.",
+                               section="rq4_tradeoffs#rq4-time"),
+                         claim("RQ4", "projection costs as much as the mean", "≈", "1.2×", "inconclusive")])
+    tables = list(pages.scorecard_tables(card))
+    assert [heading for heading, _ in tables] == ["RQ4: claims of the paper", "RQ4: claims of Baydin et al."]
+    assert 'href="rq4_tradeoffs.html#rq4-time"' in tables[1][1] and "does not hold" in tables[1][1]
+    assert pages.scorecard_count(card) == "0 of 2 claims hold, 1 do not hold, 1 are inconclusive"
+
+
+@pytest.mark.parametrize(("value", "text"), [(16.0, "16"), (float("nan"), "—"), (0.5, "0.5"), (1.3e-175, "1.30e-175")])
+def test_cell(value, text):
+    assert pages.cell(value) == text
