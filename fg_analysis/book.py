@@ -216,7 +216,7 @@ def check_parameters(namespace: dict, **spec) -> dict:
 
     unknown = sorted(name for name, value in namespace.items()
                      if not name.startswith("_") and name not in spec and name not in hidden
-                     and not isinstance(value, types.ModuleType))
+                     and not isinstance(value, types.ModuleType) and not callable(value))
     if unknown:
         raise ValueError(f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}: "
                          f"this page takes {', '.join(spec)} (check the spelling of -p)")

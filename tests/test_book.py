@@ -311,3 +311,100 @@ def test_pages_render_in_a_browser_with_math(built_book):
         assert len(text) > 40, f"{html.name}: blank page (text: {text!r})"
         raw = sorted({match.group() for match in RAW_TEX.finditer(text)})
         assert not raw, f"{html.name}: raw TeX {raw} visible in {text[:800]!r}"
+
+
+# ------------------------------------------------------------------ reader's layout in a real browser
+
+#: run in the page after load: elements wider than the text column (outside scrolling containers), each
+#: image's natural and rendered width, the line counts of visible code cells, the text of outputs
+LAYOUT_SCRIPT = r"""
+<script>
+window.addEventListener('load', function () { setTimeout(function () {
+  var main = document.querySelector('article') || document.body;
+  var limit = main.getBoundingClientRect().right + 2;
+  var wide = [];
+  main.querySelectorAll('*').forEach(function (el) {
+    var r = el.getBoundingClientRect();
+    if (r.width === 0 || r.right <= limit) return;
+    for (var p = el.parentElement; p && p !== main; p = p.parentElement) {
+      var o = getComputedStyle(p).overflowX;
+      if (o === 'auto' || o === 'scroll' || o === 'hidden') return;
+    }
+    wide.push(el.tagName.toLowerCase() + '.' + String(el.className).split(' ')[0] + ' ' + Math.round(r.right));
+  });
+  var images = [];
+  main.querySelectorAll('img').forEach(function (img) {
+    images.push([img.getAttribute('src'), img.naturalWidth, img.getBoundingClientRect().width]);
+  });
+  var code = [];
+  main.querySelectorAll('div.cell_input').forEach(function (el) {
+    if (el.offsetHeight > 0) code.push(el.innerText.trim().split('\n').length);
+  });
+  var outputs = [];
+  main.querySelectorAll('div.cell_output, table').forEach(function (el) { outputs.push(el.innerText); });
+  var out = document.createElement('pre'); out.id = 'fg-layout-check';
+  out.textContent = JSON.stringify({width: main.getBoundingClientRect().width, wide: wide.slice(0, 10),
+                                    images: images, code: code, outputs: outputs});
+  document.body.appendChild(out);
+}, 1500); });
+</script>
+"""
+EMOJI = re.compile("[\U0001F300-\U0001FAFF\u2600-\u27BF\u2B50\u2B55\uFE0F]")
+TQDM = re.compile(r"\d+%\|[█▏▎▍▌▋▊▉ #]*\||\bit/s\b|s/it\b")
+RAW_NAN = re.compile(r"(?<![\w.])(nan|NaN|None)(?![\w.])")
+#: a figure may be shown at no less than this fraction of its natural width (tick labels stay >= 9 pt)
+MIN_SCALE = 0.9
+
+
+def browser(chromium: str, html: Path, *args: str, width: int = 1400, height: int = 900) -> str:
+    with tempfile.TemporaryDirectory() as profile:
+        result = subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--hide-scrollbars", f"--user-data-dir={profile}", "--virtual-time-budget=6000",
+             f"--window-size={width},{height}", *args, html.as_uri()],
+            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"chromium failed on {html.name}: {result.stderr[-2000:]}"
+    return result.stdout
+
+
+@pytest.mark.slow
+def test_pages_read_well_in_a_browser(built_book):
+    """At 1400 px: nothing wider than the text column, figures at >= 90% of their size, no tqdm, raw NaN or
+    emoji, no long visible code on a question page. Screenshots of every page at 1400 px and 390 px (a phone)
+    land in _build/screenshots for a look."""
+    import json
+
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip("chromium is not installed (`apt-get install -y chromium`; `make test` installs it)")
+    shots = built_book.parent / "screenshots"
+    shots.mkdir(exist_ok=True)
+    problems = []
+    for page in PAGES:
+        html = built_book / f"{page}.html"
+        probe = html.with_name(f"_layout_{page}.html")
+        probe.write_text(html.read_text().replace("</body>", LAYOUT_SCRIPT + "</body>"))
+        dom = browser(chromium, probe, "--dump-dom")
+        probe.unlink()
+        found = BeautifulSoup(dom, "html.parser").find(id="fg-layout-check")
+        assert found is not None, f"{page}: the layout probe did not run"
+        layout = json.loads(found.get_text())
+        if layout["wide"]:
+            problems.append(f"{page}: wider than the text column ({layout['width']:.0f} px): {layout['wide']}")
+        for src, natural, shown in layout["images"]:
+            if natural and shown / natural < MIN_SCALE:
+                problems.append(f"{page}: {src} is {natural} px wide, shown at {shown:.0f} px "
+                                f"({100 * shown / natural:.0f}%): its tick labels shrink below 9 pt")
+        text = "\n".join(layout["outputs"])
+        for name, pattern in (("tqdm", TQDM), ("raw NaN/None", RAW_NAN)):
+            if match := pattern.search(text):
+                problems.append(f"{page}: {name} in an output: {text[max(0, match.start() - 60):match.end() + 60]!r}")
+        if match := EMOJI.search(BeautifulSoup(dom, "html.parser").get_text()):
+            problems.append(f"{page}: emoji {match.group()!r} (renders as a box without an emoji font)")
+        if page.startswith("rq") and any(lines > 6 for lines in layout["code"]):
+            problems.append(f"{page}: a visible code cell of {max(layout['code'])} lines")
+        for width, height in ((1400, 900), (390, 844)):
+            browser(chromium, html, f"--screenshot={shots / f'{page}-{width}.png'}", width=width, height=height)
+            assert (shots / f"{page}-{width}.png").stat().st_size > 0
+    assert not problems, "\n".join(problems)

@@ -48,3 +48,31 @@ def test_notebook_layout(path):
             assert cell.execution_count is not None and cell.outputs, (
                 f"{path.name}: cell {index} is marked '{book.CHECK_MARK}' but has no stored output to compare; "
                 f"run `python -m fg_analysis refresh-checks {path.stem}`")
+
+
+HIDDEN = {"hide-input", "remove-input", "remove-cell"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_parameters_are_checked_first(path):
+    nb = nbformat.read(path, as_version=4)
+    codes = [cell for cell in nb.cells if cell.cell_type == "code"]
+    index = next(i for i, cell in enumerate(codes) if "parameters" in cell.metadata.get("tags", []))
+    assert "check_parameters(globals())" in codes[index + 1].source, \
+        f"{path.name}: the first code cell after the parameters must call fg_analysis.book.check_parameters"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_pages_are_thin_for_the_reader(path):
+    """Besides the parameters, at most one code cell is shown (the call into the package, a few lines); every
+    other code cell is hidden in the HTML. No private names of the package, no typed-in file paths."""
+    nb = nbformat.read(path, as_version=4)
+    shown = [cell for cell in nb.cells if cell.cell_type == "code"
+             and not HIDDEN & set(cell.metadata.get("tags", [])) and "parameters" not in cell.metadata.get("tags", [])]
+    assert len(shown) <= 1, f"{path.name}: {len(shown)} visible code cells; tag all but the one call 'remove-input'"
+    for cell in shown:
+        assert len(cell.source.strip().splitlines()) <= 4, f"{path.name}: the visible code cell is too long"
+    for cell in nb.cells:
+        assert "reference/paper.md" not in cell.source, f"{path.name} cites a file that is not in the repository"
+        if cell.cell_type == "code":
+            assert "._" not in cell.source.replace("__", ""), f"{path.name} calls a private function"
