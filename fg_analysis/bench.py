@@ -55,8 +55,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from fg_analysis import aggregate as aggregate_module
-from fg_analysis import cost, gradients, zero_tangents
-from fg_analysis import jvp as jvp_module
+from fg_analysis import cost, gradients
+from fg_analysis.estimator import ForwardGradient, module_objective
 from fg_analysis.cache import PUBLISHED, ResultsCache
 from fg_analysis.env import device_name, resolve_device, torch_threads
 from fg_analysis.models import build_model
@@ -197,17 +197,14 @@ def targets_for(device: str) -> tuple[tuple[str, str, float, str], ...]:
 
 
 def flat_parameters(model: torch.nn.Module) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """``(flat, params)``: one detached copy of all parameters in a flat vector and ``params``, a dict of views
-    into it in :meth:`~torch.nn.Module.named_parameters` order, so an SGD update is one in-place
-    ``flat -= lr·ĝ`` on the estimate ``ĝ`` laid out as :func:`fg_analysis.params.ravel` lays out ``params``."""
-    named = [(name, p.detach()) for name, p in model.named_parameters()]
-    flat = torch.cat([p.reshape(-1) for _, p in named])
-    pieces = flat.split([p.numel() for _, p in named])
-    return flat, {name: piece.view(p.shape) for (name, p), piece in zip(named, pieces)}
+    """``(flat, params)``: the model's trainable parameters as one flat vector (the module's parameters become
+    views into it, :func:`fg_analysis.estimator.module_objective`) and a dict of views into it."""
+    _, flat = module_objective(model, F.cross_entropy, flat=True)
+    return flat, {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
 
 
-#: the JVP implementations timed: ``jvps`` (vmapped over the tangents) and ``sequential_jvps`` (one pass each)
-JVP_METHODS = {"vmap": jvp_module.jvps, "loop": jvp_module.sequential_jvps}
+#: the JVP modes timed, by the names of the benchmark's rows: vmapped (``"forward"``) and one pass per tangent
+JVP_METHODS = {"vmap": "forward", "loop": "sequential"}
 FG_PHASES = ("sample", "jvp", "aggregate", "update")
 BP_PHASES = ("gradient", "update")
 
@@ -221,41 +218,30 @@ def make_fg_step(model: torch.nn.Module, inputs, targets, *, k: int, method: str
                  lr: float, generator: torch.Generator) -> Callable[[], dict[str, float]]:
     """A closure running one FG training step and returning the seconds of each phase of :data:`FG_PHASES`.
 
-    sample: ``V = Normal().sample(k, P, out=buffer)`` (:mod:`fg_analysis.tangents`, into one (k, P) buffer
-    reused across steps, as a training loop would); jvp:
-    ``d = V ∇L`` by :data:`JVP_METHODS` ``[method]`` under ``torch.no_grad()`` (forward mode builds no autograd
-    graph, so no activations are kept); aggregate: the aggregator's weights ``c`` of the tangents,
-    ``ĝ = Vᵀ c`` (:func:`fg_analysis.aggregate.coefficients`: ``d / k`` for the mean, ``(V Vᵀ)⁻¹ d`` for the
-    projection); update: ``θ -= lr·Vᵀ c`` in place on the flat parameter vector, one pass over ``V``
-    (``addmv``) that never forms ``ĝ``.
+    The step is the package's own, :meth:`fg_analysis.estimator.ForwardGradient.step` on the module's
+    parameters as one flat vector: sample ``V`` into a reused (k, P) buffer; ``d = V ∇L`` by the JVP mode
+    :data:`JVP_METHODS` ``[method]`` (no autograd graph, so no activations kept); the aggregator's weights ``c``
+    (``d / k`` for the mean, ``(V Vᵀ)⁻¹ d`` for the projection); ``θ -= lr·Vᵀ c`` in one ``addmv`` that never
+    forms ``ĝ``. The phases are timed through the step's ``on_phase`` hook.
     """
     if method not in JVP_METHODS:
         raise ValueError(f"unknown JVP method {method!r}; choose one of {sorted(JVP_METHODS)}")
-    aggregate_module.get_aggregator(aggregator)  # a clear error for an unknown name, before any timing
-    directional = JVP_METHODS[method]
-    flat, params = flat_parameters(model)
-    f = jvp_module.module_loss(model, F.cross_entropy)
-    device, n = flat.device, flat.numel()
-    law = Normal()
-    buffer = torch.empty(k, n, dtype=flat.dtype, device=device)
+    estimator = ForwardGradient(k, aggregator=aggregator, tangents="normal", mode=JVP_METHODS[method],
+                                generator=generator)
+    f, flat = module_objective(model, F.cross_entropy, flat=True)
+    device = flat.device
 
     def step() -> dict[str, float]:
-        with torch.no_grad():
+        times = [time.perf_counter()]
+
+        def clock(phase: str) -> None:
             _sync(device)
-            t0 = time.perf_counter()
-            V = law.sample(k, n, generator=generator, out=buffer)
-            _sync(device)
-            t1 = time.perf_counter()
-            d = directional(f, params, V, inputs, targets)[1]
-            _sync(device)
-            t2 = time.perf_counter()
-            c = aggregate_module.coefficients(V, d, aggregator)
-            _sync(device)
-            t3 = time.perf_counter()
-            flat.addmv_(V.T, c, alpha=-lr)
-            _sync(device)
-            t4 = time.perf_counter()
-        return {"sample": t1 - t0, "jvp": t2 - t1, "aggregate": t3 - t2, "update": t4 - t3}
+            times.append(time.perf_counter())
+
+        _sync(device)
+        times[0] = time.perf_counter()
+        estimator.step(f, flat, inputs, targets, lr=lr, on_phase=clock)
+        return {phase: after - before for phase, before, after in zip(FG_PHASES, times, times[1:])}
 
     step.parameters = flat  # the flat parameter vector the step updates (for inspection and tests)
     return step
@@ -387,8 +373,7 @@ def measure_memory(spec: dict) -> dict:
     generator = torch.Generator(device=device).manual_seed(spec["seed"])
     inputs = torch.randn(batch, 784, generator=generator, device=device)
     targets = torch.randint(0, 10, (batch,), generator=generator, device=device)
-    flat, params = flat_parameters(model)
-    f = jvp_module.module_loss(model, F.cross_entropy)
+    f, params = module_objective(model, F.cross_entropy)
     V = torch.randn(k, n, generator=generator, device=device) if mode == "fg" else None
 
     def compute(x, y):
@@ -397,7 +382,7 @@ def measure_memory(spec: dict) -> dict:
             F.cross_entropy(model(x), y).backward()
         elif mode == "fg":
             with torch.no_grad():
-                jvp_module.jvps(f, params, V, x, y)
+                ForwardGradient(k).derivatives(f, params, V, x, y)
         elif mode == "probe":
             buffer = torch.empty(spec["probe_bytes"] // 4, device=device)
             buffer.fill_(1.0)
@@ -528,23 +513,23 @@ def benchmark_zero_tangents(config: BenchConfig, device: torch.device) -> pd.Dat
     spec = next(spec for spec in config.models if spec.label == config.reference_model)
     model = spec.build(seed=config.seed, device=device)
     inputs, targets = _batch(spec, seed=config.seed, device=device)
-    flat, params = flat_parameters(model)
-    f = jvp_module.module_loss(model, F.cross_entropy)
+    f, params = module_objective(model, F.cross_entropy)
     generator = torch.Generator(device=device).manual_seed(config.seed)
 
     def timed(perturbation: str, k: int, materialized: bool) -> Callable[[], dict[str, float]]:
         if perturbation == "weight":
-            V = Normal().sample(k, flat.numel(), generator=generator, device=device)
+            estimator = ForwardGradient(k, generator=generator, skip_zero_products=not materialized)
+            V = Normal().sample(k, sum(p.numel() for p in params.values()), generator=generator, device=device)
 
             def work():
-                jvp_module.jvps(f, params, V, inputs, targets)
+                estimator.derivatives(f, params, V, inputs, targets)
         else:
             def work():
-                gradients.activity_perturbation(model, inputs, targets, k=k, mode="real", generator=generator)
+                gradients.activity_perturbation(model, inputs, targets, k=k, mode="forward", generator=generator,
+                                                skip_zero_products=not materialized)
 
         def step() -> dict[str, float]:
-            with torch.no_grad() if perturbation == "weight" else nullcontext(), \
-                    zero_tangents.materialized() if materialized else nullcontext():
+            with torch.no_grad() if perturbation == "weight" else nullcontext():
                 _sync(device)
                 start = time.perf_counter()
                 work()

@@ -16,22 +16,27 @@ tensor (a dict ``name → tensor`` shaped like the parameter), ready to be writt
   (the slice of ``ĝ_b`` that belongs to stage ``s``'s output, divided by B for the mean reduction), summed over
   the batch. With ``ĝ_b = ∂L_b/∂a_b`` exactly (k ≥ A, projection) this is the chain rule, i.e. BP.
 
-``mode`` says how the JVPs are obtained:
+Both go through the package's one estimator, :class:`fg_analysis.estimator.ForwardGradient` (tangents, JVPs,
+aggregation). ``mode`` says how the JVPs are obtained, in the package's vocabulary (:data:`fg_analysis.jvp.MODES`):
 
-* ``"real"``: forward-mode AD — ``torch.func.jvp`` vmapped over the k tangents (:func:`fg_analysis.jvp.jvps` for
-  weights; for activities a zero perturbation variable ``u`` is added at every stage output through
+* ``"forward"``: forward-mode AD — ``torch.func.jvp`` vmapped over the k tangents (for weights, of the batch
+  loss; for activities a zero perturbation variable ``u`` is added at every stage output through
   ``model(x, perturbations)`` and the per-sample losses are differentiated along ``u = v_i``). No backward pass
-  reaches the JVPs; the activity variant then runs only stage-local VJPs.
-* ``"simulated"``: the same numbers formed from the BP gradient (``d = V g``, the paper's default "simulated"
+  reaches the JVPs; the activity variant then runs only stage-local VJPs. Weight perturbation also takes
+  ``"sequential"`` (one forward-AD pass per tangent).
+* ``"oracle"``: the same numbers formed from the BP gradient (``d = V g``, the paper's default "simulated"
   forward gradient): exact in value, much faster on a CPU, but no measurement of forward-mode cost.
+
+Non-finite derivatives raise :class:`fg_analysis.jvp.NonFiniteDerivatives` (a ``FloatingPointError``), which
+:func:`fg_analysis.training.train` records as a divergence.
 
 On the same tangents both modes give the same estimate up to rounding (tested to 1e-10 in float64).
 
 BatchNorm in train mode. Batch statistics couple the samples, so ``∂L_b/∂(shared u)`` (what a shared-perturbation
 forward pass yields per sample) is no longer ``B · ∂L/∂a_b`` (what the local VJPs need). The simulated mode
 uses ``B · ∂L/∂a_b`` from the BP pass (the reference implementation's ``activity.grad``), which keeps the
-estimate exact at k ≥ A; the real activity mode refuses train-mode BatchNorm with a clear error (use
-``mode="simulated"`` — as the paper's ResNet-18 runs do — or eval mode). Weight perturbation has no such issue:
+estimate exact at k ≥ A; the forward activity mode refuses train-mode BatchNorm with a clear error (use
+``mode="oracle"`` — as the paper's ResNet-18 runs do — or eval mode). Weight perturbation has no such issue:
 its JVPs are of the batch loss itself, and the models' BatchNorm works under ``jvp``/``vmap`` over tangents.
 
 >>> import torch
@@ -52,17 +57,18 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, jvp, vmap
+from torch.func import functional_call
 
-from fg_analysis import jvp as jvp_module
-from fg_analysis.aggregate import AGGREGATORS, Aggregator, get_aggregator
-from fg_analysis.params import numel, ravel, unraveler
+from fg_analysis.aggregate import Aggregator
+from fg_analysis.estimator import ForwardGradient, module_objective
+from fg_analysis.jvp import MODES, check_mode
+from fg_analysis.labels import approach_label
+from fg_analysis.params import unraveler
 from fg_analysis.tangents import TangentLaw, tangent_law
 
 __all__ = ["MODES", "PERTURBATIONS", "Gradient", "GradientSource", "activity_dimension", "activity_perturbation",
-           "approach_label", "backprop", "cosine", "weight_perturbation"]
+           "backprop", "weight_perturbation"]
 
-MODES = ("real", "simulated")
 PERTURBATIONS = ("activity", "weight")
 
 
@@ -100,8 +106,11 @@ def _has_train_batch_norm(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training for m in model.modules())
 
 
-def _draw(law: TangentLaw | str, k: int, n: int, generator, like: torch.Tensor) -> torch.Tensor:
-    return tangent_law(law).sample(k, n, generator=generator, dtype=like.dtype, device=like.device)
+def check_finite(d: torch.Tensor) -> torch.Tensor:
+    """``d`` if finite, else :class:`~fg_analysis.jvp.NonFiniteDerivatives` (the loss diverged)."""
+    from fg_analysis.jvp import _check_derivatives
+
+    return _check_derivatives(d)
 
 
 def _check_tangents(V: torch.Tensor, n: int, what: str) -> None:
@@ -112,14 +121,6 @@ def _check_tangents(V: torch.Tensor, n: int, what: str) -> None:
 def activity_dimension(model: nn.Module, input_shape: Sequence[int]) -> int:
     """``A = Σ_s |a_s|``: the dimension of the activity tangent (stage outputs, no batch; ``2w + 10`` for the FC)."""
     return sum(int(torch.Size(shape).numel()) for shape in model.activity_shapes(input_shape))
-
-
-def cosine(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
-    """Cosine between two per-parameter gradients, flattened over all parameters (float64 accumulation)."""
-    u = torch.cat([a[name].reshape(-1).double() for name in b])
-    v = torch.cat([b[name].reshape(-1).double() for name in b])
-    denominator = torch.linalg.vector_norm(u) * torch.linalg.vector_norm(v)
-    return float((u @ v) / denominator) if denominator > 0 else float("nan")
 
 
 def _stagewise_forward(model: nn.Module, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -185,34 +186,31 @@ def backprop(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Gradient:
 
 
 def weight_perturbation(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, k: int = 1,
-                        aggregator: str | Aggregator = "mean", mode: str = "real",
+                        aggregator: str | Aggregator = "mean", mode: str = "forward",
                         tangents: torch.Tensor | TangentLaw | str = "normal",
                         generator: torch.Generator | None = None) -> Gradient:
     """Weight-perturbed forward gradient: one global tangent set ``V`` (k × P) over all parameters.
 
-    ``d = V ∇_θ L`` — by ``torch.func.jvp`` vmapped over the rows of ``V`` (``mode="real"``,
-    :func:`fg_analysis.jvp.jvps`) or as ``V g`` from the BP gradient (``"simulated"``) — then
-    ``ĝ = aggregate(V, d)`` across the whole network (the faithful global projection, paper Sec. III).
+    ``d = V ∇_θ L`` by the estimator's ``mode`` (``"forward"``: ``torch.func.jvp`` vmapped over the rows of
+    ``V``; ``"sequential"``; ``"oracle"``: ``V g`` from the BP gradient), then ``ĝ = aggregate(V, d)`` across
+    the whole network (the faithful global projection, paper Sec. III).
 
     ``tangents`` is a (k, P) tensor (``k`` is then ignored) or a tangent law sampled with ``generator``.
     """
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
-    aggregate = get_aggregator(aggregator)
-    params = {name: p.detach() for name, p in _trainable(model).items()}
-    size, like = numel(params), next(iter(params.values()))
-    V = tangents if isinstance(tangents, torch.Tensor) else _draw(tangents, k, size, generator, like)
-    _check_tangents(V, size, "weight")
-    if mode == "real":
-        f = jvp_module.module_loss(model, _loss)
-        loss, d = jvp_module.jvps(f, params, V, x, y)
-    else:
-        truth = backprop(model, x, y)
-        loss, d = truth.loss, jvp_module.oracle_jvps(ravel(truth.grads)[0], V)
-    return Gradient(loss.detach(), dict(unraveler(params)(aggregate(V, d))))
+    f, params = module_objective(model, _loss)
+    given = isinstance(tangents, torch.Tensor)
+    estimator = ForwardGradient(tangents.shape[0] if given and tangents.ndim == 2 else k, aggregator=aggregator,
+                                tangents="normal" if given else tangents, mode=check_mode(mode), generator=generator)
+    if not given:
+        estimate = estimator(f, params, x, y)
+        return Gradient(estimate.value, dict(unraveler(params)(estimate.gradient)))
+    size = sum(p.numel() for p in params.values())
+    _check_tangents(tangents, size, "weight")
+    loss, d = estimator.derivatives(f, params, tangents, x, y)
+    return Gradient(loss, dict(unraveler(params)(estimator.combine(tangents, d))))
 
 
-def _per_sample_aggregate(aggregate: Aggregator, V: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+def _per_sample_aggregate(estimator: ForwardGradient, V: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     """``ĝ_b = aggregate(V, d_b)`` for every sample b; ``V`` (k, A) is shared, ``d`` has shape (B, k).
 
     The built-in aggregators are linear in ``d`` for a fixed ``V`` (``Vᵀ d / k``, ``Vᵀ G⁻¹ d``), so
@@ -221,11 +219,11 @@ def _per_sample_aggregate(aggregate: Aggregator, V: torch.Tensor, d: torch.Tenso
     callables) the aggregator runs on every sample.
     """
     k = V.shape[0]
-    if aggregate in AGGREGATORS.values() and k < d.shape[0]:
+    if estimator.aggregator_name is not None and k < d.shape[0]:
         identity = torch.eye(k, dtype=V.dtype, device=V.device)
-        M = aggregate(V.expand(k, *V.shape), identity)
+        M = estimator.combine(V.expand(k, *V.shape), identity)
         return d @ M
-    return aggregate(V.expand(d.shape[0], *V.shape), d)
+    return estimator.combine(V.expand(d.shape[0], *V.shape), d)
 
 
 def _split(flat: torch.Tensor, shapes: Sequence[tuple[int, ...]]) -> list[torch.Tensor]:
@@ -234,8 +232,8 @@ def _split(flat: torch.Tensor, shapes: Sequence[tuple[int, ...]]) -> list[torch.
     return [piece.reshape(flat.shape[0], *shape) for piece, shape in zip(flat.split(sizes, dim=-1), shapes)]
 
 
-def _real_activity_jvps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, V: torch.Tensor,
-                        shapes: Sequence[tuple[int, ...]]) -> torch.Tensor:
+def _forward_activity_jvps(estimator: ForwardGradient, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                           V: torch.Tensor, shapes: Sequence[tuple[int, ...]]) -> torch.Tensor:
     """Per-sample JVPs ``d_{b,i} = ∂L_b/∂u · v_i`` by forward mode, vmapped over the k tangents: shape (B, k).
 
     ``u`` is one perturbation per stage output, shared by the batch, added at ``u = 0`` through
@@ -250,51 +248,57 @@ def _real_activity_jvps(model: nn.Module, x: torch.Tensor, y: torch.Tensor, V: t
         return _loss(logits, y, reduction="none")
 
     zero = torch.zeros(V.shape[1], dtype=V.dtype, device=V.device)
-    _, d = vmap(lambda v: jvp(per_sample_losses, (zero,), (v,)))(V)
+    _, d = estimator.derivatives(lambda u: per_sample_losses(u), zero, V, outputs=True)
     return d.transpose(0, 1)
 
 
 def activity_perturbation(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, k: int = 1,
-                          aggregator: str | Aggregator = "mean", mode: str = "real",
+                          aggregator: str | Aggregator = "mean", mode: str = "forward",
                           tangents: torch.Tensor | TangentLaw | str = "normal",
-                          generator: torch.Generator | None = None) -> Gradient:
+                          generator: torch.Generator | None = None, skip_zero_products: bool = True) -> Gradient:
     """Activity-perturbed forward gradient with local weight updates, as the paper's network runs.
 
     1. Tangents ``V`` (k × A) over all stage outputs concatenated, shared by the batch.
-    2. Per-sample JVPs ``d_b = V ∂L_b/∂a_b`` (B × k): forward mode (``"real"``) or from the BP activity gradient,
-       ``∂L_b/∂a_b = B · ∂L/∂a_b`` (``"simulated"``).
+    2. Per-sample JVPs ``d_b = V ∂L_b/∂a_b`` (B × k): forward mode (``"forward"``) or from the BP activity
+       gradient, ``∂L_b/∂a_b = B · ∂L/∂a_b`` (``"oracle"``).
     3. Per-sample aggregation ``ĝ_b = aggregate(V, d_b)``, an estimate of ``∂L_b/∂a_b``.
     4. Stage s's weight gradient = VJP of stage s at its own input with cotangent ``ĝ_{b,s}/B`` (mean reduction),
        i.e. ``Σ_b (∂a_{b,s}/∂θ_s)ᵀ ĝ_{b,s} / B``. Exact (= BP) when ``ĝ_b = ∂L_b/∂a_b``, e.g. k ≥ A with the
        projection.
 
-    ``tangents`` is a (k, A) tensor (``k`` is then ignored) or a tangent law sampled with ``generator``.
-    Raises ``ValueError`` for ``mode="real"`` on a model with BatchNorm in train mode (see the module docstring).
+    ``tangents`` is a (k, A) tensor (``k`` is then ignored) or a tangent law sampled with ``generator``;
+    ``skip_zero_products`` as for :class:`~fg_analysis.estimator.ForwardGradient`.
+    Raises ``ValueError`` for ``mode="forward"`` on a model with BatchNorm in train mode (see the module
+    docstring) and for ``mode="sequential"`` (per-sample JVPs are vmapped).
     """
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
-    if mode == "real" and _has_train_batch_norm(model):
-        raise ValueError("real activity perturbation cannot give per-sample JVPs through BatchNorm in train mode "
-                         "(batch statistics couple the samples of a shared perturbation): use mode='simulated' "
+    if check_mode(mode) == "sequential":
+        raise ValueError("activity perturbation computes per-sample JVPs with mode='forward' or 'oracle'; "
+                         "mode='sequential' is for weight perturbation")
+    if mode == "forward" and _has_train_batch_norm(model):
+        raise ValueError("forward-mode activity perturbation cannot give per-sample JVPs through BatchNorm in train "
+                         "mode (batch statistics couple the samples of a shared perturbation): use mode='oracle' "
                          "(the paper's default for its networks), weight perturbation, or model.eval()")
-    aggregate = get_aggregator(aggregator)
+    given = isinstance(tangents, torch.Tensor)
+    estimator = ForwardGradient(tangents.shape[0] if given and tangents.ndim == 2 else k, aggregator=aggregator,
+                                tangents="normal" if given else tangents, mode=mode, generator=generator,
+                                skip_zero_products=skip_zero_products)
     groups = _stage_parameters(model)
     batch = x.shape[0]
     inputs, outputs = _stagewise_forward(model, x)
     shapes = [tuple(output.shape[1:]) for output in outputs]
     dimension = sum(int(torch.Size(shape).numel()) for shape in shapes)
     logits = outputs[-1]
-    V = tangents if isinstance(tangents, torch.Tensor) else _draw(tangents, k, dimension, generator, logits)
+    V = tangents if given else estimator.sample(dimension, dtype=logits.dtype, device=logits.device)
     _check_tangents(V, dimension, "activity")
     loss = _loss(logits, y)
-    if mode == "real":
-        d = _real_activity_jvps(model, x, y, V, shapes)
+    if mode == "forward":
+        d = _forward_activity_jvps(estimator, model, x, y, V, shapes)
     else:
         top = torch.autograd.grad(loss, logits, retain_graph=True)[0]
         activity, _ = _stagewise_backward(inputs, outputs, top, groups, retain_graph=True)
         per_sample = torch.cat([a.reshape(batch, -1) for a in activity], dim=1) * batch  # ∂L_b/∂a_b
-        d = per_sample @ V.transpose(0, 1)
-    estimate = _per_sample_aggregate(aggregate, V, d) / batch
+        d = check_finite(per_sample @ V.transpose(0, 1))
+    estimate = _per_sample_aggregate(estimator, V, d) / batch
     grads = _local_vjps(outputs, _split(estimate, shapes), groups)
     return Gradient(loss.detach(), _order(model, grads))
 
@@ -303,22 +307,13 @@ def activity_perturbation(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
 # a source as a value
 
 
-def approach_label(method: str, aggregator: str = "mean", k: int = 1) -> str:
-    """``"BP"``, ``"FG"`` (k = 1 with mean or sum), ``"mean k=4"``, ``"projection k=16"`` (as in the RQ2 pages)."""
-    if method == "bp":
-        return "BP"
-    if k == 1 and aggregator in ("mean", "sum"):
-        return "FG"
-    return f"{aggregator} k={k}"
-
-
 @dataclass(frozen=True)
 class GradientSource:
     """One way to get a gradient, as a value: ``source(model, x, y, generator=g) -> Gradient``.
 
     ``method="bp"`` (the other fields are ignored) or ``"fg"`` with ``k`` tangents, an ``aggregator``
     (``"mean"`` or ``"projection"``; ``"sum"`` too), a ``perturbation`` (``"activity"`` — the paper's networks —
-    or ``"weight"``), a ``mode`` (``"real"`` forward-mode AD or ``"simulated"`` from BP) and a tangent ``law``.
+    or ``"weight"``), a JVP ``mode`` (:data:`fg_analysis.jvp.MODES`) and a tangent ``law``.
 
     >>> GradientSource("fg", k=16, aggregator="projection").label
     'projection k=16'
@@ -328,7 +323,7 @@ class GradientSource:
     k: int = 1
     aggregator: str = "mean"
     perturbation: str = "activity"
-    mode: str = "real"
+    mode: str = "forward"
     law: str = "normal"
 
     def __post_init__(self):
@@ -336,10 +331,8 @@ class GradientSource:
             raise ValueError(f"unknown method {self.method!r}; choose 'bp' or 'fg'")
         if self.perturbation not in PERTURBATIONS:
             raise ValueError(f"unknown perturbation {self.perturbation!r}; choose one of {PERTURBATIONS}")
-        if self.mode not in MODES:
-            raise ValueError(f"unknown mode {self.mode!r}; choose one of {MODES}")
-        get_aggregator(self.aggregator)
-        tangent_law(self.law)
+        check_mode(self.mode)
+        ForwardGradient(self.k, aggregator=self.aggregator, tangents=self.law)  # a clear error for a bad setting
 
     @property
     def label(self) -> str:

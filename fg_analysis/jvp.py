@@ -1,13 +1,18 @@
 """Directional derivatives ``d_i = ∇f(θ)·v_i`` for k tangents at once: the forward half of a forward gradient.
 
-Four ways to the same numbers (Flügel et al., arXiv 2410.17764, Sec. III; Baydin et al., arXiv 2202.08587):
+The package's one vocabulary for how the JVPs are computed, :data:`MODES` (Flügel et al., arXiv 2410.17764,
+Sec. III; Baydin et al., arXiv 2202.08587), used by every module, command and page:
 
-* :func:`jvps`: real forward-mode AD, ``torch.func.jvp`` vmapped over the k tangents (one batched pass);
-* :func:`sequential_jvps`: one ``torch.autograd.forward_ad`` pass per tangent, the reference implementation's
-  approach, kept as the baseline that benchmarks compare against;
-* :func:`per_tensor_jvps`: a separate tangent per parameter tensor (the reference code's per-layer variant);
-* :func:`oracle_jvps`: the exact ``V ∇f`` from an autograd gradient, for cheap analysis at scale (the "oracle"
-  or "simulated" forward gradient: same values, but not a measurement of forward-mode cost).
+* ``"forward"`` (:func:`jvps`): real forward-mode AD, ``torch.func.jvp`` vmapped over the k tangents (one
+  batched pass);
+* ``"sequential"`` (:func:`sequential_jvps`): one ``torch.autograd.forward_ad`` pass per tangent, the reference
+  implementation's approach, kept as the baseline that benchmarks compare against;
+* ``"oracle"`` (:func:`oracle_jvps`): the exact ``V ∇f`` from a reverse-mode gradient, for cheap analysis at
+  scale (the paper's "simulated" forward gradient: the same values, but no measurement of forward-mode cost).
+
+:func:`per_tensor_jvps` takes a separate tangent set per parameter tensor (the reference code's per-layer
+variant). Non-finite derivatives raise :class:`NonFiniteDerivatives`, a ``FloatingPointError`` that the
+package's loops record as a divergence instead of ending a sweep.
 
 Functions are ``f(params, *args) -> scalar`` with ``params`` a tensor or a dict of tensors; tangents are flat,
 ``V`` of shape ``(k, P)`` (see :mod:`fg_analysis.params`). :func:`module_loss` turns an ``nn.Module`` and a
@@ -23,14 +28,43 @@ from torch import nn
 from torch.autograd import forward_ad
 from torch.func import functional_call, grad_and_value, jvp, vmap
 
-from fg_analysis import zero_tangents
 from fg_analysis.checks import all_finite
 from fg_analysis.params import Params, numel, ravel, unraveler
 
-# forward mode here skips the products with absent (zero) tangents that PyTorch would compute
-zero_tangents.install()
+#: how directional derivatives are computed (see the module docstring)
+MODES = ("forward", "sequential", "oracle")
 
 ScalarFunction = Callable[..., torch.Tensor]
+
+
+class NonFiniteDerivatives(FloatingPointError, ValueError):
+    """The function overflowed or is NaN where it was differentiated: in an optimization loop, a divergence."""
+
+
+def check_mode(mode: str) -> str:
+    """``mode`` if it is one of :data:`MODES`, else a ``ValueError`` naming them."""
+    if mode not in MODES:
+        raise ValueError(f"unknown JVP mode {mode!r}; choose one of {MODES}")
+    return mode
+
+
+def check_scalar(value: torch.Tensor) -> torch.Tensor:
+    """``value`` if it is one real number, else a ``ValueError`` that says how to fix ``f``."""
+    _check_value(value)
+    if value.numel() != 1:
+        raise ValueError(f"f must return a scalar (one number); got a tensor of shape {tuple(value.shape)}: "
+                         "reduce it, e.g. .sum() or .mean()")
+    return value
+
+
+def _check_value(value: torch.Tensor) -> torch.Tensor:
+    """f must return a real tensor: say so plainly instead of failing deep inside torch.func. (A tensor of
+    values, e.g. one per sample, gives one derivative per value and tangent.)"""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"f must return a scalar tensor; got {type(value).__name__}")
+    if value.is_complex():
+        raise ValueError("f must return a real scalar; got a complex value (forward gradients need a real loss)")
+    return value
 
 
 def _check_tangents(params: Params, V: torch.Tensor) -> None:
@@ -45,9 +79,9 @@ def _check_tangents(params: Params, V: torch.Tensor) -> None:
 
 
 def _check_derivatives(d: torch.Tensor) -> torch.Tensor:
-    """The k derivatives are finite, or a clear error (f overflowed or returned NaN)."""
+    """The k derivatives are finite, or :class:`NonFiniteDerivatives` (f overflowed or returned NaN)."""
     if not all_finite(d):
-        raise ValueError("directional derivatives contain NaN or inf: f overflowed or is NaN at params")
+        raise NonFiniteDerivatives("directional derivatives contain NaN or inf: f overflowed or is NaN at params")
     return d
 
 
@@ -57,7 +91,7 @@ def jvps(f: ScalarFunction, params: Params, V: torch.Tensor, *args) -> tuple[tor
     The primal does not depend on the tangent, so vmap evaluates it once and pushes all k tangents through
     one batched pass: cost about ``1 + k·c`` forward passes with ``c`` the JVP overhead, and no stored
     activations for a backward pass. A single tangent needs no batching: k = 1 is one plain ``jvp``
-    (vmap over a batch of one costs about 15% more on the CPU's FC-1024 step, see :mod:`fg_analysis.bench`).
+    (vmap over a batch of one costs more; the benchmark's records say how much).
 
     >>> import torch
     >>> value, d = jvps(lambda x: (x ** 2).sum(), torch.tensor([1., 2.]), torch.eye(2))
@@ -68,7 +102,7 @@ def jvps(f: ScalarFunction, params: Params, V: torch.Tensor, *args) -> tuple[tor
     unravel = unraveler(params)
 
     def along(v: torch.Tensor):
-        return jvp(lambda p: f(p, *args), (params,), (unravel(v),))
+        return jvp(lambda p: _check_value(f(p, *args)), (params,), (unravel(v),))
 
     if V.shape[0] == 1:
         value, derivative = along(V[0])
@@ -90,7 +124,7 @@ def sequential_jvps(f: ScalarFunction, params: Params, V: torch.Tensor,
                 dual = forward_ad.make_dual(params, tangent)
             else:
                 dual = {name: forward_ad.make_dual(p, tangent[name]) for name, p in params.items()}
-            primal, derivative = forward_ad.unpack_dual(f(dual, *args))
+            primal, derivative = forward_ad.unpack_dual(_check_value(f(dual, *args)))
             derivatives.append(derivative)
             value = primal.detach()
     return value, _check_derivatives(torch.stack(derivatives))
@@ -122,7 +156,7 @@ def per_tensor_jvps(f: ScalarFunction, params: Mapping[str, torch.Tensor], tange
 
 def gradient(f: ScalarFunction, params: Params, *args) -> tuple[torch.Tensor, torch.Tensor]:
     """``(f(params), ∇f(params))`` by reverse-mode AD, the gradient flattened to shape (P,)."""
-    grads, value = grad_and_value(f)(params, *args)
+    grads, value = grad_and_value(lambda p, *a: check_scalar(f(p, *a)))(params, *args)
     return value, ravel(grads)[0]
 
 

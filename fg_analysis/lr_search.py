@@ -18,8 +18,6 @@ Regenerate the table (and print it) with::
     python -m fg_analysis.lr_search --dataset digits --width 256 --epochs 20
     python -m fg_analysis.lr_search --dataset mnist1d --width 256 --epochs 20
 
->>> learning_rate(model="fc", width=256, dataset="mnist", method="fg", aggregator="projection", k=16)
-0.042321121032716895
 """
 
 from __future__ import annotations
@@ -28,22 +26,17 @@ import argparse
 import math
 import time
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from fg_analysis import lrs
+from fg_analysis import learning_rates as lrs
+from fg_analysis.learning_rates import PAPER_DATASETS, model_key, searched_table
 from fg_analysis.cache import ResultsCache
 
-__all__ = ["GRIDS", "PAPER_DATASETS", "SEARCHED_COLUMNS", "SearchTrial", "choose", "learning_rate", "log_grid",
-           "model_key", "search", "searched_lr", "searched_table", "write_searched"]
-
-#: data sets with tuned rates in the paper's tables
-PAPER_DATASETS = ("mnist", "cifar10")
+__all__ = ["GRIDS", "SEARCHED_COLUMNS", "SearchTrial", "choose", "log_grid", "search", "write_searched"]
 
 #: log10 ranges (low, high) of the search grid per gradient approach, in half-decade steps
 GRIDS = {"bp": (-2.5, 0.5), "fg-mean": (-5.0, -1.0), "frog": (-2.5, 0.5)}
@@ -53,13 +46,6 @@ SEARCHED_COLUMNS = ("model", "dataset", "gradient_approach", "k", "lr", "val_los
                     "grid", "seed", "mode", "searched")
 
 SEARCHED_CSV = Path(__file__).resolve().parent / "lrs" / "searched.csv"
-
-
-def model_key(model: str, width: int | None = None) -> str:
-    """The tables' model names: ``"fc_w=256"`` for the FC net, ``"resnet18"``, ``"vit"`` otherwise."""
-    if model == "fc":
-        return f"fc_w={256 if width is None else width}"
-    return model
 
 
 def log_grid(method: str, aggregator: str = "mean", k: int = 1, *, step: float = 0.5) -> tuple[float, ...]:
@@ -72,48 +58,6 @@ def log_grid(method: str, aggregator: str = "mean", k: int = 1, *, step: float =
     low, high = GRIDS[lrs.approach(method, aggregator, k)]
     exponents = np.arange(low, high + step / 2, step)
     return tuple(float(10.0 ** e) for e in exponents)
-
-
-@cache
-def _searched(path: str) -> pd.DataFrame:
-    if not Path(path).is_file():
-        return pd.DataFrame(columns=list(SEARCHED_COLUMNS))
-    return pd.read_csv(path)
-
-
-def searched_table() -> pd.DataFrame:
-    """Our searched learning rates (``fg_analysis/lrs/searched.csv``) as a DataFrame (a copy)."""
-    with resources.as_file(resources.files("fg_analysis").joinpath("lrs/searched.csv")) as path:
-        return _searched(str(path)).copy()
-
-
-def searched_lr(*, model: str, dataset: str, method: str, aggregator: str = "mean", k: int = 1) -> float:
-    """Our searched rate for one setting; ``model`` as in the tables (``"fc_w=256"``)."""
-    table = searched_table()
-    approach = lrs.approach(method, aggregator, k)
-    mask = (table["model"] == model) & (table["dataset"] == dataset) & (table["gradient_approach"] == approach)
-    if approach != "bp":
-        mask &= table["k"] == float(k)
-    found = table[mask]
-    if len(found) != 1:
-        raise ValueError(f"no searched learning rate for {model} on {dataset}, {approach} k={k} "
-                         f"({len(found)} rows in lrs/searched.csv); run `python -m fg_analysis.lr_search "
-                         f"--dataset {dataset} --width {model.removeprefix('fc_w=')}` to add it")
-    return float(found["lr"].iloc[0])
-
-
-def learning_rate(*, model: str, dataset: str, method: str, aggregator: str = "mean", k: int = 1,
-                  width: int | None = None) -> float:
-    """The rate a setting trains with: the paper's (MNIST, CIFAR-10) or our searched one (digits, MNIST-1D).
-
-    ``model`` is ``"fc"`` (with ``width``), ``"resnet18"`` or ``"vit"``. Single-tangent FG is ``method="fg"``,
-    ``aggregator="mean"``, ``k=1`` (the tables' ``fg-mean`` with k = 1).
-    """
-    key = model_key(model, width)
-    if dataset in PAPER_DATASETS:
-        table = "fc_nns" if model == "fc" else "sota_nns"
-        return lrs.paper_lr(table, model=key, dataset=dataset, method=method, aggregator=aggregator, k=k)
-    return searched_lr(model=key, dataset=dataset, method=method, aggregator=aggregator, k=k)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -135,7 +79,7 @@ class SearchTrial:
     patience: int = 10
     batch_size: int = 64
     seed: int = 0
-    mode: str = "simulated"
+    mode: str = "oracle"
 
 
 def run_trial(trial: SearchTrial, *, device: str = "cpu") -> pd.DataFrame:
@@ -167,7 +111,7 @@ def search(*, model: str = "fc", width: int | None = 256, dataset: str = "digits
            approaches=(("bp", "mean", 1), ("fg", "mean", 1), ("fg", "mean", 2), ("fg", "mean", 4),
                        ("fg", "mean", 16), ("fg", "projection", 2), ("fg", "projection", 4),
                        ("fg", "projection", 16)),
-           epochs: int = 20, seed: int = 0, mode: str = "simulated", device: str = "cpu",
+           epochs: int = 20, seed: int = 0, mode: str = "oracle", device: str = "cpu",
            cache: ResultsCache | None = None, progress: bool = True) -> pd.DataFrame:
     """Train every rate of :func:`log_grid` for every approach; one row per trial (see :func:`run_trial`).
 
@@ -219,7 +163,7 @@ def write_searched(chosen: pd.DataFrame, path: str | Path = SEARCHED_CSV) -> pd.
     table = pd.concat([df for df in (old, chosen) if len(df)], ignore_index=True)
     table = table.sort_values(["model", "dataset", "gradient_approach", "k"], na_position="first")
     table.to_csv(path, index=False)
-    _searched.cache_clear()
+    lrs._read.cache_clear()
     return table
 
 

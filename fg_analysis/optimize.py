@@ -3,8 +3,10 @@
 ``x ← x − lr · ĝ`` with no momentum, as in the paper's closed-form experiments (Flügel et al.,
 arXiv 2410.17764, Sec. IV-B): ``ĝ`` is the true gradient (``method="bp"``) or a k-tangent forward gradient
 (``method="fg"``) with a chosen aggregator and tangent law. A run stops after ``patience`` consecutive steps
-without a new best value, on a non-finite value, or at the problem's step limit. The seed seeds only the
-tangents. Several seeds run together as one batch (:func:`descend`), each with its own generator.
+without a new best value, on a non-finite value or gradient (a divergence, recorded as ``"non-finite"`` with the
+step it happened at; the other seeds go on), or at the problem's step limit. The seed seeds only the tangents.
+Several seeds run together as one batch (:func:`descend`), each with its own generator and its own
+:class:`~fg_analysis.estimator.ForwardGradient`.
 
 >>> trace = minimize("sphere", 8, method="bp", lr=0.5, max_steps=5)
 >>> list(trace.columns)[:4], float(trace["f"].iloc[-1])
@@ -16,61 +18,44 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from fg_analysis.aggregate import get_aggregator
 from fg_analysis.checks import check_count
-from fg_analysis.jvp import jvps
-from fg_analysis.lrs import paper_lr
+from fg_analysis.estimator import ForwardGradient
+from fg_analysis.learning_rates import closed_form_rate
+from fg_analysis.metrics import cosine, norm_ratio
 from fg_analysis.problems import Problem, get_problem
-from fg_analysis.tangents import FixedAngle, tangent_law
 
 METHODS = ("bp", "fg")
 
 
-def paper_learning_rate(problem: str | Problem, n: int, *, method: str, k: int = 1, aggregator: str = "mean",
-                        tangents="normal") -> float:
-    """The paper's tuned rate for this setting (``lrs/math.csv``); for fixed-angle tangents the rates of
-    ``lrs/math__custom_tangents.csv`` (the projection there with its normal-sampler row, as the paper did)."""
-    name = get_problem(problem).name
-    law = tangent_law(tangents)
-    if method == "fg" and aggregator == "mean" and isinstance(law, FixedAngle):
-        sampler = f"FG(k={k},agg=mean,normalize=False,sampler=specific_angle_{law.theta:g})"
-        return paper_lr("math__custom_tangents", function=name, n=n, method=method, aggregator=aggregator, k=k,
-                        optimizer=sampler)
-    if method == "fg" and aggregator == "projection" and isinstance(law, FixedAngle):
-        sampler = f"FG(k={k},agg=orthogonal_projection,normalize=False,sampler=normal)"
-        return paper_lr("math__custom_tangents", function=name, n=n, method=method, aggregator=aggregator, k=k,
-                        optimizer=sampler)
-    return paper_lr("math", function=name, n=n, method=method, aggregator=aggregator, k=k)
-
-
 def descend(problem: str | Problem, n: int, *, method: str, k: int = 1, aggregator: str = "mean",
             tangents="normal", lr: float | None = None, seeds=(0,), max_steps: int | None = None,
-            patience: int = 50, mode: str = "jvp", record_every: int = 1, dtype: torch.dtype = torch.float64,
+            patience: int = 50, mode: str = "forward", record_every: int = 1, dtype: torch.dtype = torch.float64,
             device: str | torch.device = "cpu") -> pd.DataFrame:
     """Gradient descent for every seed in ``seeds`` at once; one row per (seed, recorded step).
 
     Columns: ``seed, step, f, best_f, cosine, norm_ratio`` (``cosine`` and ``norm_ratio = |ĝ|/|g|`` compare the
     direction used at that step with the true gradient), ``stopped`` (why the run ended, on its last row:
-    ``"patience"``, ``"non-finite"`` or ``"max_steps"``). ``mode="jvp"`` computes directional derivatives with
-    real forward-mode AD (``torch.func``); ``mode="oracle"`` forms the same numbers as ``V ∇f``.
+    ``"patience"``, ``"non-finite"`` or ``"max_steps"``). ``mode`` is one of :data:`fg_analysis.jvp.MODES`:
+    ``"forward"`` computes the directional derivatives by real forward-mode AD (``torch.func``), ``"oracle"``
+    forms the same numbers as ``V ∇f``.
     Rows are kept every ``record_every`` steps plus each run's last step.
     """
     problem = get_problem(problem)
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
-    if mode not in ("jvp", "oracle"):
-        raise ValueError(f"unknown mode {mode!r}; choose 'jvp' or 'oracle'")
-    check_count(k, "k", "number of tangents")
-    if patience < 1 or record_every < 1:
-        raise ValueError(f"patience and record_every must be >= 1; got {patience}, {record_every}")
-    law, aggregate = tangent_law(tangents), get_aggregator(aggregator)
-    if lr is None:
-        lr = paper_learning_rate(problem, n, method=method, k=k, aggregator=aggregator, tangents=law)
-    if not lr > 0:
-        raise ValueError(f"learning rate must be positive; got lr={lr!r}")
-    max_steps = problem.max_steps if max_steps is None else max_steps
+    check_count(n, "n", "dimension")
+    check_count(patience, "patience", "patience (steps without improvement)")
+    check_count(record_every, "record_every", "recording interval")
     seeds = list(seeds)
-    generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
+    if not seeds or not all(isinstance(seed, int) and not isinstance(seed, bool) for seed in seeds):
+        raise ValueError(f"seeds must be a non-empty sequence of integers; got {seeds!r}")
+    estimators = [ForwardGradient(k, aggregator=aggregator, tangents=tangents, mode=mode, skip_zero_products=False,
+                                  generator=torch.Generator(device=device).manual_seed(seed)) for seed in seeds]
+    if lr is None:
+        lr = closed_form_rate(problem, n, method=method, k=k, aggregator=aggregator, tangents=estimators[0].law)
+    if not (isinstance(lr, (int, float)) and lr > 0 and lr < float("inf")):
+        raise ValueError(f"learning rate must be a positive number; got lr={lr!r}")
+    max_steps = problem.max_steps if max_steps is None else check_count(max_steps, "max_steps", "step limit")
     x = problem.start(n, dtype=dtype, device=device).expand(len(seeds), n).clone()
     best = torch.full((len(seeds),), float("inf"), dtype=dtype, device=device)
     stall = torch.zeros(len(seeds), dtype=torch.long, device=device)
@@ -81,24 +66,18 @@ def descend(problem: str | Problem, n: int, *, method: str, k: int = 1, aggregat
         value = problem.f(x_leaf)
         (grad,) = torch.autograd.grad(value.sum(), x_leaf)
         value = value.detach()
+        finite = torch.isfinite(value) & torch.isfinite(grad).all(dim=-1)
         if method == "bp":
             direction = grad
         else:
-            V = torch.stack([law.sample(k, n, generator=gen, dtype=dtype, device=device) for gen in generators])
-            if mode == "jvp":  # f is separable over seeds, so one JVP of the batch gives every seed's derivative
-                tangent_batch = V.transpose(0, 1).reshape(k, -1)
-                d = jvps(lambda flat: problem.f(flat.view(len(seeds), n)), x.reshape(-1), tangent_batch)[1].T
-            else:
-                d = torch.einsum("skn,sn->sk", V, grad)
-            direction = aggregate(V, d)
+            direction = _fg_directions(problem, estimators, torch.where(finite.unsqueeze(-1), x, 0.0), grad, mode)
         improved = value < best
         best = torch.where(improved & active, value, best)
         stall = torch.where(improved, 0, stall + 1)
-        cosine = torch.nn.functional.cosine_similarity(direction, grad, dim=-1, eps=1e-300)
-        norm_ratio = torch.linalg.vector_norm(direction, dim=-1) / torch.linalg.vector_norm(grad, dim=-1)
         # one transfer per quantity and step; the per-seed bookkeeping below is plain Python
-        values, bests, cosines, ratios = (t.tolist() for t in (value, best, cosine, norm_ratio))
-        reasons = {"non-finite": (~torch.isfinite(value)).tolist(), "patience": (stall >= patience).tolist(),
+        values, bests, cosines, ratios = (t.tolist() for t in (value, best, cosine(direction, grad),
+                                                                 norm_ratio(direction, grad)))
+        reasons = {"non-finite": (~finite).tolist(), "patience": (stall >= patience).tolist(),
                    "max_steps": [step == max_steps] * len(seeds)}
         for index in range(len(seeds)):
             if index in finished:
@@ -116,12 +95,31 @@ def descend(problem: str | Problem, n: int, *, method: str, k: int = 1, aggregat
     return pd.DataFrame(rows, columns=["seed", "step", "f", "best_f", "cosine", "norm_ratio", "stopped"])
 
 
+def _fg_directions(problem: Problem, estimators: list[ForwardGradient], x: torch.Tensor, grad: torch.Tensor,
+                   mode: str) -> torch.Tensor:
+    """Every seed's forward gradient at its row of ``x`` (S × n), each from its own estimator's tangents.
+
+    The problems are separable over seeds (``f`` of the batch is the sum of the seeds' values), so one JVP pass
+    of the batch along the stacked tangents gives every seed's derivatives (``mode="forward"``); the oracle
+    mode forms them from ``grad`` as ``V g``."""
+    seeds, n = x.shape
+    V = torch.stack([fg.sample(n, dtype=x.dtype, device=x.device) for fg in estimators])
+    if mode == "oracle":
+        d = torch.einsum("skn,sn->sk", V, torch.where(torch.isfinite(grad), grad, 0.0))
+    else:
+        tangent_batch = V.transpose(0, 1).reshape(V.shape[1], -1)
+        d = estimators[0].derivatives(lambda flat: problem.f(flat.view(seeds, n)), x.reshape(-1), tangent_batch,
+                                      outputs=True)[1].mT
+    return estimators[0].combine(V, d)
+
+
 def minimize(problem: str | Problem, n: int, *, method: str, k: int = 1, aggregator: str = "mean",
              tangents="normal", lr: float | None = None, seed: int = 0, max_steps: int | None = None,
-             patience: int = 50, mode: str = "jvp") -> pd.DataFrame:
+             patience: int = 50, mode: str = "forward") -> pd.DataFrame:
     """Minimize one problem in ``R^n`` from the paper's start point; one row per step (see :func:`descend`).
 
-    ``lr=None`` takes the paper's tuned rate for the setting (:func:`paper_learning_rate`).
+    ``lr=None`` takes the paper's tuned rate for the setting
+    (:func:`fg_analysis.learning_rates.closed_form_rate`).
     """
     return descend(problem, n, method=method, k=k, aggregator=aggregator, tangents=tangents, lr=lr, seeds=(seed,),
                    max_steps=max_steps, patience=patience, mode=mode)

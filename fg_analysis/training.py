@@ -3,8 +3,10 @@
 As in the paper ("Fully-connected networks", "ResNet18 and ViT"; Flügel et al., arXiv 2410.17764): plain SGD
 ``θ ← θ − lr · ĝ`` with a constant learning rate, no momentum and no weight decay (``optimizer="momentum"`` and
 ``"adam"`` are optional extras); minibatches of ``batch_size``; up to ``epochs`` epochs; early stopping after
-``patience`` epochs without a better validation loss; abort when a training loss is NaN or ``≥ max_loss`` (10).
-The state with the best validation loss is kept, and the test accuracy is measured on it.
+``patience`` epochs without a better validation loss; abort when a training loss is NaN or ``≥ max_loss`` (10),
+or when the forward gradient's directional derivatives are not finite (a divergence: the run returns with
+``stopped="diverged"`` and the step it happened at, never an exception that ends a sweep). The state with the
+best validation loss is kept, and the test accuracy is measured on it.
 
 Logged per epoch (epoch 0 is the initial network): train / validation loss and accuracy (evaluated at the end
 of the epoch, eval mode, no gradient), the cosine ``cos(ĝ, ∇L)`` and the norm ratio ``|ĝ|/|∇L|`` between the
@@ -37,7 +39,8 @@ from torch import nn
 from tqdm import tqdm
 
 from fg_analysis.data import Dataset, batches
-from fg_analysis.gradients import Gradient, GradientSource, backprop, cosine
+from fg_analysis.gradients import Gradient, GradientSource, backprop
+from fg_analysis.metrics import cosine, norm_ratio
 
 __all__ = ["OPTIMIZERS", "TrainResult", "evaluate", "make_optimizer", "train"]
 
@@ -47,8 +50,8 @@ OPTIMIZERS = ("sgd", "momentum", "adam")
 @dataclass(frozen=True, eq=False)
 class TrainResult:
     """What :func:`train` returns: the per-epoch ``history``, the test accuracy of the best-validation state,
-    the epoch of that state, why training stopped (``"epochs"``, ``"early-stop"``, ``"diverged"``) and the wall
-    time in seconds."""
+    the epoch of that state, why training stopped (``"epochs"``, ``"early-stop"``, ``"diverged"``), the number
+    of steps taken and the wall time in seconds."""
 
     history: pd.DataFrame
     test_accuracy: float
@@ -56,6 +59,7 @@ class TrainResult:
     best_epoch: int
     stopped: str
     wall_time_s: float
+    steps: int = 0
 
 
 @torch.no_grad()
@@ -99,12 +103,6 @@ def _reference_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> G
                 b.copy_(saved[name])
 
 
-def _norm_ratio(estimate: dict[str, torch.Tensor], truth: dict[str, torch.Tensor]) -> float:
-    num = sum(float(estimate[n].double().pow(2).sum()) for n in truth)
-    den = sum(float(truth[n].double().pow(2).sum()) for n in truth)
-    return math.sqrt(num / den) if den > 0 else float("nan")
-
-
 def train(model: nn.Module, data: Dataset, source: GradientSource, *, lr: float, batch_size: int = 64,
           epochs: int = 200, patience: int = 10, max_loss: float = 10.0, optimizer: str = "sgd",
           measure_cosine: bool = True, max_train: int | None = None, generator: torch.Generator,
@@ -120,8 +118,11 @@ def train(model: nn.Module, data: Dataset, source: GradientSource, *, lr: float,
 
     The model ends in its best-validation state (restored at the end).
     """
-    if patience < 1 or epochs < 0 or batch_size < 1:
-        raise ValueError(f"need patience >= 1, epochs >= 0, batch_size >= 1; got {patience}, {epochs}, {batch_size}")
+    for name, value, low in (("patience", patience, 1), ("epochs", epochs, 0), ("batch_size", batch_size, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}; got {name}={value!r}")
+    if not (isinstance(max_loss, (int, float)) and max_loss > 0):
+        raise ValueError(f"max_loss must be a positive number; got {max_loss!r}")
     x_train, y_train = data.x_train, data.y_train
     if max_train is not None:
         x_train, y_train = x_train[:max_train], y_train[:max_train]
@@ -151,8 +152,11 @@ def train(model: nn.Module, data: Dataset, source: GradientSource, *, lr: float,
         for i, (xb, yb) in enumerate(batches(x_train, y_train, batch_size, generator=generator)):
             truth = _reference_gradient(model, xb, yb) if (measure_cosine and i == 0) else None
             tick = time.perf_counter()
-            estimate = source(model, xb, yb, generator=generator)
-            loss = float(estimate.loss)
+            try:
+                estimate = source(model, xb, yb, generator=generator)
+            except FloatingPointError:  # non-finite directional derivatives: the loss diverged
+                estimate = None
+            loss = float("nan") if estimate is None else float(estimate.loss)
             if not math.isfinite(loss) or loss >= max_loss:
                 diverged = True
                 step_time += time.perf_counter() - tick
@@ -164,7 +168,7 @@ def train(model: nn.Module, data: Dataset, source: GradientSource, *, lr: float,
             step_time += time.perf_counter() - tick
             steps += 1
             if truth is not None:
-                cos, ratio = cosine(estimate.grads, truth.grads), _norm_ratio(estimate.grads, truth.grads)
+                cos, ratio = cosine(estimate.grads, truth.grads), norm_ratio(estimate.grads, truth.grads)
         row = log(epoch, cos, ratio, steps)
         rows.append(row)
         if diverged or not math.isfinite(row["val_loss"]):
@@ -181,4 +185,4 @@ def train(model: nn.Module, data: Dataset, source: GradientSource, *, lr: float,
     model.load_state_dict(best_state)
     test_loss, test_acc = evaluate(model, data.x_test, data.y_test)
     history = pd.DataFrame(rows)
-    return TrainResult(history, test_acc, test_loss, best_epoch, stopped, time.perf_counter() - start)
+    return TrainResult(history, test_acc, test_loss, best_epoch, stopped, time.perf_counter() - start, steps)

@@ -14,16 +14,24 @@ it. In a forward gradient that is one useless product per layer:
 that return the zero (or, for a convolution with a bias, the bias), broadcast to the product's shape without
 computing or allocating anything. The values are unchanged, since a product with an exact zero is an exact
 zero; only the work goes. The kernels are Python functions: on small layers their call costs about what the
-skipped product would. The registration is process-wide and installed when :mod:`fg_analysis.jvp` is imported,
-so every JVP of the package takes it; :func:`materialized` restores PyTorch's own behaviour inside a ``with``
-block (the benchmark times both, :func:`fg_analysis.bench.benchmark_zero_tangents`).
+skipped product would.
+
+Nothing is registered on import. The registration is scoped: :func:`skipping` installs the kernels for the
+duration of a ``with`` block and removes them afterwards (re-entrant), and the package's estimator
+(:class:`fg_analysis.estimator.ForwardGradient`) wraps only its own forward-mode passes in it, so a user's own
+``torch.func.jvp`` outside those calls gets PyTorch's behaviour. Installing and removing costs about 0.1 ms, small
+beside a network's JVP; :func:`install` and :func:`uninstall` are the explicit opt-in for a whole process. The
+benchmark times both ways (:mod:`fg_analysis.bench`).
 
 >>> import torch
 >>> from torch.func import jvp
 >>> x, W = torch.ones(2, 3), torch.ones(4, 3)
->>> jvp(lambda W: x @ W.T, (W,), (torch.ones(4, 3),))[1]   # x carries no tangent: one product, not two
+>>> with skipping():   # x carries no tangent: one product, not two
+...     jvp(lambda W: x @ W.T, (W,), (torch.ones(4, 3),))[1]
 tensor([[3., 3., 3., 3.],
         [3., 3., 3., 3.]])
+>>> installed()
+False
 """
 
 from __future__ import annotations
@@ -34,9 +42,10 @@ from contextlib import contextmanager
 
 import torch
 
-__all__ = ["install", "installed", "materialized", "uninstall"]
+__all__ = ["install", "installed", "skipping", "uninstall"]
 
 _library: torch.library.Library | None = None
+_depth = 0  # nesting of skipping() blocks
 
 
 def _zero(shape, like: torch.Tensor) -> torch.Tensor:
@@ -109,12 +118,21 @@ def installed() -> bool:
 
 
 @contextmanager
-def materialized() -> Iterator[None]:
-    """PyTorch's own behaviour inside the block (zero tangents multiplied), the previous state after it."""
-    was_installed = installed()
-    uninstall()
+def skipping(enabled: bool = True) -> Iterator[None]:
+    """The zero-skipping kernels inside the block (``enabled=False``: no change), PyTorch's own after it.
+
+    Re-entrant: nested blocks keep the kernels until the outermost one ends. An explicit :func:`install` made
+    before the block is left in place."""
+    global _depth
+    if not enabled or (_depth == 0 and installed()):
+        yield
+        return
+    if _depth == 0:
+        install()
+    _depth += 1
     try:
         yield
     finally:
-        if was_installed:
-            install()
+        _depth -= 1
+        if _depth == 0:
+            uninstall()

@@ -27,7 +27,7 @@ def _small_net(seed=0):
 
 def test_the_benchmark_times_the_package_functions():
     # no private copies of the JVP or aggregation math: the timed methods are the package's own
-    assert bench.JVP_METHODS == {"vmap": jvp.jvps, "loop": jvp.sequential_jvps}
+    assert bench.JVP_METHODS == {"vmap": "forward", "loop": "sequential"}  # modes of the package's estimator
     assert not any(hasattr(bench, name) for name in ("lean_projection", "lean_mean", "LEAN_AGGREGATORS"))
     assert "foundation_ks" not in bench.BenchConfig.__dataclass_fields__
 
@@ -41,7 +41,7 @@ def test_flat_parameters_are_views_of_one_vector():
     assert list(params) == [name for name, _ in model.named_parameters()]
     flat.zero_()
     assert all(float(p.abs().sum()) == 0 for p in params.values())
-    assert all(p.data_ptr() != q.data_ptr() for p, q in zip(params.values(), model.parameters()))
+    assert all(float(p.abs().sum()) == 0 for p in model.parameters())  # the module's parameters are views of it
 
 
 @pytest.mark.parametrize("method", ["vmap", "loop"])
@@ -211,7 +211,7 @@ def test_tiny_end_to_end_run_is_cached_with_its_environment():
     result = bench.summary(frame, reference_model="fc-8", fit_ks=(1, 2, 4))
     assert result["device"] == "cpu" and math.isfinite(result["vmap_over_loop_k16"])
     assert math.isfinite(result["zero_tangent_speedup_weight_k1"])
-    assert zero_tangents.installed()  # the materialized timings leave the kernels installed
+    assert not zero_tangents.installed()  # the timings with and without the kernels leave PyTorch as it was
     again = bench.run(config, cache=cache, refresh=False, progress=False)
     assert again.attrs["record"]["saved"] == frame.attrs["record"]["saved"]  # read back, not re-measured
     assert "Targets for the CPU, set for the FC-1024 (measured on fc-8" in bench.format_report(frame, result)

@@ -26,7 +26,7 @@ def cache(tmp_path):
 def test_presets():
     paper, quick = OptimizationConfig.preset("paper"), OptimizationConfig.preset("quick")
     assert paper.dims == tuple(2 ** i for i in range(11)) and paper.seeds == (0, 1, 2, 3, 4)
-    assert len(paper.approaches) == 8 and paper.mode == "jvp" and paper.max_steps == ()
+    assert len(paper.approaches) == 8 and paper.mode == "forward" and paper.max_steps == ()
     assert paper.steps("rosenbrock") == 25000 and quick.steps("rosenbrock") < 25000
     units = quick.runs()
     assert any(u.problem == "styblinski-tang" and u.n == 64 and u.aggregator == "projection" and u.k == 16
@@ -42,12 +42,12 @@ def test_presets():
 
 def test_a_unit_reproduces_minimize():
     unit = OptimizationRun(problem="styblinski-tang", n=8, method="fg", aggregator="projection", k=4, seeds=(3,),
-                           max_steps=60, mode="jvp")
+                           max_steps=60, mode="forward")
     trace = optimization.run_unit(unit)
     reference = optimize.minimize("styblinski-tang", 8, method="fg", aggregator="projection", k=4, seed=3,
-                                  max_steps=60, mode="jvp")
+                                  max_steps=60, mode="forward")
     np.testing.assert_allclose(trace["f"].to_numpy(), reference["f"].to_numpy(), rtol=1e-12)
-    assert trace["lr"].iloc[0] == optimize.paper_learning_rate("styblinski-tang", 8, method="fg", k=4,
+    assert trace["lr"].iloc[0] == __import__('fg_analysis.learning_rates').learning_rates.closed_form_rate("styblinski-tang", 8, method="fg", k=4,
                                                                aggregator="projection")
     assert (trace["gap"] == trace["f"] - optimize.get_problem("styblinski-tang").minimum(8)).all()
 

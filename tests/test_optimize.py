@@ -14,8 +14,9 @@ import pytest
 import torch
 
 import fg_analysis
-from fg_analysis import lrs
-from fg_analysis.optimize import descend, minimize, paper_learning_rate
+from fg_analysis import learning_rates as lrs
+from fg_analysis.learning_rates import closed_form_rate as paper_learning_rate
+from fg_analysis.optimize import descend, minimize
 from fg_analysis.problems import PROBLEMS, get_problem, rosenbrock, sphere, styblinski_tang
 from fg_analysis.tangents import FixedAngle
 
@@ -129,14 +130,14 @@ def test_fg_projection_on_sphere():
 
 def test_jvp_and_oracle_traces_identical():
     options = dict(method="fg", k=3, aggregator="mean", lr=0.002, seed=4, max_steps=60)
-    jvp = minimize("styblinski-tang", 8, mode="jvp", **options)
+    jvp = minimize("styblinski-tang", 8, mode="forward", **options)
     oracle = minimize("styblinski-tang", 8, mode="oracle", **options)
     assert list(jvp.columns) == list(oracle.columns) and len(jvp) == len(oracle)
     pd.testing.assert_frame_equal(jvp, oracle, check_exact=False, rtol=1e-10, atol=1e-10)
 
 
 def test_descend_equals_single_seed_runs():
-    options = dict(method="fg", k=2, aggregator="projection", lr=1e-3, max_steps=40, mode="jvp")
+    options = dict(method="fg", k=2, aggregator="projection", lr=1e-3, max_steps=40, mode="forward")
     together = descend("rosenbrock", 6, seeds=(0, 1, 2), **options)
     assert sorted(together["seed"].unique()) == [0, 1, 2]
     for seed in (0, 1, 2):
@@ -203,8 +204,8 @@ def test_errors():
     for lr in (0.0, -0.1, float("nan")):
         with pytest.raises(ValueError, match="learning rate"):
             minimize("sphere", 4, method="bp", lr=lr)
-    with pytest.raises(ValueError, match="unknown mode"):
-        minimize("sphere", 4, method="fg", lr=0.1, mode="sequential")
+    with pytest.raises(ValueError, match="unknown JVP mode"):
+        minimize("sphere", 4, method="fg", lr=0.1, mode="sideways")
     with pytest.raises(ValueError, match="patience"):
         minimize("sphere", 4, method="bp", lr=0.1, patience=0)
     with pytest.raises(ValueError, match="unknown aggregator"):
@@ -260,11 +261,11 @@ def test_paper_lr_docstring_value_and_lookup():
 
 
 def test_missing_settings_raise():
-    with pytest.raises(ValueError, match="no unique paper learning rate"):
+    with pytest.raises(ValueError, match="no unique learning rate"):
         paper_learning_rate("sphere", 3, method="bp")  # n = 3 is not in the grid
-    with pytest.raises(ValueError, match="no unique paper learning rate"):
+    with pytest.raises(ValueError, match="no unique learning rate"):
         paper_learning_rate("sphere", 64, method="fg", k=1, aggregator="projection")  # not run by the paper
-    with pytest.raises(ValueError, match="no unique paper learning rate"):
+    with pytest.raises(ValueError, match="no unique learning rate"):
         paper_learning_rate("sphere", 64, method="fg", k=3, aggregator="mean")
     with pytest.raises(ValueError, match="mean and projection only"):
         paper_learning_rate("sphere", 64, method="fg", k=2, aggregator="sum")
@@ -272,5 +273,23 @@ def test_missing_settings_raise():
         lrs.table("imagenet")
     with pytest.raises(ValueError, match="no column"):
         lrs.paper_lr("math", method="bp", model="fc")
-    with pytest.raises(ValueError, match="no unique paper learning rate"):
+    with pytest.raises(ValueError, match="no unique learning rate"):
         minimize("sphere", 3, method="bp")  # lr=None needs a paper rate
+
+
+@pytest.mark.parametrize("mode", ["forward", "oracle"])
+def test_diverging_fg_run_is_recorded_not_raised(mode):
+    """A rate far too large: the trace ends with the step and reason it stopped, like BP's."""
+    trace = minimize("styblinski-tang", 8, method="fg", k=2, aggregator="mean", lr=10.0, max_steps=500, mode=mode)
+    assert trace["stopped"].iloc[-1] == "non-finite"
+    assert int(trace["step"].iloc[-1]) < 500 and not np.isfinite(trace["f"].iloc[-1])
+    bp = minimize("styblinski-tang", 8, method="bp", lr=10.0, max_steps=500)
+    assert bp["stopped"].iloc[-1] == "non-finite"
+
+
+def test_one_diverging_seed_leaves_the_others_running():
+    trace = descend("rosenbrock", 4, method="fg", k=2, aggregator="mean", lr=2e-3, seeds=list(range(6)), max_steps=300,
+                    mode="forward")
+    last = trace.groupby("seed").tail(1)
+    assert len(last) == 6
+    assert set(last["stopped"]) <= {"non-finite", "patience", "max_steps"}

@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from fg_analysis import lr_search
+from fg_analysis import learning_rates, lr_search
 from fg_analysis.cache import ResultsCache
 from fg_analysis.experiments import rq3
 
@@ -22,22 +22,22 @@ def frame(tmp_path_factory):
 
 def test_presets():
     quick = rq3.RQ3Config.preset("quick")
-    assert len(quick.runs()) == 6 * 3 and {u.mode for u in quick.runs()} == {"real"}
+    assert len(quick.runs()) == 6 * 3 and {u.mode for u in quick.runs()} == {"forward"}
     assert {u.lr_source for u in quick.runs()} == {"searched"}
     paper = rq3.RQ3Config.preset("paper")
     units = paper.runs()
     assert {u.model for u in units} == {"fc", "resnet18", "vit"} and {u.epochs for u in units} == {200}
-    assert {u.mode for u in units if u.model == "resnet18"} == {"simulated"}
+    assert {u.mode for u in units if u.model == "resnet18"} == {"oracle"}
     assert not [u for u in units if u.model != "fc" and u.dataset == "mnist1d"]
     with pytest.raises(ValueError, match="preset"):
         rq3.RQ3Config.preset("huge")
 
 
 def test_learning_rates():
-    assert rq3.resolve_lr("fc", 256, "mnist", "bp", "mean", 1) == (lr_search.lrs.paper_lr(
+    assert rq3.resolve_lr("fc", 256, "mnist", "bp", "mean", 1) == (learning_rates.paper_lr(
         "fc_nns", model="fc_w=256", dataset="mnist", method="bp"), "paper")
     lr, source = rq3.resolve_lr("fc", 256, "digits", "fg", "projection", 16)
-    assert source == "searched" and lr == lr_search.searched_lr(model="fc_w=256", dataset="digits", method="fg",
+    assert source == "searched" and lr == learning_rates.searched_rate(model="fc_w=256", dataset="digits", method="fg",
                                                                 aggregator="projection", k=16)
     assert rq3.resolve_lr("vit", None, "digits", "fg", "mean", 4)[1] == "paper-mnist"
     assert lr_search.log_grid("fg", "mean", 1)[0] == pytest.approx(1e-5)
@@ -46,7 +46,7 @@ def test_learning_rates():
 def test_choose_skips_diverged_runs(tmp_path):
     trials = pd.DataFrame({"model": "fc", "width": 8, "dataset": "digits", "method": "fg", "aggregator": "mean",
                            "k": 1, "lr": [0.01, 0.1, 1.0], "best_val_loss": [1.0, 0.5, 0.1],
-                           "stopped": ["epochs", "epochs", "diverged"], "epochs": 3, "seed": 0, "mode": "simulated"})
+                           "stopped": ["epochs", "epochs", "diverged"], "epochs": 3, "seed": 0, "mode": "oracle"})
     chosen = lr_search.choose(trials)
     assert chosen["lr"].item() == 0.1 and not chosen["at_grid_edge"].item()
     table = lr_search.write_searched(chosen, tmp_path / "searched.csv")
@@ -102,7 +102,7 @@ def test_sota_cpu_preset():
         ("vit", "BP"), ("vit", "FG"), ("vit", "projection k=16")]
     assert {u.dataset for u in units} == {"digits"} and {u.seed for u in units} == {0}
     assert {u.epochs for u in units} == {5} and {u.patience for u in units} == {10}
-    assert {u.model: u.mode for u in units} == {"resnet18": "simulated", "vit": "real"}
+    assert {u.model: u.mode for u in units} == {"resnet18": "oracle", "vit": "forward"}
     assert {u.lr_source for u in units} == {"paper-mnist"}
     assert all((u.lr, u.lr_source) == rq3.resolve_lr(u.model, None, "digits", u.method, u.aggregator, u.k)
                for u in units)

@@ -57,7 +57,7 @@ def test_early_stopping(digits):
 
 def test_same_generator_same_history_and_global_rng_untouched(digits):
     state = torch.random.get_rng_state()
-    source = GradientSource("fg", k=2, aggregator="mean", mode="simulated")
+    source = GradientSource("fg", k=2, aggregator="mean", mode="oracle")
     _, a = _train(digits, source, lr=0.01, epochs=2, max_train=256)
     _, b = _train(digits, source, lr=0.01, epochs=2, max_train=256)
     assert torch.equal(state, torch.random.get_rng_state())
@@ -73,3 +73,19 @@ def test_optimizers():
         make_optimizer("sgd", p, lr=math.nan)
     with pytest.raises(ValueError, match="optimizer"):
         make_optimizer("lbfgs", p, lr=0.1)
+
+
+@pytest.mark.parametrize("perturbation, k", [("weight", 1), ("activity", 1), ("activity", 80)])
+def test_diverging_forward_gradient_run_is_recorded_not_raised(perturbation, k):
+    """A rate far too large ends as ``stopped="diverged"`` with the history so far, never as an exception."""
+    from fg_analysis.data import load_dataset
+    from fg_analysis.gradients import GradientSource
+    from fg_analysis.models import build_model
+
+    data = load_dataset("digits")
+    net = build_model("fc", input_shape=data.input_shape, n_classes=10, width=16, seed=0)
+    source = GradientSource("fg", k=k, aggregator="mean", perturbation=perturbation)
+    result = train(net, data, source, lr=1e6, epochs=5, batch_size=64, progress=False, measure_cosine=False,
+                   generator=torch.Generator().manual_seed(0))
+    assert result.stopped == "diverged" and list(result.history.epoch)[0] == 0
+    assert math.isfinite(result.test_accuracy)  # measured on the best (initial) state

@@ -1,4 +1,5 @@
-"""The zero-tangent kernels: the skipped products are exactly zero, so every JVP is unchanged."""
+"""The zero-tangent kernels: the skipped products are exactly zero, so every JVP is unchanged; and they are
+scoped: importing the package or calling it leaves PyTorch's dispatch tables as they were."""
 
 import warnings
 
@@ -7,7 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch.func import jvp, vmap
 
-import fg_analysis.jvp  # noqa: F401  (installs the kernels)
+import subprocess
+import sys
+
 from fg_analysis import zero_tangents
 
 DT = torch.float64
@@ -26,8 +29,43 @@ def broadcast(t):
     return all(stride == 0 for stride in t.stride())
 
 
-def test_installed_by_the_jvp_module():
-    assert zero_tangents.installed()
+DISPATCH_CHECK = """
+import torch
+ops = ("aten::mm", "aten::bmm", "aten::convolution")
+before = [torch._C._dispatch_dump(op) for op in ops]
+import fg_analysis, fg_analysis.jvp, fg_analysis.estimator, fg_analysis.gradients, fg_analysis.bench
+assert before == [torch._C._dispatch_dump(op) for op in ops], "import changed the dispatch tables"
+from fg_analysis import forward_gradient
+from torch import nn
+net = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 3))
+g = forward_gradient(net, args=(torch.randn(8, 5), torch.randint(0, 3, (8,))), loss_fn=nn.functional.cross_entropy,
+                     k=4, generator=torch.Generator().manual_seed(0))
+assert before == [torch._C._dispatch_dump(op) for op in ops], "a forward_gradient call left kernels installed"
+print("unchanged")
+"""
+
+
+def test_import_and_calls_leave_pytorch_unchanged():
+    """The issue's check, in a fresh interpreter: the dispatch tables of mm, bmm and convolution are the same
+    after importing the package and after a forward_gradient call returns."""
+    out = subprocess.run([sys.executable, "-c", DISPATCH_CHECK], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "unchanged", out.stderr
+
+
+def test_users_own_jvp_keeps_pytorchs_nan_propagation():
+    """d(x Wᵀ)/dW along Ẇ = x Ẇᵀ + ẋ Wᵀ with x a constant (ẋ absent). With an inf in W, PyTorch multiplies the
+    absent ẋ = 0 by it and the JVP is NaN; the kernels skip that product. Outside the package's own passes a
+    user's torch.func.jvp gets PyTorch's NaN."""
+    x, dW = randn(1, 2), randn(3, 2, seed=1)
+    W = randn(3, 2, seed=2)
+    W[0, 0] = float("inf")
+    assert not zero_tangents.installed()
+    users = jvp(lambda W: x @ W.T, (W,), (dW,))[1]
+    assert torch.isnan(users[0, 0])  # PyTorch's own propagation
+    with zero_tangents.skipping():
+        skipped = jvp(lambda W: x @ W.T, (W,), (dW,))[1]
+    assert not zero_tangents.installed()
+    torch.testing.assert_close(skipped, x @ dW.T)  # the product with the absent tangent was skipped
 
 
 @pytest.mark.parametrize("op, a, b, shape", [
@@ -36,13 +74,15 @@ def test_installed_by_the_jvp_module():
     (torch.bmm, zero(2, 3, 4), randn(2, 4, 5), (2, 3, 5)),
 ])
 def test_products_with_a_zero_are_not_computed(op, a, b, shape):
-    result = op(a, b)
+    with zero_tangents.skipping():
+        result = op(a, b)
+        with zero_tangents.skipping():  # re-entrant: the inner block keeps the kernels
+            assert broadcast(op(a, b))
+        assert zero_tangents.installed()
     assert broadcast(result) and result.shape == shape and torch.equal(result, torch.zeros(shape, dtype=DT))
-    with zero_tangents.materialized():
-        materialized = op(a, b)
+    materialized = op(a, b)
     assert not broadcast(materialized)  # PyTorch's own fallback: a computed, dense zero
     assert torch.equal(materialized, torch.zeros(shape, dtype=DT))
-    assert broadcast(op(a, b))  # installed again after the block
 
 
 @pytest.mark.parametrize("with_bias", [False, True])
@@ -51,7 +91,8 @@ def test_convolution_of_a_zero(with_bias, transposed):
     x, bias = zero(2, 3, 7, 7), randn(4, seed=1) if with_bias else None
     weight = randn(3, 4, 3, 3) if transposed else randn(4, 3, 3, 3)
     args = (bias, [2, 2], [1, 1], [1, 1], transposed, [1, 1] if transposed else [0, 0], 1)
-    result = torch.ops.aten.convolution(x, weight, *args)
+    with zero_tangents.skipping():
+        result = torch.ops.aten.convolution(x, weight, *args)
     expected = torch.ops.aten.convolution(torch.zeros(x.shape, dtype=DT), weight, *args)
     assert result.stride()[0] == 0  # broadcast, not computed
     torch.testing.assert_close(result, expected, rtol=0, atol=0)
@@ -59,9 +100,9 @@ def test_convolution_of_a_zero(with_bias, transposed):
 
 def both(f, primals, tangents):
     """The JVP with the kernels and with PyTorch's materialized zeros."""
-    with zero_tangents.materialized():
-        reference = jvp(f, primals, tangents)[1]
-    return jvp(f, primals, tangents)[1], reference
+    with zero_tangents.skipping():
+        lean = jvp(f, primals, tangents)[1]
+    return lean, jvp(f, primals, tangents)[1]
 
 
 def test_linear_weight_tangent_against_closed_form():
@@ -105,28 +146,27 @@ def test_vmapped_jvps_unchanged(device):
     def along(v):
         return jvp(f, (W,), (v,))[1]
 
-    with zero_tangents.materialized():
-        reference = vmap(along)(V)
-    torch.testing.assert_close(vmap(along)(V), reference, rtol=1e-14, atol=1e-14)
+    with zero_tangents.skipping():
+        lean = vmap(along)(V)
+    torch.testing.assert_close(lean, vmap(along)(V), rtol=1e-14, atol=1e-14)
 
 
 def test_installing_says_nothing():
     """Replacing PyTorch's kernels is intended: no override warning reaches the user."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        with zero_tangents.materialized():
-            pass
-    assert zero_tangents.installed()
+        with zero_tangents.skipping():
+            assert zero_tangents.installed()
+    assert not zero_tangents.installed()
 
 
 def test_a_pytorch_that_refuses_the_kernels_gets_a_warning_and_plain_forward_mode(monkeypatch):
     def refuse(self, *args, **kwargs):
         raise RuntimeError("no such dispatch key")
 
-    with zero_tangents.materialized():
-        monkeypatch.setattr(torch.library.Library, "impl", refuse)
-        with pytest.warns(RuntimeWarning, match="refused the zero-tangent kernels"):
-            zero_tangents.install()
-        assert not zero_tangents.installed()
-        monkeypatch.undo()
-    assert zero_tangents.installed()
+    monkeypatch.setattr(torch.library.Library, "impl", refuse)
+    with pytest.warns(RuntimeWarning, match="refused the zero-tangent kernels"):
+        with zero_tangents.skipping():
+            assert not zero_tangents.installed()
+    monkeypatch.undo()
+    assert not zero_tangents.installed()

@@ -28,11 +28,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from fg_analysis import lrs, theory
+from fg_analysis import learning_rates as lrs
+from fg_analysis import theory
 from fg_analysis.cache import ResultsCache
 from fg_analysis.experiments import claim
-from fg_analysis.gradients import approach_label
-from fg_analysis.optimize import descend, paper_learning_rate
+from fg_analysis.labels import approach_label
+from fg_analysis.learning_rates import closed_form_rate as paper_learning_rate
+from fg_analysis.optimize import descend
 from fg_analysis.metrics import add_ci, ci_halfwidth, format_ci
 from fg_analysis.problems import get_problem
 from fg_analysis.tangents import FixedAngle
@@ -71,7 +73,7 @@ class OptimizationConfig:
 
     ``max_steps`` overrides the paper's step limit per problem (pairs ``(problem, steps)``); traces keep about
     ``record_points`` rows per seed (every ``max(1, steps // record_points)``-th step and the last one).
-    ``mode`` is ``"jvp"`` (real forward-mode AD) or ``"oracle"`` (the same JVPs as ``V ∇f``, faster).
+    ``mode`` is ``"forward"`` (real forward-mode AD) or ``"oracle"`` (the same JVPs as ``V ∇f``, faster).
     """
 
     problems: tuple[str, ...] = PROBLEMS
@@ -80,7 +82,7 @@ class OptimizationConfig:
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     max_steps: tuple[tuple[str, int], ...] = ()
     patience: int = 50
-    mode: str = "jvp"
+    mode: str = "forward"
     record_points: int = 1000
     angle_problem: str = "styblinski-tang"
     angle_dim: int = 64
@@ -318,7 +320,7 @@ def scorecard(traces: pd.DataFrame, config: OptimizationConfig | None = None) ->
 
 def setup_markdown(config: OptimizationConfig) -> str:
     """How this run's config differs from the paper's, and which JVPs it uses, as a paragraph."""
-    mode = ("real forward-mode JVPs (`torch.func.jvp`)" if config.mode == "jvp" else
+    mode = ("real forward-mode JVPs (`torch.func.jvp`)" if config.mode == "forward" else
             "oracle JVPs $d = V\\nabla f$ (the same numbers as forward mode, which the foundation's tests check, "
             "at a fraction of the cost)")
     paper = OptimizationConfig.preset("paper", seed=config.seeds[0])

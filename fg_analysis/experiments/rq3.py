@@ -62,11 +62,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fg_analysis import lrs
 from fg_analysis.cache import PUBLISHED, ResultsCache
+from fg_analysis.data import available_datasets
 from fg_analysis.experiments import claim
-from fg_analysis.gradients import GradientSource, activity_dimension, approach_label
-from fg_analysis.lr_search import PAPER_DATASETS, learning_rate, model_key
+from fg_analysis.gradients import GradientSource, activity_dimension
+from fg_analysis.labels import approach_label, approach_order
+from fg_analysis.learning_rates import model_key, network_rate
 from fg_analysis.metrics import format_ci, summarize
 
 __all__ = ["PAPER_APPROACHES", "PRESETS", "QUICK_APPROACHES", "SOTA_CPU_APPROACHES", "RQ3Config", "TrainingRun",
@@ -111,48 +112,16 @@ class TrainingRun:
     epochs: int = 200
     patience: int = 10
     batch_size: int = 64
-    mode: str = "real"
+    mode: str = "forward"
     perturbation: str = "activity"
     optimizer: str = "sgd"
     max_train: int | None = None
 
 
-def available_datasets() -> tuple[str, ...]:
-    """The data sets that can be loaded here: digits and MNIST-1D always, MNIST / CIFAR-10 when their files are
-    in ``$FG_DATA_DIR`` (see :mod:`fg_analysis.data`)."""
-    from fg_analysis import data
-
-    found = ["digits", "mnist1d"]
-    root = os.environ.get("FG_DATA_DIR")
-    if root:
-        base = Path(root).expanduser()
-        checks = {"mnist": (data._mnist_candidates(base), tuple(data.MNIST_FILES.values()), True),
-                  "cifar10": (data._cifar_candidates(base), data.CIFAR10_TRAIN_FILES + (data.CIFAR10_TEST_FILE,),
-                              False)}
-        for name, (candidates, required, allow_gz) in checks.items():
-            if any(all((folder / f).is_file() or (allow_gz and (folder / f"{f}.gz").is_file()) for f in required)
-                   for folder in candidates):
-                found.append(name)
-    return tuple(found)
-
-
 def resolve_lr(model: str, width: int | None, dataset: str, method: str, aggregator: str, k: int
                ) -> tuple[float, str]:
-    """``(lr, source)``: the paper's rate (MNIST, CIFAR-10), our searched one (``"searched"``), or — for an
-    offline data set without a searched rate — the paper's MNIST rate of the same network, for an FC net of the
-    paper's nearest width (``"paper-mnist"``)."""
-    if dataset in PAPER_DATASETS:
-        return learning_rate(model=model, width=width, dataset=dataset, method=method, aggregator=aggregator,
-                             k=k), "paper"
-    try:
-        return learning_rate(model=model, width=width, dataset=dataset, method=method, aggregator=aggregator,
-                             k=k), "searched"
-    except ValueError:
-        if model == "fc":  # the paper's nearest width (in log scale)
-            width = min((256, 1024, 4096), key=lambda w: abs(np.log(w / (width or 256))))
-        table = "fc_nns" if model == "fc" else "sota_nns"
-        return lrs.paper_lr(table, model=model_key(model, width), dataset="mnist", method=method,
-                            aggregator=aggregator, k=k), "paper-mnist"
+    """``(lr, source)`` of a run: :func:`fg_analysis.learning_rates.network_rate`."""
+    return network_rate(model, width, dataset, method=method, aggregator=aggregator, k=k)
 
 
 @dataclass(frozen=True)
@@ -170,7 +139,7 @@ class RQ3Config:
     seeds: tuple[int, ...] = (0, 1, 2)
     epochs: int = 200
     patience: int = 10
-    mode: str = "real"
+    mode: str = "forward"
     max_train: int | None = None
     combinations: tuple[tuple[str, str], ...] = ()
     exclude: tuple[tuple[str, str, str, int], ...] = ()
@@ -217,7 +186,7 @@ class RQ3Config:
                             model=model, width=width, dataset=dataset, method=method, aggregator=aggregator, k=k,
                             seed=seed, lr=lr, lr_source=source, epochs=self.epochs, patience=self.patience,
                             batch_size=64 if model == "fc" else 128,
-                            mode="simulated" if model == "resnet18" else self.mode, max_train=self.max_train))
+                            mode="oracle" if model == "resnet18" else self.mode, max_train=self.max_train))
         return units
 
 
@@ -319,18 +288,6 @@ def provenance(frame: pd.DataFrame) -> pd.DataFrame:
 # reductions
 
 
-def _order(labels) -> list[str]:
-    def key(label: str):
-        if label == "BP":
-            return (0, "", 0)
-        if label == "FG":
-            return (1, "", 1)
-        aggregator, k = label.split(" k=")
-        return (2, aggregator, int(k))
-
-    return sorted(set(labels), key=key)
-
-
 def final_runs(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per run: test accuracy (best-validation state), best epoch, epochs run, how it stopped, wall time."""
     last = frame.sort_values("epoch").groupby(RUN_KEYS, dropna=False).tail(1)
@@ -350,7 +307,7 @@ def summary(frame: pd.DataFrame) -> pd.DataFrame:
                                                        device=("device", "first")).reset_index()
     table = table.merge(extra, on=GROUP_KEYS)
     table["test_accuracy"] = [format_ci(m, c) for m, c in zip(table["mean"], table["ci"])]
-    order = {label: i for i, label in enumerate(_order(table["approach"]))}
+    order = {label: i for i, label in enumerate(approach_order(table["approach"]))}
     table["order"] = table["approach"].map(order)
     return table.sort_values(["network", "dataset", "order"]).drop(columns="order").reset_index(drop=True)
 

@@ -1,0 +1,40 @@
+"""The approaches' names, one rule for every table, figure and page.
+
+An approach is ``(method, aggregator, k)``: backpropagation (``"BP"``), the single-tangent forward gradient of
+Baydin et al. (``"FG"``: k = 1 with the mean or the sum, which agree there), and the paper's multi-tangent
+aggregations, ``"mean k=4"``, ``"projection k=16"`` (Flügel et al., arXiv 2410.17764).
+
+>>> approach_label("fg", "projection", 16), approach_label("fg", "mean", 1), approach_label("bp")
+('projection k=16', 'FG', 'BP')
+>>> approach_order(["projection k=16", "mean k=4", "BP", "FG", "mean k=16"])
+['BP', 'FG', 'mean k=4', 'mean k=16', 'projection k=16']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = ["approach_label", "approach_order"]
+
+
+def approach_label(method: str, aggregator: str = "mean", k: int = 1) -> str:
+    """``"BP"``, ``"FG"`` (k = 1 with mean or sum), or ``"<aggregator> k=<k>"``."""
+    if method == "bp":
+        return "BP"
+    if int(k) == 1 and aggregator in ("mean", "sum"):
+        return "FG"
+    return f"{aggregator} k={int(k)}"
+
+
+def _key(label: str) -> tuple:
+    if label == "BP":
+        return (0, "", 0)
+    if label == "FG":
+        return (1, "", 1)
+    aggregator, _, k = label.partition(" k=")
+    return (2, aggregator, int(k) if k.isdigit() else 0)
+
+
+def approach_order(labels: Iterable[str]) -> list[str]:
+    """The distinct labels in reading order: BP, FG, then each aggregator by increasing k."""
+    return sorted(set(labels), key=_key)
