@@ -17,8 +17,12 @@ import sys
 
 # Commands implemented elsewhere: name -> (module with main(argv) -> int | None, one-line help).
 DELEGATED = {
-    "bench": ("fg_analysis.bench", "measure the time and memory of forward gradients (fg_analysis.bench)"),
+    "rq1": ("fg_analysis.experiments.approximation", "run the RQ1 approximation sweep (experiments.approximation)"),
+    "rq2": ("fg_analysis.experiments.optimization", "run the RQ2 closed-form optimization (experiments.optimization)"),
     "rq3": ("fg_analysis.experiments.rq3", "run the RQ3 network experiments (fg_analysis.experiments.rq3)"),
+    "bench": ("fg_analysis.bench", "measure the time and memory of forward gradients (fg_analysis.bench)"),
+    "lr-search": ("fg_analysis.experiments.lr_search",
+                  "search learning rates on Optuna; promote them into lrs/searched.csv (fg_analysis.experiments.lr_search)"),
 }
 
 
@@ -32,8 +36,9 @@ def _delegate(name: str, argv: list[str]) -> int:
         print(f"error: `{name}` needs the module {module_name}, which this checkout does not have yet",
               file=sys.stderr)
         return 2
-    status = importlib.import_module(module_name).main(argv)
-    return int(status or 0)
+    from fg_analysis.cli import run_main
+
+    return run_main(importlib.import_module(module_name).main, argv)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -271,9 +271,11 @@ def place_worker(device: str = "cpu") -> dict:
 
 
 def run_on_worker(fn: Callable, /, *args, device: str = "cpu", **kwargs):
-    """``(fn(*args, **kwargs), placement)`` after :func:`place_worker`: what an executor runs for one unit."""
+    """``(fn(*args, device=placed, **kwargs), placement)`` after :func:`place_worker`: what an executor runs for
+    one unit that is not a cached config (a search trial). ``fn`` gets the placed device (``"cpu"``,
+    ``"cuda:1"``) as its ``device`` keyword."""
     placement = place_worker(device)
-    return fn(*args, **kwargs), placement
+    return fn(*args, device=placement["device"], **kwargs), placement
 
 
 # ------------------------------------------------------------------------------------------------------------
