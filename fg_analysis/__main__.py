@@ -4,8 +4,8 @@ Commands:
 
 * ``book`` — execute every notebook and build the book (:mod:`fg_analysis.book`);
 * ``refresh-checks`` — store the outputs of ``# NBVAL_CHECK_OUTPUT`` cells in notebooks/ (:mod:`fg_analysis.book`);
-* ``bench``, ``rq3`` — handed over with their arguments to ``main(argv)`` of :mod:`fg_analysis.bench` and
-  :mod:`fg_analysis.experiments.rq3` (see their own ``--help``).
+* ``rq1``, ``rq2``, ``rq3``, ``bench``, ``lr-search`` — handed over with their arguments to ``main(argv)`` of the
+  modules in :data:`DELEGATED` (see their own ``--help``); their errors are one line (:mod:`fg_analysis.cli`).
 """
 
 from __future__ import annotations

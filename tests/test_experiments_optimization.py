@@ -26,7 +26,7 @@ def cache(tmp_path):
 def test_presets():
     paper, quick = OptimizationConfig.preset("paper"), OptimizationConfig.preset("quick")
     assert paper.dims == tuple(2 ** i for i in range(11)) and paper.seeds == (0, 1, 2, 3, 4)
-    assert len(paper.approaches) == 8 and paper.mode == "forward" and paper.max_steps == ()
+    assert len(paper.approaches) == 8 and paper.mode == "oracle" and paper.max_steps == ()
     assert paper.steps("rosenbrock") == 25000 and quick.steps("rosenbrock") < 25000
     units = quick.runs()
     assert any(u.problem == "styblinski-tang" and u.n == 64 and u.aggregator == "projection" and u.k == 16
@@ -106,5 +106,5 @@ def test_setup_markdown_says_what_differs():
     assert "oracle JVPs" in quick and "rosenbrock: at most 1000 steps (paper: 25000)" in quick
     assert "3 seeds (paper: 5)" in quick
     paper = optimization.setup_markdown(OptimizationConfig.preset("paper"))
-    assert "real forward-mode" in paper and "follows the paper's grid" in paper
+    assert "oracle JVPs" in paper and "follows the paper's grid" in paper
     assert "r = 0.99" in optimization.lr_ratio_markdown(optimization.lr_ratio_table())

@@ -82,7 +82,7 @@ def test_cli_prints_one_json_line_last(frame, monkeypatch, capsys):
 
 def test_cli_publish_stores_the_runs_in_the_published_folder(monkeypatch, tmp_path):
     monkeypatch.setattr(rq3.RQ3Config, "preset", classmethod(lambda cls, name, seed=0: TINY))
-    monkeypatch.setattr(rq3, "PUBLISHED", tmp_path)
+    monkeypatch.setattr("fg_analysis.cli.PUBLISHED", tmp_path)
     assert rq3.main(["--preset", "quick", "--no-progress", "--publish"]) == 0
     assert len(list((tmp_path / "TrainingRun").glob("*/record.json"))) == len(TINY.runs())
 

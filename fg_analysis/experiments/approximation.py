@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -199,12 +200,13 @@ def measure_cell(cell: ApproximationCell, *, device: str | torch.device = "cpu")
 
 
 def run(config: ApproximationConfig, *, device: str = "cpu", cache: ResultsCache | None = None,
-        progress: bool = True) -> pd.DataFrame:
-    """Every cell of ``config`` through the cache (each cell cached on its own); one row per
-    (n, k, law, theta, aggregator, normalize, metric) with ``mean, std, count, ci, ci_low, ci_high, device``."""
+        progress: bool = True, executor=None) -> pd.DataFrame:
+    """Every cell of ``config`` through the cache (each cell cached on its own, on ``executor`` when given, see
+    :mod:`fg_analysis.sweep`); one row per (n, k, law, theta, aggregator, normalize, metric) with
+    ``mean, std, count, ci, ci_low, ci_high, device``."""
     cache = cache or ResultsCache()
-    frame = cache.sweep(config.cells(), lambda cell: measure_cell(cell, device=device), device=device,
-                        description="RQ1 approximation", progress=progress)
+    frame = cache.sweep(config.cells(), partial(measure_cell, device=str(device)), device=device,
+                        description="RQ1 approximation", progress=progress, executor=executor)
     frame["normalize"] = frame["normalize"].astype(bool)
     frame = frame.drop(columns=[c for c in ("approaches",) if c in frame.columns])
     return add_ci(frame)
@@ -559,3 +561,28 @@ def plot_fixed_angle(frame: pd.DataFrame):
 __all__ = ["APPROACHES", "METRICS", "ApproximationCell", "ApproximationConfig", "cell_value", "measure_cell",
            "reference_table", "run", "cell_seed", "sample_metrics", "scorecard", "scorecard_rows", "summary_markdown",
            "theory_columns", "with_theory", "plot_versus", "plot_normalization", "plot_fixed_angle"]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# command line
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m fg_analysis rq1 --preset paper --publish``: run (or read) the sweep and print one line per
+    preset with its number of cells and wall time."""
+    import time
+
+    from fg_analysis.cli import experiment_parser, resolve_common
+    from fg_analysis.sweep import executor_from
+
+    parser = experiment_parser("rq1", "RQ1: approximation quality of multi-tangent forward gradients",
+                               presets=("quick", "paper"))
+    args = parser.parse_args(argv)
+    device, cache = resolve_common(parser, args)
+    config = ApproximationConfig.preset(args.preset, seed=args.seed)
+    start = time.perf_counter()
+    with executor_from(args.executor) as executor:
+        frame = run(config, device=str(device), cache=cache, progress=not args.no_progress, executor=executor)
+    print(f"RQ1 {args.preset}: {len(config.cells())} cells, {len(frame)} rows, {time.perf_counter() - start:.0f} s "
+          f"on {device} -> {cache.root}")
+    return 0

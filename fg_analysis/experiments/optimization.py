@@ -23,7 +23,8 @@ seed and recorded step); :func:`final_values` reduces them to best and last ``f`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -92,16 +93,18 @@ class OptimizationConfig:
 
     @classmethod
     def preset(cls, name: str, *, seed: int = 0) -> "OptimizationConfig":
-        """``"paper"``: the paper's grid (n = 2^0..2^10, 5 seeds, full step limits) with real forward-mode JVPs:
-        267 runs, hours of work (each step is a few milliseconds of Python and small kernels; Rosenbrock runs up
-        to 25000 steps), so run it on a machine you can leave alone; finished runs stay in the cache.
+        """``"paper"``: the paper's grid (n = 2^0..2^10, 5 seeds, full step limits: Rosenbrock up to 25000 steps,
+        patience 50) with oracle JVPs (the same numbers as forward mode, which the tests check; a CPU does the
+        grid in about an hour this way) and about 100 recorded points per seed and run (the stored traces stay
+        small). Its runs are stored in ``results/published`` (``python -m fg_analysis rq2 --preset paper
+        --publish``); ``--mode forward`` runs real forward mode.
 
         ``"quick"``: n ∈ {4, 16, 64}; all eight approaches on sphere and Styblinski–Tang; Rosenbrock with BP, FG,
         mean and projection at k = 16 only and 1000 instead of 25000 steps; fixed angles θ ∈ {15, 45, 90}°; 3
         seeds; oracle JVPs (the same numbers as forward mode, cheaper). ``seed`` shifts the seeds.
         """
         if name == "paper":
-            return cls(seeds=tuple(range(seed, seed + 5)))
+            return cls(seeds=tuple(range(seed, seed + 5)), mode="oracle", record_points=100)
         if name == "quick":
             return cls(dims=(4, 16, 64), seeds=tuple(range(seed, seed + 3)), max_steps=(("rosenbrock", 1000),),
                        mode="oracle", angles=(15.0, 45.0, 90.0))
@@ -156,15 +159,16 @@ def run_unit(unit: OptimizationRun, *, device: str = "cpu") -> pd.DataFrame:
 
 
 def run(config: OptimizationConfig, *, device: str = "cpu", cache: ResultsCache | None = None,
-        progress: bool = True) -> pd.DataFrame:
-    """Every unit of ``config`` through the cache; the concatenated traces with the unit's fields as columns
-    and ``approach`` (a label) and ``tangents`` (``"normal"`` or ``"fixed-angle"``)."""
+        progress: bool = True, executor=None) -> pd.DataFrame:
+    """Every unit of ``config`` through the cache (on ``executor`` when given, see :mod:`fg_analysis.sweep`);
+    the concatenated traces with the unit's fields as columns and ``approach`` (a label) and ``tangents``
+    (``"normal"`` or ``"fixed-angle"``)."""
     from fg_analysis.env import resolve_device
 
     resolved = resolve_device(device)
     cache = cache or ResultsCache()
-    frame = cache.sweep(config.runs(), lambda unit: run_unit(unit, device=resolved), device=device,
-                        description="RQ2 optimization", progress=progress)
+    frame = cache.sweep(config.runs(), partial(run_unit, device=str(resolved)), device=device,
+                        description="RQ2 optimization", progress=progress, executor=executor)
     frame["approach"] = [approach_label(m, a, k) for m, a, k in zip(frame["method"], frame["aggregator"],
                                                                     frame["k"], strict=True)]
     frame["tangents"] = np.where(frame["theta"].isna(), "normal", "fixed-angle")
@@ -498,3 +502,34 @@ __all__ = ["PAPER_APPROACHES", "OptimizationConfig", "OptimizationRun", "final_v
            "lr_ratio_markdown", "lr_ratio_table", "plot_convergence", "plot_final",
            "plot_fixed_angle", "run", "run_unit", "scorecard", "scorecard_rows", "setup_markdown",
            "summary_markdown", "value_table"]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# command line
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m fg_analysis rq2 --preset paper --mode oracle --publish``: run (or read) the sweep."""
+    import time
+
+    from fg_analysis.cli import experiment_parser, resolve_common
+    from fg_analysis.sweep import executor_from
+
+    parser = experiment_parser("rq2", "RQ2: gradient descent on the closed-form functions", presets=("quick", "paper"))
+    parser.add_argument("--mode", choices=("forward", "oracle"), default=None,
+                        help="override the preset's JVP mode ('oracle': the same numbers as forward mode, faster)")
+    parser.add_argument("--record-points", type=int, default=None,
+                        help="override the rows kept per seed and run (the preset's default: 1000)")
+    args = parser.parse_args(argv)
+    device, cache = resolve_common(parser, args)
+    config = OptimizationConfig.preset(args.preset, seed=args.seed)
+    if args.mode:
+        config = replace(config, mode=args.mode)
+    if args.record_points:
+        config = replace(config, record_points=args.record_points)
+    start = time.perf_counter()
+    with executor_from(args.executor) as executor:
+        frame = run(config, device=str(device), cache=cache, progress=not args.no_progress, executor=executor)
+    print(f"RQ2 {args.preset}: {len(config.runs())} runs, {len(frame)} rows, {time.perf_counter() - start:.0f} s "
+          f"on {device} -> {cache.root}")
+    return 0

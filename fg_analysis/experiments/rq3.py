@@ -40,9 +40,9 @@ the same frame for runs already in the cache (``None`` if one is missing) and tr
 
 Command line (prints the summary table; the LAST line is one JSON object)::
 
-    python -m fg_analysis.experiments.rq3 --preset quick [--device auto]
-    python -m fg_analysis.experiments.rq3 --preset paper --device auto --publish   # on a GPU: stored, committed
-    python -m fg_analysis.experiments.rq3 --preset sota-cpu                # 12-16 min on one CPU thread
+    python -m fg_analysis rq3 --preset quick [--device auto]
+    python -m fg_analysis rq3 --preset mnist-fc --seeds 0 --publish      # FC-256 on MNIST, the paper's protocol
+    python -m fg_analysis rq3 --preset paper --device auto --publish     # on a GPU: stored, committed
 
 The JSON line: ``{"preset": ..., "device": ..., "test_accuracy": {"<network> <dataset>": {"BP": 0.97, "FG": ...,
 "mean k=2": ..., "projection k=16": ...}}}`` — the mean test accuracy over seeds per approach (approach labels
@@ -51,18 +51,16 @@ as in :func:`fg_analysis.gradients.approach_label`).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import os
 from dataclasses import dataclass
-from pathlib import Path
+from functools import partial
 
 import numpy as np
 import pandas as pd
 import torch
 
-from fg_analysis.cache import PUBLISHED, ResultsCache
+from fg_analysis.cache import ResultsCache
 from fg_analysis.data import available_datasets
 from fg_analysis.experiments import claim
 from fg_analysis.gradients import GradientSource, activity_dimension
@@ -86,7 +84,7 @@ QUICK_APPROACHES = (("bp", "mean", 1), ("fg", "mean", 1), ("fg", "mean", 4), ("f
 SOTA_CPU_APPROACHES = (("bp", "mean", 1), ("fg", "mean", 1), ("fg", "mean", 16), ("fg", "projection", 16))
 
 #: the preset names of :meth:`RQ3Config.preset`
-PRESETS = ("quick", "paper", "sota-cpu")
+PRESETS = ("quick", "mnist-fc", "paper", "sota-cpu")
 
 RUN_KEYS = ["model", "network", "width", "dataset", "method", "aggregator", "k", "approach", "seed"]
 GROUP_KEYS = ["network", "dataset", "method", "aggregator", "k", "approach"]
@@ -156,6 +154,9 @@ class RQ3Config:
         seeds = tuple(range(seed, seed + 3))
         if name == "quick":
             return cls(approaches=QUICK_APPROACHES, seeds=seeds, epochs=20, patience=10)
+        if name == "mnist-fc":
+            return cls(networks=(("fc", 256),), datasets=("mnist",), seeds=seeds, epochs=200, patience=10,
+                       mode="oracle")
         if name == "paper":
             datasets = available_datasets()
             combinations = tuple((m, d) for m in ("fc", "resnet18", "vit") for d in datasets
@@ -219,7 +220,7 @@ def run_unit(unit: TrainingRun, *, device: str | torch.device = "cpu", progress:
 
 
 def run(config: RQ3Config, *, device: str = "cpu", cache: ResultsCache | None = None, progress: bool = True,
-        cpu_threads: int | None = 1) -> pd.DataFrame:
+        cpu_threads: int | None = 1, executor=None) -> pd.DataFrame:
     """Every unit of ``config`` through the cache (each run cached on its own); one row per run and epoch.
 
     On a CPU the runs use ``cpu_threads`` torch threads (restored afterwards; ``None`` keeps the current setting):
@@ -231,7 +232,8 @@ def run(config: RQ3Config, *, device: str = "cpu", cache: ResultsCache | None = 
     resolved = resolve_device(device)
     cache = cache or ResultsCache()
     with torch_threads(cpu_threads if resolved.type == "cpu" else None):
-        frame = cache.sweep(config.runs(), lambda unit: run_unit(unit, device=resolved), device=str(resolved),
+        frame = cache.sweep(config.runs(), partial(run_unit, device=str(resolved)), device=str(resolved),
+                            executor=executor,
                             description="RQ3 networks", progress=progress)
     return _labelled(frame)
 
@@ -431,21 +433,31 @@ def stored_rows(config: RQ3Config, *, cache: ResultsCache | None = None) -> pd.D
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fg_analysis.experiments.rq3",
-                                     description="RQ3: train networks with BP and multi-tangent forward gradients")
-    parser.add_argument("--preset", default="quick", choices=PRESETS)
-    parser.add_argument("--device", default="cpu", help="'cpu', 'cuda' or 'auto'")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--publish", action="store_true",
-                        help="store the runs in results/published (committed, shown by the book), not results/cache")
-    args = parser.parse_args(argv)
-    from fg_analysis.env import resolve_device
+    """``python -m fg_analysis rq3 --preset mnist-fc --seeds 0 --publish``: train (or read) the preset's runs and
+    print the summary table; the LAST line is one JSON object (:func:`json_summary`)."""
+    from fg_analysis.cli import experiment_parser, resolve_common
+    from fg_analysis.sweep import executor_from
 
-    device = resolve_device(args.device)
-    cache = ResultsCache(PUBLISHED, published=None) if args.publish else None
-    frame = run(RQ3Config.preset(args.preset, seed=args.seed), device=str(device), cache=cache,
-                progress=not args.no_progress)
+    parser = experiment_parser("rq3", "RQ3: train networks with BP and multi-tangent forward gradients",
+                               presets=PRESETS)
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="run only these seeds of the preset (e.g. --seeds 0); default: all of them")
+    parser.add_argument("--approaches", nargs="+", default=None, metavar="LABEL",
+                        help="run only these approaches of the preset, by label (e.g. BP FG 'projection k=16')")
+    args = parser.parse_args(argv)
+    device, cache = resolve_common(parser, args)
+    config = RQ3Config.preset(args.preset, seed=args.seed)
+    if args.seeds is not None:
+        config = dataclasses.replace(config, seeds=tuple(args.seeds))
+    if args.approaches is not None:
+        known = {approach_label(*approach): approach for approach in config.approaches}
+        unknown = sorted(set(args.approaches) - set(known))
+        if unknown:
+            parser.error(f"--approaches: unknown {unknown}; the preset has {list(known)}")
+        config = dataclasses.replace(config, approaches=tuple(known[label] for label in args.approaches))
+    with executor_from(args.executor) as executor:
+        frame = run(config, device=str(device), cache=cache, progress=not args.no_progress, executor=executor,
+                    cpu_threads=args.threads)
     table = summary(frame)
     columns = ["network", "dataset", "approach", "test_accuracy", "seeds", "best_epoch", "wall_time_s", "lr",
                "lr_source", "mode", "device"]
