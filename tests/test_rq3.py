@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from fg_analysis import learning_rates, lr_search
+from fg_analysis import learning_rates
 from fg_analysis.cache import ResultsCache
 from fg_analysis.experiments import rq3
 
@@ -40,17 +40,6 @@ def test_learning_rates():
     assert source == "searched" and lr == learning_rates.searched_rate(model="fc_w=256", dataset="digits", method="fg",
                                                                 aggregator="projection", k=16)
     assert rq3.resolve_lr("vit", None, "digits", "fg", "mean", 4)[1] == "paper-mnist"
-    assert lr_search.log_grid("fg", "mean", 1)[0] == pytest.approx(1e-5)
-
-
-def test_choose_skips_diverged_runs(tmp_path):
-    trials = pd.DataFrame({"model": "fc", "width": 8, "dataset": "digits", "method": "fg", "aggregator": "mean",
-                           "k": 1, "lr": [0.01, 0.1, 1.0], "best_val_loss": [1.0, 0.5, 0.1],
-                           "stopped": ["epochs", "epochs", "diverged"], "epochs": 3, "seed": 0, "mode": "oracle"})
-    chosen = lr_search.choose(trials)
-    assert chosen["lr"].item() == 0.1 and not chosen["at_grid_edge"].item()
-    table = lr_search.write_searched(chosen, tmp_path / "searched.csv")
-    assert len(lr_search.write_searched(chosen, tmp_path / "searched.csv")) == len(table) == 1
 
 
 def test_sweep_columns_summary_and_cache(frame):
