@@ -63,7 +63,8 @@ def device_name(device: torch.device) -> str:
     """A human-readable name: ``'cpu (x86_64, 2 threads)'`` or the GPU's product name."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"cpu ({platform.machine()}, {threads} thread{'' if threads == 1 else 's'})"
 
 
 def git_commit() -> str | None:

@@ -22,6 +22,16 @@ import pytest
 import torch
 
 from fg_analysis import aggregate, checks, data, tangents, theory
+from fg_analysis.cache import ResultsCache
+from fg_analysis.estimator import forward_gradient
+from fg_analysis.optimize import minimize
+from fg_analysis.training import make_optimizer, train
+
+
+def _frozen_net() -> torch.nn.Module:
+    net = torch.nn.Linear(2, 2)
+    net.requires_grad_(False)
+    return net
 
 
 @dataclass(frozen=True)
@@ -197,6 +207,42 @@ BAD_INPUTS = [
                  shuffle=False), ValueError, rf"batch size batch_size {COUNT}; got batch_size=0$", id="data-batches"),
     pytest.param(data.split_indices, call(10, (6, 5), generator=torch.Generator()), ValueError,
                  r"must be non-negative and sum to n=10", id="data-split-sizes"),
+    # ---------------------------------------------------------------- estimator, optimize, training, cache
+    pytest.param(forward_gradient, call(lambda x: x ** 2, torch.ones(3), k=2), ValueError,
+                 r"f must return a scalar \(one number\); got a tensor of shape \(3,\)", id="estimator-vector-f"),
+    pytest.param(forward_gradient, call(lambda x: (x ** 2).sum() * 1j, torch.ones(3), k=2), ValueError,
+                 r"f must return a real scalar; got a complex value", id="estimator-complex-f"),
+    pytest.param(forward_gradient, call(lambda x: 3.0, torch.ones(3), k=2), TypeError,
+                 r"f must return a scalar tensor; got float", id="estimator-float-f"),
+    pytest.param(forward_gradient, call(lambda x: (x ** 2).sum(), torch.ones(3), k=0), ValueError,
+                 rf"number of tangents k {COUNT}; got k=0$", id="estimator-k0"),
+    pytest.param(forward_gradient, call(lambda x: (x ** 2).sum(), torch.ones(3), k=2.0), ValueError,
+                 rf"number of tangents k {COUNT}; got k=2\.0$", id="estimator-float-k"),
+    pytest.param(forward_gradient, call(lambda x: (x ** 2).sum(), torch.ones(3), k=2, mode="reverse"), ValueError,
+                 r"unknown JVP mode 'reverse'; choose one of \('forward', 'sequential', 'oracle'\)", id="estimator-mode"),
+    pytest.param(forward_gradient, call(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2)),
+                                        args=(torch.ones(4, 2), torch.zeros(4, dtype=torch.long)),
+                                        loss_fn=torch.nn.functional.cross_entropy, k=2), ValueError,
+                 r"BatchNorm in train mode .* call model\.eval\(\), or use mode='sequential' or mode='oracle'",
+                 id="estimator-batchnorm-train"),
+    pytest.param(forward_gradient, call(_frozen_net(), args=(torch.ones(4, 2), torch.zeros(4, dtype=torch.long)),
+                                        loss_fn=torch.nn.functional.cross_entropy, k=2), ValueError,
+                 r"no trainable parameters", id="estimator-all-frozen"),
+    pytest.param(lambda f, x: forward_gradient(f, x, k=1, mode="forward"), call(lambda x: x.sum() / 0 * 0,
+                 torch.ones(3)), FloatingPointError, r"directional derivatives contain NaN or inf", id="estimator-nan"),
+    pytest.param(minimize, call("sphere", 4, method="fg", lr=float("nan")), ValueError,
+                 r"learning rate must be a positive number; got lr=nan", id="optimize-lr-nan"),
+    pytest.param(minimize, call("sphere", 4, method="fg", lr=0.1, patience=0), ValueError,
+                 r"patience \(steps without improvement\) patience", id="optimize-patience"),
+    pytest.param(minimize, call("sphere", 4.5, method="bp", lr=0.1), ValueError, rf"dimension n {COUNT}; got n=4\.5$",
+                 id="optimize-n"),
+    pytest.param(lambda **k: train(**k), call(model=torch.nn.Linear(64, 10), data=None, source=None, lr=0.1,
+                                            epochs=-1, generator=torch.Generator()), ValueError,
+                 r"epochs must be an integer >= 0; got epochs=-1", id="train-epochs"),
+    pytest.param(make_optimizer, call("sgd", [torch.zeros(1, requires_grad=True)], lr=float("inf")), ValueError,
+                 r"the learning rate must be a positive number; got lr=inf", id="train-lr"),
+    pytest.param(ResultsCache(published=None).get, call({"n": 1}, lambda c: None), TypeError,
+                 r"configs must be dataclass instances; got dict", id="cache-config"),
 ]
 
 

@@ -1,0 +1,101 @@
+"""The one estimator, ForwardGradient: its compositions agree with each other and with independent references."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from fg_analysis import aggregate
+from fg_analysis.estimator import ForwardGradient, forward_gradient, module_objective
+from fg_analysis.jvp import MODES
+
+DT = torch.float64
+
+
+def quadratic(x):
+    return 0.5 * (x * torch.arange(1.0, x.numel() + 1, dtype=x.dtype) * x).sum()
+
+
+def generator(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize("aggregator", ["sum", "mean", "projection"])
+@pytest.mark.parametrize("mode", MODES)
+def test_estimate_is_the_aggregate_of_its_tangents_and_true_jvps(aggregator, mode):
+    x = torch.linspace(-1, 1, 7, dtype=DT)
+    estimate = ForwardGradient(3, aggregator=aggregator, mode=mode, generator=generator())(quadratic, x)
+    g = torch.arange(1.0, 8.0, dtype=DT) * x  # ∇f, by hand
+    torch.testing.assert_close(estimate.derivatives, estimate.tangents @ g)
+    torch.testing.assert_close(estimate.gradient, aggregate.AGGREGATORS[aggregator](estimate.tangents, estimate.tangents @ g))
+    assert float(estimate.value) == pytest.approx(float(quadratic(x)))
+
+
+@pytest.mark.parametrize("aggregator", ["sum", "mean", "projection"])
+def test_step_on_a_flat_vector_equals_the_estimate_update(aggregator):
+    """The one-pass update θ -= lr·Vᵀc equals θ - lr·ĝ with ĝ from the same tangents."""
+    x0 = torch.linspace(-1, 1, 9, dtype=DT)
+    expected = x0 - 0.1 * ForwardGradient(4, aggregator=aggregator, generator=generator(5)).estimate(quadratic, x0)
+    x = x0.clone()
+    hooks = []
+    ForwardGradient(4, aggregator=aggregator, generator=generator(5)).step(quadratic, x, lr=0.1, on_phase=hooks.append)
+    torch.testing.assert_close(x, expected)
+    assert hooks == ["sample", "jvp", "aggregate", "update"]
+
+
+def test_step_on_a_dict_and_a_custom_aggregator():
+    params = {"a": torch.ones(2, dtype=DT), "b": torch.full((3,), 2.0, dtype=DT)}
+
+    def f(p):
+        return (p["a"] ** 2).sum() + (p["b"] ** 2).sum()
+
+    def half_projection(V, d):
+        return 0.5 * aggregate.projection(V, d)
+
+    ForwardGradient(5, aggregator=half_projection, generator=generator()).step(f, params, lr=1.0)
+    # k = n: the projection is exact, half a gradient step: x - 0.5·2x = 0
+    assert all(float(p.abs().max()) < 1e-12 for p in params.values())
+
+
+def test_numpy_integer_k_and_reused_buffer():
+    fg = ForwardGradient(np.int64(2), generator=generator())
+    first = fg.sample(5, dtype=DT).clone()
+    second = fg.sample(5, dtype=DT)
+    assert fg.k == 2 and isinstance(fg.k, int) and second.data_ptr() == fg.sample(5, dtype=DT).data_ptr()
+    assert not torch.equal(first, second)  # a new draw into the same buffer
+
+
+def test_frozen_parameters_get_no_estimate_and_no_tangent_dimensions():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).double()
+    net[0].requires_grad_(False)
+    x, y = torch.randn(5, 3, dtype=DT), torch.tensor([0, 1, 0, 1, 1])
+    g = forward_gradient(net, args=(x, y), loss_fn=nn.functional.cross_entropy, k=10, generator=generator())
+    assert sorted(g) == ["2.bias", "2.weight"]  # 10 = P of the trainable layer: the projection is exact
+    loss = nn.functional.cross_entropy(net(x), y)
+    truth = torch.autograd.grad(loss, [net[2].weight, net[2].bias])
+    torch.testing.assert_close(g["2.weight"], truth[0])
+    torch.testing.assert_close(g["2.bias"], truth[1])
+
+
+def test_batchnorm_statistics_are_updated_once_per_call_in_sequential_mode():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2)).double()
+    x, y = torch.randn(6, 3, dtype=DT), torch.tensor([0, 1, 0, 1, 1, 0])
+    reference = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2)).double()
+    reference.load_state_dict(net.state_dict())
+    reference(x)  # one forward pass in train mode
+    forward_gradient(net, args=(x, y), loss_fn=nn.functional.cross_entropy, k=4, mode="sequential",
+                     generator=generator())
+    torch.testing.assert_close(net[1].running_mean, reference[1].running_mean)
+    torch.testing.assert_close(net[1].running_var, reference[1].running_var)
+    assert int(net[1].num_batches_tracked) == 1
+
+
+def test_module_objective_flat_makes_the_module_parameters_views():
+    net = nn.Linear(3, 2).double()
+    f, flat = module_objective(net, nn.functional.cross_entropy, flat=True)
+    x, y = torch.randn(4, 3, dtype=DT), torch.tensor([0, 1, 1, 0])
+    assert float(f(flat, x, y)) == pytest.approx(float(nn.functional.cross_entropy(net(x), y)))
+    flat.zero_()
+    assert float(net.weight.detach().abs().sum()) == 0.0
