@@ -21,7 +21,6 @@ DELEGATED = {
     "rq2": ("fg_analysis.experiments.optimization", "run the RQ2 closed-form optimization (experiments.optimization)"),
     "rq3": ("fg_analysis.experiments.rq3", "run the RQ3 network experiments (fg_analysis.experiments.rq3)"),
     "bench": ("fg_analysis.bench.cli", "measure the time and memory of forward gradients (fg_analysis.bench)"),
-    "gpu-run": ("fg_analysis.gpu_run", "the prepared device run: CUDA tests, benchmark, RQ1 grid, RQ3 units, one archive (fg_analysis.gpu_run)"),
     "lr-search": ("fg_analysis.experiments.lr_search",
                   "search learning rates on Optuna; promote them into lrs/searched.csv (fg_analysis.experiments.lr_search)"),
 }
