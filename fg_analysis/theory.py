@@ -195,3 +195,95 @@ def min_tangents_for_cosine(target: float, n: int, aggregator: str = "projection
         else:
             low = middle + 1
     return low
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Guided tangents: m fixed guesses plus k Gaussian tangents (the "Beyond the paper" chapter)
+
+
+def _guided_arrays(k, n, rho, m):
+    """``(k, n, ρ, m)`` broadcast as float arrays: ``k >= 0`` and ``m >= 0`` integers, ``n > m``, ``ρ`` in [0, 1]."""
+    k_array, m_array = np.asarray(k), np.asarray(m)
+    for name, value, array in (("k", k, k_array), ("m", m, m_array)):
+        if array.dtype.kind not in "iuf" or np.any(~np.isfinite(array)) or np.any(array < 0) \
+                or np.any(array != np.floor(array)):
+            raise ValueError(f"{name} must be a non-negative integer (or an array of them); got {name}={value!r}")
+    n_array = _counts(n, "n")
+    if np.any(n_array <= m_array):
+        raise ValueError(f"the dimension n must exceed the number of guesses m; got n={n!r}, m={m!r}")
+    rho_array = np.asarray(rho, dtype=float)
+    if np.any(~np.isfinite(rho_array)) or np.any(rho_array < 0) or np.any(rho_array > 1 + 1e-12):
+        raise ValueError(f"rho = cos(P_U g, g) must lie in [0, 1]; got rho={rho!r}")
+    return np.broadcast_arrays(k_array.astype(float), n_array, np.clip(rho_array, 0.0, 1.0), m_array.astype(float))
+
+
+def guided_cos2_parameters(k, n, m=1) -> tuple[np.ndarray, np.ndarray]:
+    """Beta parameters ``(a, b)`` of ``X = |P g⊥|² / |g⊥|²`` for the projection onto ``span{u_1..u_m, v_1..v_k}``.
+
+    ``X ~ Beta(k/2, (n-m-k)/2)``: the k Gaussian tangents' components orthogonal to the m guesses span a uniformly
+    random k-dimensional subspace of that (n-m)-dimensional complement; ``b = 0`` (``X = 1``) once ``k >= n - m``.
+    """
+    k, n, _, m = _guided_arrays(k, n, 0.0, m)
+    return k / 2, np.maximum(n - m - k, 0.0) / 2
+
+
+def guided_expected_cos2(k, n, rho, m=1) -> np.ndarray:
+    """``E[cos²(ĝ, g)]`` of the projection onto m guesses and k Gaussian tangents in ``R^n``.
+
+    With ``U = span{u_1..u_m}`` and ``ρ = cos(P_U g, g)`` (``|cos θ|`` for one guess at angle θ),
+    ``span{U, V} = U ⊕ span(Q V)`` with ``Q`` the projection onto ``U⊥``, so ``P g = P_U g + P_{QV} g⊥`` and
+    ``cos² = |P g|²/|g|² = ρ² + (1 - ρ²) X`` with ``X ~ Beta(k/2, (n-m-k)/2)`` (:func:`guided_cos2_parameters`).
+    Hence::
+
+        E[cos²] = ρ² + min(k, n - m) / (n - m) · (1 - ρ²)        (m = 1: cos²θ + k/(n-1) · sin²θ)
+
+    ``m = 0`` gives the paper's ``k / n``. Exact for any ``g`` and guesses independent of the tangents.
+
+    >>> float(guided_expected_cos2(4, 65, 0.5))      # 0.25 + 4/64 · 0.75
+    0.296875
+    """
+    k, n, rho, m = _guided_arrays(k, n, rho, m)
+    return rho ** 2 + np.minimum(k, n - m) / (n - m) * (1 - rho ** 2)
+
+
+def guided_expected_cosine(k, n, rho, m=1) -> np.ndarray:
+    """``E[cos(ĝ, g)] = E[sqrt(ρ² + (1 - ρ²) X)]``, ``X ~ Beta(k/2, (n-m-k)/2)``, by adaptive quadrature.
+
+    ``ρ`` where ``k = 0`` (the guesses alone), 1 where ``k >= n - m``. See :func:`guided_expected_cos2`.
+    """
+    from scipy import integrate
+
+    k, n, rho, m = _guided_arrays(k, n, rho, m)
+    a, b = k / 2, np.maximum(n - m - k, 0.0) / 2
+    out = np.empty(k.shape)
+    for index in np.ndindex(k.shape):
+        if a[index] == 0:
+            out[index] = rho[index]
+        elif b[index] == 0:
+            out[index] = 1.0
+        else:
+            r2 = rho[index] ** 2
+            law = stats.beta(a[index], b[index])
+            low, high = law.ppf(1e-12), law.isf(1e-12)
+            out[index] = integrate.quad(lambda x: np.sqrt(r2 + (1 - r2) * x) * law.pdf(x), low, high,
+                                        limit=200, points=[law.mean()])[0]
+    return out
+
+
+def guided_mean_cosine(k, n, rho, m=1) -> np.ndarray:
+    """``cos(E[ĝ], g)``: the direction of the *expected* guided estimate against ``g`` (its bias).
+
+    ``E[P_{QV}] = c · I`` on ``U⊥`` with ``c = min(k, n - m)/(n - m)``, so ``E[ĝ] = P_U g + c g⊥``: the part of
+    ``g`` outside the guesses is shrunk by ``c`` while the guessed part is kept, and no step size undoes that::
+
+        cos(E[ĝ], g) = (ρ² + c (1 - ρ²)) / sqrt(ρ² + c² (1 - ρ²))
+
+    It is 1 only for ``ρ = 1`` (a guess in the gradient's direction), ``ρ = 0`` with k ≥ 1 (the guess orthogonal,
+    then ``E[ĝ] = c g``) or ``k >= n - m``. Random tangents alone (``m = 0``) are unbiased in direction.
+    """
+    k, n, rho, m = _guided_arrays(k, n, rho, m)
+    c = np.minimum(k, n - m) / (n - m)
+    r2 = rho ** 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value = (r2 + c * (1 - r2)) / np.sqrt(r2 + c ** 2 * (1 - r2))
+    return np.where((r2 == 0) & (c == 0), np.nan, value)

@@ -1,0 +1,681 @@
+"""Beyond the paper: guided tangents (Fournier et al. 2023) combined with k random ones by orthogonal projection.
+
+Fournier et al. ("Can Forward Gradient Match Backpropagation?", ICML 2023, arXiv 2306.06968) project the global
+gradient onto *guesses*, e.g. local-loss gradients from auxiliary heads; Flügel et al. (arXiv 2410.17764) project
+it onto k random tangents. Here the tangent set is both (:mod:`fg_analysis.guides`), and this module measures
+what that buys at an equal number of JVPs. Three experiments, each a frozen config with ``quick`` and ``paper``
+presets, run through the results cache:
+
+* :class:`TheoryConfig` — a gradient ``g`` in ``R^n`` and one guess at angle θ, plus k Gaussian tangents: the
+  measured ``E[cos²]``, ``E[cos]`` and the direction of the mean estimate ``cos(E[ĝ], g)`` against the closed
+  forms :func:`fg_analysis.theory.guided_expected_cos2`, :func:`~fg_analysis.theory.guided_expected_cosine` and
+  :func:`~fg_analysis.theory.guided_mean_cosine` (Monte Carlo with t intervals), next to k + 1 random tangents.
+* :class:`CosineConfig` — networks (FC-256, a small CNN) on MNIST, trained by BP while their auxiliary heads
+  learn their local losses; at checkpoints, on a validation batch, the per-sample activity gradient and the
+  weight gradient estimated by random k, the guesses alone and guesses + k random (oracle JVPs, exact values),
+  with the closed form evaluated at each sample's measured guess cosine ρ_b, the guesses' cosine per stage, and
+  the expected estimate's direction in weight space (its bias, exact: ``E[ĝ_b] = P_U g_b + c (g_b − P_U g_b)``).
+* :class:`TrainingConfig` — SGD on MNIST with BP, random k ∈ {4, 16}, guesses + (k − 3) random and the guesses
+  alone: accuracy and validation loss against epochs and training time; plus :func:`cost_table`, FLOPs and
+  measured time of the heads next to the JVPs (forward mode).
+
+Learning rates: the paper's tuned MNIST rates of FC-256 (``fg_analysis/lrs/fc_nns.csv``); a guided approach with
+J JVPs takes the rate of the paper's projection with k = J tangents (the nearest existing approach: the same
+aggregator and number of JVPs), the guesses alone (3 JVPs) that of projection k = 4. The heads learn with the
+BP rate. No search was run for these (``lr_source`` says ``"paper-nearest"``).
+
+Stored runs: ``python -m fg_analysis.experiments.guided --preset mnist --publish`` trains the full-MNIST runs
+into ``results/published/GuidedRun``; :func:`stored` reads them without training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fg_analysis import guides, theory
+from fg_analysis.aggregate import projection
+from fg_analysis.cache import ResultsCache
+from fg_analysis.gradients import activity_perturbation, backprop
+from fg_analysis.learning_rates import network_rate
+from fg_analysis.metrics import add_ci, ci_halfwidth, cosine
+from fg_analysis.models import StagedNetwork, build_model
+
+__all__ = ["APPROACHES", "CosineConfig", "GuidedRun", "SmallCNN", "TheoryConfig", "TrainingConfig", "cost_table",
+           "measure_cosines", "measure_theory", "run_cosines", "run_theory", "run_training", "stored", "train_unit",
+           "with_theory"]
+
+#: the training approaches: (name, random tangents k); the guided ones add the network's m = 3 guesses
+APPROACHES = (("bp", 0), ("random", 4), ("guided", 1), ("random", 16), ("guided", 13), ("output", 15), ("guess", 0))
+
+HEADS_PER_STAGE = "local-loss guesses of the hidden stages, exact local gradient at the logits"
+
+
+def approach_name(approach: str, k: int, m: int = 3) -> str:
+    """The chapter's labels: ``"BP"``, ``"random k=16"``, ``"guess + 13 random"`` (16 JVPs), ``"guess"``."""
+    if approach == "bp":
+        return "BP"
+    if approach == "random":
+        return f"random k={k}"
+    if approach == "output":
+        return f"output guess + {k} random"
+    if approach == "guess" or k == 0:
+        return "guess"
+    return f"guess + {k} random"
+
+
+def jvp_count(approach: str, k: int, m: int = 3) -> int:
+    """JVPs per step: k (random), m + k (guided), m (guess), 1 + k (the output guess alone), 0 (BP)."""
+    return {"bp": 0, "random": k, "guided": m + k, "guess": m, "output": 1 + k}[approach]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# a small CNN (stages: two strided convolutions, a linear classifier)
+
+
+class SmallCNN(StagedNetwork):
+    """``conv3×3/2(c1)+ReLU → conv3×3/2(c2)+ReLU → Linear``: three stages, for the guided chapter.
+
+    On MNIST (28×28) with ``channels=(8, 16)`` the activities are 8×14×14, 16×7×7 and 10 (A = 2362).
+    """
+
+    def __init__(self, input_shape=(1, 28, 28), n_classes: int = 10, *, channels=(8, 16)):
+        c0, h, w = input_shape
+        c1, c2 = channels
+        side = lambda s: (s - 1) // 2 + 1  # noqa: E731  (3×3 kernel, stride 2, padding 1)
+        h2, w2 = side(side(h)), side(side(w))
+        stages = [nn.Sequential(nn.Conv2d(c0, c1, 3, stride=2, padding=1), nn.ReLU()),
+                  nn.Sequential(nn.Conv2d(c1, c2, 3, stride=2, padding=1), nn.ReLU()),
+                  nn.Sequential(nn.Flatten(1), nn.Linear(c2 * h2 * w2, n_classes))]
+        super().__init__(stages, ("conv1", "conv2", "output"))
+
+
+def build_network(model: str, input_shape, n_classes: int, *, width: int | None, seed: int) -> StagedNetwork:
+    """``"fc"`` (:func:`fg_analysis.models.build_model`) or ``"cnn"`` (:class:`SmallCNN`), seeded."""
+    if model == "cnn":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return SmallCNN(tuple(input_shape), n_classes)
+    return build_model(model, input_shape=input_shape, n_classes=n_classes, width=width, seed=seed)
+
+
+def network_label(model: str, width: int | None) -> str:
+    return f"FC-{width}" if model == "fc" else "CNN"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 1. theory: one guess at angle θ plus k Gaussian tangents
+
+
+@dataclass(frozen=True)
+class TheoryCell:
+    """``samples`` draws of k Gaussian tangents next to one guess at angle ``theta`` (degrees) in ``R^n``."""
+
+    n: int
+    theta: float
+    tangent_counts: tuple[int, ...]
+    samples: int
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TheoryConfig:
+    """The Monte-Carlo check of the closed forms: ``dims × angles``, each with every k of ``tangent_counts``."""
+
+    dims: tuple[int, ...] = (64,)
+    angles: tuple[float, ...] = (0.0, 30.0, 60.0, 80.0, 90.0)
+    tangent_counts: tuple[int, ...] = (0, 1, 2, 4, 8, 16, 32, 63)
+    samples: int = 2000
+    seed: int = 0
+
+    @classmethod
+    def preset(cls, name: str, *, seed: int = 0) -> "TheoryConfig":
+        """``quick``: n = 64, five angles, 2000 draws per cell (about 2 s); ``paper``: n ∈ {64, 512}, 10000."""
+        if name == "quick":
+            return cls(seed=seed)
+        if name == "paper":
+            return cls(dims=(64, 512), tangent_counts=(0, 1, 2, 4, 8, 16, 32, 63, 128, 256), samples=10000,
+                       seed=seed)
+        raise ValueError(f"unknown preset {name!r}; choose 'quick' or 'paper'")
+
+    def cells(self) -> list[TheoryCell]:
+        return [TheoryCell(n, float(theta), tuple(k for k in self.tangent_counts if k < n), self.samples, self.seed)
+                for n in self.dims for theta in self.angles]
+
+
+def measure_theory(cell: TheoryCell) -> pd.DataFrame:
+    """One row per (k, approach): ``"guess + k random"`` (m + k = 1 + k JVPs) and ``"random"`` (1 + k random
+    tangents: the same JVPs), with the mean and std of ``cos²`` and ``cos`` over the draws, their count and
+    ``mean_cosine = cos(mean ĝ, g)``. Float64, exact JVPs ``d = V g``."""
+    generator = torch.Generator().manual_seed(cell.seed * 1000003 + cell.n * 101 + int(cell.theta * 10))
+    n = cell.n
+    g = torch.zeros(n, dtype=torch.float64)
+    g[0] = 1.0
+    angle = math.radians(cell.theta)
+    u = torch.zeros(n, dtype=torch.float64)
+    u[0], u[1] = math.cos(angle), math.sin(angle)
+    rows = []
+    for k in cell.tangent_counts:
+        for approach in ("guess + k random", "random"):
+            if approach == "random":
+                V = torch.randn(cell.samples, k + 1, n, generator=generator, dtype=torch.float64)
+            else:
+                R = torch.randn(cell.samples, k, n, generator=generator, dtype=torch.float64)
+                V = torch.cat([u.expand(cell.samples, 1, n), R], dim=1)
+            estimate = projection(V, V @ g)
+            cos2 = (estimate @ g) ** 2 / (estimate * estimate).sum(-1)  # |g| = 1
+            cos = cos2.sqrt() * torch.sign(estimate @ g)
+            mean_estimate = estimate.mean(0)
+            rows.append({"k": k, "jvps": k + 1, "approach": approach, "cos2_mean": float(cos2.mean()),
+                         "cos2_std": float(cos2.std()), "cos_mean": float(cos.mean()), "cos_std": float(cos.std()),
+                         "count": cell.samples, "mean_cosine": cosine(mean_estimate, g),
+                         "mean_cosine_se": _mean_cosine_se(estimate, g)})
+    return pd.DataFrame(rows)
+
+
+def _mean_cosine_se(estimate: torch.Tensor, g: torch.Tensor) -> float:
+    """Standard error of ``cos(mean ĝ, g)`` by the delta method over the draws (the spread of the mean's
+    component orthogonal to g, relative to its component along g)."""
+    along = estimate @ g
+    across = estimate - along[:, None] * g
+    count = estimate.shape[0]
+    spread = torch.linalg.vector_norm(across.std(0)) / math.sqrt(count)
+    return float(spread / along.mean().abs().clamp_min(1e-12))
+
+
+def run_theory(config: TheoryConfig, *, cache: ResultsCache | None = None, progress: bool = False) -> pd.DataFrame:
+    """Every cell of ``config`` through the cache; see :func:`with_theory` for the closed forms."""
+    cache = cache or ResultsCache()
+    frame = cache.sweep(config.cells(), measure_theory, description="guided theory", progress=progress)
+    return with_theory(frame)
+
+
+def with_theory(frame: pd.DataFrame) -> pd.DataFrame:
+    """Adds the closed forms (``theory_cos2``, ``theory_cos``, ``theory_mean_cosine``), 95% t intervals of the
+    measured means (``cos2_ci``, ``cos_ci``) and ``z = (measured − closed form) / standard error`` of cos²."""
+    out = frame.copy()
+    guided = out["approach"] == "guess + k random"
+    rho = np.abs(np.cos(np.radians(out["theta"].to_numpy(float))))
+    k, n = out["k"].to_numpy(int), out["n"].to_numpy(int)
+    m = np.where(guided, 1, 0)
+    k_random = np.where(guided, k, k + 1)
+    rho_used = np.where(guided, rho, 0.0)
+    out["theory_cos2"] = theory.guided_expected_cos2(k_random, n, rho_used, m)
+    out["theory_cos"] = theory.guided_expected_cosine(k_random, n, rho_used, m)
+    out["theory_mean_cosine"] = theory.guided_mean_cosine(k_random, n, rho_used, m)
+    out["cos2_ci"] = ci_halfwidth(out["cos2_std"], out["count"])
+    out["cos_ci"] = ci_halfwidth(out["cos_std"], out["count"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["z"] = np.where(out["cos2_std"] > 1e-9, (out["cos2_mean"] - out["theory_cos2"])
+                            / (out["cos2_std"] / np.sqrt(out["count"])), 0.0)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 2. cosines on networks at checkpoints of a BP run
+
+
+@dataclass(frozen=True)
+class CosineUnit:
+    """One network: trained by BP (heads by their local losses) on ``max_train`` MNIST samples, measured after
+    each epoch in ``checkpoints`` on ``batches`` validation batches of ``batch_size``, ``repeats`` draws of the
+    random tangents per k."""
+
+    model: str
+    width: int | None
+    dataset: str
+    checkpoints: tuple[int, ...]
+    tangent_counts: tuple[int, ...]
+    repeats: int
+    batch_size: int
+    batches: int
+    max_train: int | None
+    lr: float
+    head_lr: float
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class CosineConfig:
+    """Networks × one data set for the cosine measurement (see :class:`CosineUnit`)."""
+
+    networks: tuple[tuple[str, int | None], ...] = (("fc", 256), ("cnn", None))
+    dataset: str = "mnist"
+    checkpoints: tuple[int, ...] = (0, 2)
+    tangent_counts: tuple[int, ...] = (0, 1, 4, 16, 64, 256)
+    repeats: int = 3
+    batch_size: int = 64
+    batches: int = 1
+    max_train: int | None = 5000
+    seed: int = 0
+
+    @classmethod
+    def preset(cls, name: str, *, seed: int = 0) -> "CosineConfig":
+        """``quick``: FC-256 and the CNN, BP on 5000 MNIST samples, checkpoints after 0 and 2 epochs, one
+        validation batch, 3 draws per k; ``mnist`` (stored): all 50000 samples, checkpoints after 0, 1 and 5
+        epochs, 2 batches, 6 draws per k ≤ 128; ``paper``: as ``mnist`` with 16 draws and a checkpoint at 20
+        epochs."""
+        if name == "quick":
+            return cls(seed=seed)
+        full = dict(max_train=None, batches=2, checkpoints=(0, 1, 5), tangent_counts=(0, 1, 2, 4, 8, 16, 32, 64, 128))
+        if name == "mnist":
+            return cls(repeats=6, seed=seed, **full)
+        if name == "paper":
+            return cls(repeats=16, seed=seed, **{**full, "checkpoints": (0, 1, 5, 20)})
+        raise ValueError(f"unknown preset {name!r}; choose 'quick' or 'paper'")
+
+    def units(self) -> list[CosineUnit]:
+        lr = network_rate("fc", 256, "mnist", method="bp", aggregator="mean", k=1)[0]
+        return [CosineUnit(model, width, self.dataset, self.checkpoints, self.tangent_counts, self.repeats,
+                           self.batch_size, self.batches, self.max_train, lr, lr, self.seed)
+                for model, width in self.networks]
+
+
+def _sgd_epoch(model, heads, data_x, data_y, *, lr, head_lr, batch_size, generator):
+    """One epoch of BP on the network and local-loss SGD on the heads (on detached stage outputs)."""
+    from fg_analysis.data import batches
+
+    network = torch.optim.SGD(model.parameters(), lr=lr)
+    local = torch.optim.SGD(heads.parameters(), lr=head_lr)
+    provider = guides.LocalLosses(heads)
+    for xb, yb in batches(data_x, data_y, batch_size, generator=generator):
+        gradient = backprop(model, xb, yb)
+        for name, p in model.named_parameters():
+            p.grad = gradient.grads[name]
+        with torch.no_grad():
+            activities, h = [], xb
+            for stage in model.stages:
+                h = stage(h)
+                activities.append(h)
+        provider(guides.Context(x=xb, y=yb, activities=tuple(activities)))
+        network.step()
+        local.step()
+
+
+def measure_cosines(unit: CosineUnit) -> pd.DataFrame:
+    """Rows per (checkpoint, approach, k): mean cos² and cos of the per-sample activity estimate, the weight
+    cosine (global, all parameters) and its closed-form companions; plus per-stage guess cosines
+    (``approach = "stage"``) and the direction of the expected weight estimate (``weight_mean_cosine``)."""
+    from fg_analysis.data import load_dataset
+
+    data = load_dataset(unit.dataset, seed=unit.seed)
+    x_train, y_train = data.x_train, data.y_train
+    if unit.max_train is not None:
+        x_train, y_train = x_train[:unit.max_train], y_train[:unit.max_train]
+    model = build_network(unit.model, data.input_shape, data.n_classes, width=unit.width, seed=unit.seed)
+    heads = guides.AuxiliaryHeads.for_network(model, data.input_shape, data.n_classes, seed=unit.seed)
+    provider = guides.LocalLosses(heads)
+    providers = {"random": None, "guided": provider, "output": guides.LocalLosses(heads, use_heads=False)}
+    generator = torch.Generator().manual_seed(unit.seed)
+    shapes = model.activity_shapes(data.input_shape)
+    sizes = [int(np.prod(s)) for s in shapes]
+    dimension = sum(sizes)
+    rows, epoch = [], 0
+    for checkpoint in unit.checkpoints:
+        while epoch < checkpoint:
+            _sgd_epoch(model, heads, x_train, y_train, lr=unit.lr, head_lr=unit.head_lr,
+                       batch_size=unit.batch_size, generator=generator)
+            epoch += 1
+        for batch_index in range(unit.batches):
+            start = batch_index * unit.batch_size
+            xb, yb = data.x_val[start:start + unit.batch_size], data.y_val[start:start + unit.batch_size]
+            truth_w = backprop(model, xb, yb).grads
+            _, base = guides.guided_activity_perturbation(model, xb, yb, provider=provider, k=1, mode="oracle",
+                                                          generator=generator, details=True)
+            truth, m = base.truth.double(), base.guesses
+            U = base.tangents[:, :m].double()
+            guessed = {"guided": projection(U, torch.einsum("bka,ba->bk", U, truth)),  # P_U g_b
+                       "output": projection(U[:, -1:], torch.einsum("bka,ba->bk", U[:, -1:], truth))}
+            rho = {name: cosine(value, truth).clamp(0, 1) for name, value in guessed.items()}  # per sample
+            offsets = np.cumsum([0] + sizes)
+            for s, name in enumerate(model.stage_names):
+                part = slice(offsets[s], offsets[s + 1])
+                stage_cos = cosine(U[:, s, part], truth[:, part])
+                rows.append({"checkpoint": checkpoint, "batch": batch_index, "approach": "stage", "stage": name,
+                             "k": 0, "jvps": 0, "cos_mean": float(stage_cos.mean()),
+                             "cos_std": float(stage_cos.std()), "count": len(stage_cos),
+                             "share": float(((truth[:, part] ** 2).sum(-1) / (truth ** 2).sum(-1)).mean())})
+            for k in unit.tangent_counts:
+                for approach in ("random", "guided", "output"):
+                    if approach == "random" and k == 0:
+                        continue
+                    if k + m > dimension:
+                        continue
+                    cos2, cos, weight = [], [], []
+                    for _ in range(unit.repeats if k else 1):
+                        gradient, seen = guides.guided_activity_perturbation(
+                            model, xb, yb, provider=providers[approach], k=k, mode="oracle", generator=generator,
+                            details=True)
+                        c = cosine(seen.estimate.double(), truth)
+                        cos2.append(c ** 2)
+                        cos.append(c)
+                        weight.append(cosine(gradient.grads, truth_w))
+                    cos2, cos = torch.cat(cos2), torch.cat(cos)
+                    m_used = {"random": 0, "guided": m, "output": 1}[approach]
+                    rho_used = rho[approach].numpy() if m_used else np.zeros(len(truth))
+                    c_shrink = min(k, dimension - m_used) / (dimension - m_used)
+                    expected = guessed[approach] + c_shrink * (truth - guessed[approach]) if m_used else truth
+                    expected_w = _weights_from_activity(model, xb, expected, shapes)
+                    rows.append({
+                        "checkpoint": checkpoint, "batch": batch_index, "approach": approach, "stage": "",
+                        "k": k, "jvps": k + m_used, "cos2_mean": float(cos2.mean()),
+                        "cos2_std": float(cos2.std()) if len(cos2) > 1 else 0.0, "cos_mean": float(cos.mean()),
+                        "cos_std": float(cos.std()) if len(cos) > 1 else 0.0, "count": len(cos2),
+                        "theory_cos2": float(np.mean(theory.guided_expected_cos2(k, dimension, rho_used, m_used))),
+                        "rho2_mean": float(np.mean(rho_used ** 2)),
+                        "weight_cos_mean": float(np.mean(weight)),
+                        "weight_cos_std": float(np.std(weight, ddof=1)) if len(weight) > 1 else 0.0,
+                        "weight_count": len(weight),
+                        "weight_mean_cosine": cosine(expected_w, truth_w)})
+    frame = pd.DataFrame(rows)
+    frame["dimension"] = dimension
+    frame["guesses"] = m
+    frame["network"] = network_label(unit.model, unit.width)
+    return frame
+
+
+def _weights_from_activity(model, x, activity_gradients: torch.Tensor, shapes) -> dict[str, torch.Tensor]:
+    """The weight gradient that local VJPs make of per-sample activity gradients ``(B, A)`` (mean loss)."""
+    from fg_analysis.gradients import _local_vjps, _order, _split, _stage_parameters, _stagewise_forward
+
+    _, outputs = _stagewise_forward(model, x)
+    grads = _local_vjps(outputs, _split(activity_gradients.to(outputs[0].dtype) / x.shape[0], shapes),
+                        _stage_parameters(model))
+    return _order(model, grads)
+
+
+def run_cosines(config: CosineConfig, *, cache: ResultsCache | None = None, progress: bool = False,
+                executor=None) -> pd.DataFrame:
+    """Every network of ``config`` through the cache (one unit each), with t intervals of the means."""
+    cache = cache or ResultsCache()
+    frame = cache.sweep(config.units(), measure_cosines, description="guided cosines", progress=progress,
+                        executor=executor)
+    frame["cos2_ci"] = ci_halfwidth(frame["cos2_std"], frame["count"])
+    frame["cos_ci"] = ci_halfwidth(frame["cos_std"], frame["count"])
+    if "weight_cos_std" in frame:
+        frame["weight_cos_ci"] = ci_halfwidth(frame["weight_cos_std"].fillna(0), frame["weight_count"].fillna(1))
+    return frame
+
+
+# ------------------------------------------------------------------------------------------------------------
+# 3. training
+
+
+@dataclass(frozen=True)
+class GuidedRun:
+    """One training run: a network on a data set with one approach of :data:`APPROACHES`, rate and seed."""
+
+    model: str
+    width: int | None
+    dataset: str
+    approach: str
+    k: int
+    seed: int
+    lr: float
+    lr_source: str
+    head_lr: float
+    epochs: int
+    patience: int = 10
+    batch_size: int = 64
+    mode: str = "oracle"
+    max_train: int | None = None
+
+
+def rate(model: str, width: int | None, approach: str, k: int, m: int = 3) -> tuple[float, str]:
+    """``(lr, source)``: the paper's FC-256 MNIST rates (the nearest network of the paper's tables for the CNN);
+    random k: projection k; guided: projection with k = m + k (the same JVPs); guess: projection k = 4."""
+    if approach == "bp":
+        return network_rate("fc", 256 if model != "fc" else width, "mnist", method="bp", aggregator="mean", k=1)[0], \
+            "paper"
+    if approach == "random":
+        return network_rate("fc", 256 if model != "fc" else width, "mnist", method="fg", aggregator="projection",
+                            k=k)[0], "paper"
+    jvps = jvp_count(approach, k, m)  # guided, output and guess
+    nearest = min((2, 4, 16), key=lambda j: (abs(j - jvps), -j))
+    return network_rate("fc", 256 if model != "fc" else width, "mnist", method="fg", aggregator="projection",
+                        k=nearest)[0], "paper-nearest"
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Networks × approaches × seeds of SGD training with guided and random tangents (one :class:`GuidedRun`
+    each)."""
+
+    networks: tuple[tuple[str, int | None], ...] = (("fc", 256),)
+    dataset: str = "mnist"
+    approaches: tuple[tuple[str, int], ...] = APPROACHES
+    seeds: tuple[int, ...] = (0,)
+    epochs: int = 3
+    patience: int = 10
+    max_train: int | None = 2000
+    mode: str = "oracle"
+
+    @classmethod
+    def preset(cls, name: str, *, seed: int = 0) -> "TrainingConfig":
+        """``quick``: FC-256, 2000 MNIST training samples, 3 epochs, one seed (about 20 s); ``mnist`` (stored):
+        all 50000, 10 epochs, one seed; ``paper``: 50000, 50 epochs, three seeds."""
+        if name == "quick":
+            return cls(seeds=(seed,))
+        if name == "mnist":
+            return cls(seeds=(seed,), epochs=10, max_train=None)
+        if name == "paper":
+            return cls(seeds=(seed, seed + 1, seed + 2), epochs=50, max_train=None)
+        raise ValueError(f"unknown preset {name!r}; choose 'quick', 'mnist' or 'paper'")
+
+    def runs(self) -> list[GuidedRun]:
+        units = []
+        head_lr = network_rate("fc", 256, "mnist", method="bp", aggregator="mean", k=1)[0]
+        for model, width in self.networks:
+            for approach, k in self.approaches:
+                lr, source = rate(model, width, approach, k)
+                for seed in self.seeds:
+                    units.append(GuidedRun(model, width, self.dataset, approach, k, seed, lr, source, head_lr,
+                                           self.epochs, self.patience, 64, self.mode, self.max_train))
+        return units
+
+
+class _Backprop:
+    label = "BP"
+
+    def __call__(self, model, x, y, *, generator=None):
+        return backprop(model, x, y)
+
+
+class _Random:
+    def __init__(self, k: int, mode: str):
+        self.k, self.mode, self.label = k, mode, f"random k={k}"
+
+    def __call__(self, model, x, y, *, generator=None):
+        return activity_perturbation(model, x, y, k=self.k, aggregator="projection", mode=self.mode,
+                                     generator=generator)
+
+
+def train_unit(unit: GuidedRun, *, progress: bool = False) -> pd.DataFrame:
+    """Train one unit (:func:`fg_analysis.training.train`; the guided sources step their heads alongside): its
+    per-epoch history with the test accuracy, the heads' share of the step time and the JVPs per step."""
+    from fg_analysis.data import load_dataset
+    from fg_analysis.training import train
+
+    data = load_dataset(unit.dataset, seed=unit.seed)
+    model = build_network(unit.model, data.input_shape, data.n_classes, width=unit.width, seed=unit.seed)
+    heads = guides.AuxiliaryHeads.for_network(model, data.input_shape, data.n_classes, seed=unit.seed)
+    if unit.approach == "bp":
+        source = _Backprop()
+    elif unit.approach == "random":
+        source = _Random(unit.k, unit.mode)
+    else:
+        source = guides.GuidedSource(heads, k=unit.k, head_lr=unit.head_lr, mode=unit.mode,
+                                     use_heads=unit.approach != "output", label=approach_name(unit.approach, unit.k))
+    generator = torch.Generator().manual_seed(unit.seed)
+    result = train(model, data, source, lr=unit.lr, batch_size=unit.batch_size, epochs=unit.epochs,
+                   patience=unit.patience, max_train=unit.max_train, generator=generator, progress=progress,
+                   description=f"{network_label(unit.model, unit.width)} {source.label}")
+    history = result.history
+    history["test_accuracy"] = result.test_accuracy
+    history["test_loss"] = result.test_loss
+    history["stopped"] = result.stopped
+    seconds = getattr(source, "seconds", {"heads": 0.0})
+    history["heads_time_s"] = seconds["heads"]
+    history["jvps"] = jvp_count(unit.approach, unit.k)
+    history["label"] = source.label
+    return history
+
+
+def run_training(config: TrainingConfig, *, cache: ResultsCache | None = None, progress: bool = False,
+                 executor=None) -> pd.DataFrame:
+    """Every run of ``config`` through the cache (one thread each on a CPU); one row per run and epoch."""
+    from fg_analysis.env import torch_threads
+
+    cache = cache or ResultsCache()
+    with torch_threads(1):
+        frame = cache.sweep(config.runs(), partial(train_unit), description="guided training", progress=progress,
+                            executor=executor)
+    return frame
+
+
+def stored(config: TrainingConfig, *, cache: ResultsCache | None = None) -> pd.DataFrame | None:
+    """The runs of ``config`` read from the cache only (writable root, then ``results/published``); ``None``
+    unless every run is stored. Nothing is trained. Records in ``frame.attrs["records"]``."""
+    cache = cache or ResultsCache()
+    frames, records = [], []
+    for unit in config.runs():
+        found = cache.load(unit)
+        if found is None:
+            return None
+        frame, record = found
+        for name, value in dataclasses.asdict(unit).items():
+            if name not in frame.columns:
+                frame[name] = value
+        frames.append(frame)
+        records.append(record)
+    frame = pd.concat(frames, ignore_index=True)
+    frame.attrs["records"] = records
+    return frame
+
+
+def learning_curves(frame: pd.DataFrame, metric: str = "val_accuracy") -> pd.DataFrame:
+    """Mean ± 95% CI of ``metric`` over seeds per (label, epoch), with the mean training time."""
+    grouped = frame.groupby(["label", "jvps", "epoch"], as_index=False).agg(
+        mean=(metric, "mean"), std=(metric, "std"), count=(metric, "count"), train_time_s=("train_time_s", "mean"))
+    return add_ci(grouped)
+
+
+def final_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per approach: JVPs, rate (and its source), best validation loss and accuracy, test accuracy
+    (best-validation state), training seconds, and the heads' share of them (mean over seeds)."""
+    last = frame.sort_values("epoch").groupby(["label", "seed"]).tail(1)
+    best = frame.groupby(["label", "seed"], as_index=False).agg(best_val_loss=("val_loss", "min"),
+                                                                best_val_accuracy=("val_accuracy", "max"))
+    merged = last.merge(best, on=["label", "seed"])
+    table = merged.groupby(["label", "jvps", "lr", "lr_source"], as_index=False).agg(
+        test_accuracy=("test_accuracy", "mean"), best_val_loss=("best_val_loss", "mean"),
+        best_val_accuracy=("best_val_accuracy", "mean"), train_time_s=("train_time_s", "mean"),
+        heads_time_s=("heads_time_s", "mean"), seeds=("seed", "nunique"))
+    table["heads_share"] = table["heads_time_s"] / table["train_time_s"]
+    order = {label: i for i, label in enumerate(_label_order(table["label"]))}
+    return table.sort_values("label", key=lambda s: s.map(order)).reset_index(drop=True)
+
+
+def _label_order(labels) -> list[str]:
+    names = [approach_name(a, k) for a, k in APPROACHES]
+    return [n for n in names if n in set(labels)] + sorted(set(labels) - set(names))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# cost: FLOPs and time of the heads next to the JVPs
+
+
+def cost_table(*, model: str = "fc", width: int | None = 256, batch_size: int = 64, steps: int = 10,
+               tangent_counts=(4, 16), seed: int = 0) -> pd.DataFrame:
+    """FLOPs per sample and measured milliseconds per step (forward-mode JVPs, one CPU thread, median of
+    ``steps``) of random k and guesses + (k − m) random at equal JVPs, with the heads' part of both.
+
+    FLOPs: ``forward`` of the network (Linear/Conv2d, 2 per multiply-add); one JVP's tangent pass costs about
+    the forward FLOPs of the stages after the first (the input has no tangent), ``jvp_flops`` = JVPs × that;
+    the heads cost their forward FLOPs three times (forward, backward to the stage output and to the weights).
+    """
+    from fg_analysis.env import torch_threads
+
+    shape = (1, 28, 28)
+    net = build_network(model, shape, 10, width=width, seed=seed)
+    heads = guides.AuxiliaryHeads.for_network(net, shape, 10, seed=seed)
+    sample = torch.zeros(1, *shape)
+    per_stage, h = [], sample
+    for stage in net.stages:
+        per_stage.append(sum(guides.forward_flops(stage, h).values()))
+        with torch.no_grad():
+            h = stage(h)
+    activities = [torch.zeros(1, *s) for s in net.activity_shapes(shape)[:-1]]
+    head_flops = sum(sum(guides.forward_flops(head, a).values()) for head, a in zip(heads, activities))
+    forward, tangent_pass = sum(per_stage), sum(per_stage[1:])
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch_size, *shape, generator=generator)
+    y = torch.randint(0, 10, (batch_size,), generator=generator)
+    provider = guides.LocalLosses(heads)
+    m = provider.count(len(net.stages))
+    rows = []
+    with torch_threads(1):
+        for jvps in tangent_counts:
+            for approach in ("random", "guided"):
+                k = jvps - m if approach == "guided" else jvps
+                times, head_times = [], []
+                for step in range(steps + 1):
+                    before = provider.seconds
+                    tick = time.perf_counter()
+                    guides.guided_activity_perturbation(net, x, y, provider=provider if approach == "guided" else None,
+                                                        k=k, mode="forward", generator=generator)
+                    if step:  # the first call warms up
+                        times.append(time.perf_counter() - tick)
+                        head_times.append(provider.seconds - before)
+                rows.append({"approach": approach_name(approach, k), "jvps": jvps, "forward_flops": forward,
+                             "jvp_flops": jvps * tangent_pass, "head_flops": 3 * head_flops if approach == "guided"
+                             else 0, "step_ms": 1000 * float(np.median(times)),
+                             "heads_ms": 1000 * float(np.median(head_times))})
+    frame = pd.DataFrame(rows)
+    frame["head_share_of_jvp_flops"] = frame["head_flops"] / frame["jvp_flops"]
+    frame["head_share_of_forward_flops"] = frame["head_flops"] / frame["forward_flops"]
+    return frame
+
+
+# ------------------------------------------------------------------------------------------------------------
+# command line
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m fg_analysis.experiments.guided --preset mnist --publish [--part training|cosines]``: run (or
+    read) a preset's training runs and network cosines and print the final table."""
+    from fg_analysis.cli import experiment_parser, resolve_common
+    from fg_analysis.sweep import executor_from
+
+    parser = experiment_parser("guided", "Guided tangents: network cosines and training runs",
+                               presets=("quick", "mnist", "paper"))
+    parser.add_argument("--part", choices=("training", "cosines", "both"), default="both")
+    args = parser.parse_args(argv)
+    _, cache = resolve_common(parser, args)
+    start = time.perf_counter()
+    with executor_from(args.executor) as executor:
+        if args.part in ("cosines", "both"):
+            cosines = run_cosines(CosineConfig.preset(args.preset, seed=args.seed), cache=cache,
+                                  progress=not args.no_progress, executor=executor)
+            print(f"cosines: {len(cosines)} rows")
+        if args.part in ("training", "both"):
+            frame = run_training(TrainingConfig.preset(args.preset, seed=args.seed), cache=cache,
+                                 progress=not args.no_progress, executor=executor)
+            print(final_table(frame).to_string(index=False))
+    print(f"guided {args.preset} ({args.part}): {time.perf_counter() - start:.0f} s -> {cache.root}")
+    return 0
+
+
+if __name__ == "__main__":
+    from fg_analysis.cli import run_main
+
+    raise SystemExit(run_main(main))
