@@ -1,16 +1,21 @@
-"""Tests of fg_analysis.bench: the timed steps against autograd, the memory probe, the summary arithmetic. Nothing here asserts a timing: times are measured and printed by the benchmark only."""
+"""Tests of fg_analysis.bench: every timed step against autograd, the round-robin clock, the memory probe, the
+summary arithmetic and the command line. Nothing here asserts a timing: times are benchmark figures, measured
+and stored by the benchmark only."""
 
 from __future__ import annotations
 
 import math
 import tempfile
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 
-from fg_analysis import aggregate, bench, jvp, zero_tangents
+import fg_analysis
+from fg_analysis import aggregate, bench, gradients, jvp, zero_tangents
+from fg_analysis.__main__ import main as package_main
 from fg_analysis.cache import ResultsCache
 from fg_analysis.models import build_model
 from fg_analysis.params import ravel
@@ -25,71 +30,119 @@ def _small_net(seed=0):
     return model, inputs, targets
 
 
+def _flat(model):
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()]).clone()
+
+
+def _gradient(model, inputs, targets):
+    f = jvp.module_loss(model, F.cross_entropy)
+    return jvp.gradient(f, {name: p.detach() for name, p in model.named_parameters()}, inputs, targets)[1]
+
+
 def test_the_benchmark_times_the_package_functions():
-    # no private copies of the JVP or aggregation math: the timed methods are the package's own
-    assert bench.JVP_METHODS == {"vmap": "forward", "loop": "sequential"}  # modes of the package's estimator
-    assert not any(hasattr(bench, name) for name in ("lean_projection", "lean_mean", "LEAN_AGGREGATORS"))
-    assert "foundation_ks" not in bench.BenchConfig.__dataclass_fields__
+    assert bench.JVP_METHODS == {"vmap": "forward"}  # the fast path is ForwardGradient.step itself
+    assert set(bench.ACTIVITY_METHODS.values()) <= set(gradients.MODES)
+    assert bench.FG_PHASES == fg_analysis.estimator.PHASES
+    assert not any(hasattr(bench, name) for name in ("plot_time_against_k", "plot_breakdown", "plot_memory",
+                                                     "rq3_runs", "published_records"))
+    sources = (Path(bench.__file__).parent).glob("*.py")
+    assert not any("import_module" in source.read_text() for source in sources)  # no reaching up a floor
 
 
 def test_flat_parameters_are_views_of_one_vector():
     model, _, _ = _small_net()
     flat, params = bench.flat_parameters(model)
     assert flat.numel() == sum(p.numel() for p in model.parameters())
-    # laid out as fg_analysis.params.ravel lays out the dict (so a flat estimate updates the right entries)
     torch.testing.assert_close(ravel(params)[0], flat)
     assert list(params) == [name for name, _ in model.named_parameters()]
     flat.zero_()
-    assert all(float(p.abs().sum()) == 0 for p in params.values())
     assert all(float(p.abs().sum()) == 0 for p in model.parameters())  # the module's parameters are views of it
 
 
-@pytest.mark.parametrize("method", ["vmap", "loop"])
-def test_fg_step_with_k_equal_n_projection_is_an_exact_gradient_step(method):
+def test_fast_path_with_k_equal_n_projection_is_an_exact_gradient_step():
     model, inputs, targets = _small_net()
     n = sum(p.numel() for p in model.parameters())
-    f = jvp.module_loss(model, F.cross_entropy)
-    flat0, params0 = bench.flat_parameters(model)
-    _, grad = jvp.gradient(f, params0, inputs, targets)
-    step = bench.make_fg_step(model, inputs, targets, k=n, method=method, aggregator="projection",
-                              lr=0.5, generator=torch.Generator().manual_seed(3))
+    before, grad = _flat(model), _gradient(model, inputs, targets)
+    step = bench.make_fg_step(model, inputs, targets, k=n, aggregator="projection", lr=0.5,
+                              generator=torch.Generator().manual_seed(3))
     phases = step()
     assert set(phases) == set(bench.FG_PHASES) and all(t >= 0 for t in phases.values())
-    torch.testing.assert_close(step.parameters, flat0 - 0.5 * grad)
+    torch.testing.assert_close(step.parameters, before - 0.5 * grad)
 
 
-def test_fg_step_with_the_mean_uses_tangents_of_the_normal_law():
-    # the step draws V with fg_analysis.tangents.Normal from its generator: replay it and check the update
+def test_fast_path_with_the_mean_uses_tangents_of_the_normal_law():
     model, inputs, targets = _small_net()
     n = sum(p.numel() for p in model.parameters())
-    f = jvp.module_loss(model, F.cross_entropy)
-    flat0, params0 = bench.flat_parameters(model)
-    _, grad = jvp.gradient(f, params0, inputs, targets)
-    step = bench.make_fg_step(model, inputs, targets, k=3, method="vmap", aggregator="mean", lr=0.1,
+    before, grad = _flat(model), _gradient(model, inputs, targets)
+    step = bench.make_fg_step(model, inputs, targets, k=3, aggregator="mean", lr=0.1,
                               generator=torch.Generator().manual_seed(4))
     step()
     V = Normal().sample(3, n, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
-    torch.testing.assert_close(step.parameters, flat0 - 0.1 * aggregate.mean(V, V @ grad))
+    torch.testing.assert_close(step.parameters, before - 0.1 * aggregate.mean(V, V @ grad))
 
 
-def test_fg_step_rejects_unknown_methods():
+@pytest.mark.parametrize("maker", ["oneoff", "loop"])
+def test_oneoff_and_reference_loop_with_k_equal_n_projection_are_gradient_steps(maker):
+    model, inputs, targets = _small_net()
+    n = sum(p.numel() for p in model.parameters())
+    before, grad = _flat(model), _gradient(model, inputs, targets)
+    make = bench.make_oneoff_step if maker == "oneoff" else bench.make_reference_loop_step
+    phases = make(model, inputs, targets, k=n, aggregator="projection", lr=0.5,
+                  generator=torch.Generator().manual_seed(5))()
+    assert all(t >= 0 for t in phases.values())
+    torch.testing.assert_close(_flat(model), before - 0.5 * grad)
+
+
+def test_reference_loop_draws_fresh_tangents_per_pass_and_accumulates_the_mean():
+    # one tangent per pass, a fresh normal tensor per parameter tensor in the module's order: replay them
+    model, inputs, targets = _small_net()
+    before, grad = _flat(model), _gradient(model, inputs, targets)
+    bench.make_reference_loop_step(model, inputs, targets, k=3, aggregator="mean", lr=0.1,
+                                   generator=torch.Generator().manual_seed(6))()
+    replay = torch.Generator().manual_seed(6)
+    V = torch.stack([torch.cat([torch.randn(p.shape, generator=replay, dtype=p.dtype).reshape(-1)
+                                for p in model.parameters()]) for _ in range(3)])
+    torch.testing.assert_close(_flat(model), before - 0.1 * aggregate.mean(V, V @ grad))
+
+
+@pytest.mark.parametrize("method", sorted(bench.ACTIVITY_METHODS))
+def test_activity_steps_with_k_at_least_a_projection_are_bp_steps(method):
+    model, inputs, targets = _small_net()
+    dimension = gradients.activity_dimension(model, (1, 3, 3))
+    before, grad = _flat(model), _gradient(model, inputs, targets)
+    bench.make_activity_step(model, inputs, targets, k=dimension, aggregator="projection", lr=0.5,
+                             mode=bench.ACTIVITY_METHODS[method], generator=torch.Generator().manual_seed(7))()
+    torch.testing.assert_close(_flat(model), before - 0.5 * grad)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_floor_is_randn_a_bare_jvp_and_one_addmv(k):
+    model, inputs, targets = _small_net()
+    n = sum(p.numel() for p in model.parameters())
+    before, grad = _flat(model), _gradient(model, inputs, targets)
+    phases = bench.make_floor_step(model, inputs, targets, k=k, lr=0.1, generator=torch.Generator().manual_seed(8))()
+    assert set(phases) == set(bench.FLOOR_PHASES)
+    V = torch.randn(k, n, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    torch.testing.assert_close(_flat(model), before - 0.1 * V.T @ (V @ grad) / k)
+
+
+def test_steps_reject_unknown_methods_and_aggregators():
     model, inputs, targets = _small_net()
     with pytest.raises(ValueError, match="unknown JVP method"):
-        bench.make_fg_step(model, inputs, targets, k=1, method="scan", aggregator="mean", lr=0.1,
+        bench.make_fg_step(model, inputs, targets, k=1, method="loop", aggregator="mean", lr=0.1,
                            generator=torch.Generator())
     with pytest.raises(ValueError, match="unknown aggregator"):
-        bench.make_fg_step(model, inputs, targets, k=1, method="vmap", aggregator="median", lr=0.1,
-                           generator=torch.Generator())
+        bench.make_fg_step(model, inputs, targets, k=1, aggregator="median", lr=0.1, generator=torch.Generator())
+    with pytest.raises(ValueError, match="'mean' or 'projection'"):
+        bench.make_reference_loop_step(model, inputs, targets, k=1, aggregator="sum", lr=0.1,
+                                       generator=torch.Generator())
 
 
 def test_bp_step_is_a_gradient_step():
     model, inputs, targets = _small_net()
-    before = [p.detach().clone() for p in model.parameters()]
-    F.cross_entropy(model(inputs), targets).backward()
-    grads = [p.grad.clone() for p in model.parameters()]
+    before, grad = _flat(model), _gradient(model, inputs, targets)
     bench.make_bp_step(model, inputs, targets, lr=0.1)()
-    for p, b, g in zip(model.parameters(), before, grads):
-        torch.testing.assert_close(p.detach(), b - 0.1 * g)
+    torch.testing.assert_close(_flat(model), before - 0.1 * grad)
 
 
 def test_round_robin_takes_medians_per_phase():
@@ -105,9 +158,10 @@ def test_round_robin_pairs_each_round_with_the_reference():
     # off; the median of the per-round ratios (2, 2/3, 2) is the true 2
     values = {"fg": iter([2.0, 2.0, 2.0, 6.0]), "bp": iter([1.0, 1.0, 3.0, 3.0])}
     steps = {key: (lambda key=key: {"x": next(values[key])}) for key in values}
-    timings = bench.time_round_robin(steps, repeats=3, warmup=1, reference="bp")
+    timings = bench.time_round_robin(steps, repeats=3, warmup=1, paired={"over_bp": "bp", "over_x": "missing"})
     assert timings["fg"]["step"] / timings["bp"]["step"] == pytest.approx(2 / 3)
-    assert timings["fg"]["over_reference"] == 2.0 and timings["bp"]["over_reference"] == 1.0
+    assert timings["fg"]["over_bp"] == 2.0 and timings["bp"]["over_bp"] == 1.0
+    assert "over_x" not in timings["fg"]
 
 
 def test_approximation_batched_and_looped_compute_the_same_cosines():
@@ -137,21 +191,31 @@ def test_bp_memory_grows_with_depth_and_fg_memory_does_not():
     assert net[("fg", 16)] < 1.3 * net[("fg", 2)]
 
 
-def _synthetic_frame():
+def _synthetic_frame(*, paired=True):
     rows = []
 
-    def step(k, method, aggregator, seconds, jvp_seconds=None):
-        rows.append(dict(section="step", model="fc-1024", n=1000, k=k, method=method, aggregator=aggregator,
-                         phase="step", seconds=seconds))
-        if jvp_seconds is not None:
-            rows.append(dict(section="step", model="fc-1024", n=1000, k=k, method=method, aggregator=aggregator,
-                             phase="jvp", seconds=jvp_seconds))
+    def step(k, method, aggregator, seconds, phases=None, over_bp=None, over_step=None, section="step"):
+        rows.append(dict(section=section, model="fc-1024", n=1000, k=k, method=method, aggregator=aggregator,
+                         phase="step", seconds=seconds, over_bp=over_bp if paired else math.nan,
+                         over_step=over_step if paired else math.nan))
+        for phase, value in (phases or {}).items():
+            rows.append(dict(section=section, model="fc-1024", n=1000, k=k, method=method, aggregator=aggregator,
+                             phase=phase, seconds=value))
 
     for k in (1, 2, 4, 8, 16):
-        step(k, "bp", "-", 0.010)
-        step(k, "vmap", "projection", 0.005 + 0.002 * k, 0.001 * k)
-        step(k, "vmap", "mean", 0.005 + 0.0019 * k)
-        step(k, "loop", "projection", 0.005 + 0.006 * k, 0.004 * k)
+        vmap = 0.005 + 0.002 * k
+        step(k, "bp", "-", 0.010, over_bp=1.0, over_step=0.010 / vmap)
+        step(k, "vmap", "projection", vmap, {"sample": 0.0005 * k, "jvp": 0.001 * k}, over_bp=vmap / 0.010,
+             over_step=1.0)
+        mean = 0.005 + 0.0019 * k
+        step(k, "vmap", "mean", mean, over_bp=0.8 if k == 1 else mean / 0.010, over_step=mean / vmap)
+        loop = 0.005 + 0.006 * k
+        step(k, "loop", "projection", loop, {"passes": 0.006 * k}, over_bp=loop / 0.010, over_step=loop / vmap)
+        if k in (1, 4, 16):
+            step(k, "oneoff", "projection", 1.05 * vmap, over_bp=1.05 * vmap / 0.010, over_step=1.05 if k < 16 else 1.08)
+            step(k, "activity-forward", "projection", 0.012, over_bp=1.2, over_step=0.012 / vmap)
+        step(k, "floor", "mean", 0.004 + 0.0015 * k, {"sample": 0.0004 * k, "jvp": 0.0036 + 0.001 * k,
+                                                     "update": 0.0001 * k}, section="floor")
     for depth, bp, fg in ((2, 10.0, 50.0), (8, 40.0, 52.0), (32, 160.0, 55.0)):
         rows.append(dict(section="memory", mode="bp", depth=depth, net_bytes=bp))
         rows.append(dict(section="memory", mode="fg", depth=depth, net_bytes=fg))
@@ -169,11 +233,16 @@ def _synthetic_frame():
 
 def test_summary_arithmetic_on_a_synthetic_frame():
     result = bench.summary(_synthetic_frame())
-    assert result["vmap_over_loop_k16"] == pytest.approx(0.101 / 0.037, abs=1e-4)
-    assert result["vmap_over_loop_jvp_only_k16"] == pytest.approx(4.0)
+    assert result["vmap_over_loop_k16"] == pytest.approx(0.101 / 0.037, abs=1e-4)  # paired: loop over step
+    assert result["vmap_over_loop_passes_k16"] == pytest.approx(0.096 / 0.024)  # passes vs sample + jvp
     assert result["projection_over_mean_k16"] == pytest.approx(0.037 / 0.0354, abs=1e-4)
-    assert result["fg1_over_bp"] == pytest.approx(0.0069 / 0.010)  # FG k=1 is the single-tangent (mean) step
-    assert "foundation_over_lean_k16" not in result
+    assert result["oneoff_over_step_k1"] == pytest.approx(1.05) and result["oneoff_over_step_max"] == 1.08
+    assert result["fg1_over_bp"] == pytest.approx(0.8)  # the paired ratio of the single-tangent (mean) step
+    assert result["activity_forward_k1_over_bp"] == pytest.approx(1.2)
+    assert math.isnan(result["activity_oracle_k1_over_bp"])  # not timed in this frame
+    assert result["sampling_floor_ms_k16"] == pytest.approx(6.4)
+    assert result["step_over_floor_k16"] == pytest.approx(0.0354 / (0.0064 + 0.0196 + 0.0016), abs=1e-4)
+    assert result["sampling_share_k16"] == pytest.approx(0.0064 / 0.0354, abs=1e-4)
     assert result["bp_memory_growth"] == pytest.approx(16.0)
     assert result["fg_memory_growth"] == pytest.approx(1.1)
     assert result["bp_memory_linearity_r2"] == pytest.approx(1.0)
@@ -185,7 +254,13 @@ def test_summary_arithmetic_on_a_synthetic_frame():
     # T(k) = 0.005 + 0.002 k is exact: held-out error 0; break-even with T_BP = 0.01 at k = 2.5
     assert result["cost_model_held_out_error"] == pytest.approx(0.0, abs=1e-6)
     assert result["break_even_k_projection"] == pytest.approx(2.5, abs=1e-3)
-    assert result["targets_met"]["vmap_over_loop_k16"] and result["targets_met"]["fg_memory_growth"]
+    assert all(result["targets_met"].values())
+
+
+def test_summary_falls_back_to_the_medians_without_paired_ratios():
+    result = bench.summary(_synthetic_frame(paired=False))
+    assert result["fg1_over_bp"] == pytest.approx(0.0069 / 0.010)
+    assert result["oneoff_over_step_k1"] == pytest.approx(1.05)
 
 
 def test_a_gpu_record_is_judged_by_the_gpu_targets():
@@ -199,27 +274,43 @@ def test_a_gpu_record_is_judged_by_the_gpu_targets():
     assert result["targets_met"]["vmap_over_loop_k16"] is False  # 2.7x < 3x
 
 
+def test_summary_rows_store_the_numbers_and_the_verdicts():
+    result = bench.summary(_synthetic_frame())
+    rows = bench.summary_rows(result).set_index("key")
+    assert set(rows.section) == {"summary"}
+    assert rows.loc["fg1_over_bp", "value"] == pytest.approx(0.8)
+    assert rows.loc["fg1_over_bp", "op"] == "<=" and rows.loc["fg1_over_bp", "bound"] == 2.0
+    assert bool(rows.loc["fg1_over_bp", "met"]) and rows.loc["fg16_over_bp", "op"] == ""
+
+
 @pytest.mark.slow
-def test_tiny_end_to_end_run_is_cached_with_its_environment():
+def test_tiny_end_to_end_run_is_cached_with_its_environment_and_verdicts():
     config = bench.BenchConfig.preset("quick", models=(bench.fc(8),), reference_model="fc-8", ks=(1, 2, 4, 16),
                                       fit_ks=(1, 2, 4), repeats=1, warmup=0, memory_depths=(2, 4),
                                       memory_batch=16, memory_probe_bytes=8 * 2 ** 20, approximation_samples=4)
     cache = ResultsCache(tempfile.mkdtemp(), published=None)
     frame = bench.run(config, cache=cache, progress=False)
     assert frame.attrs["record"]["environment"]["device"] == "cpu"
-    assert set(frame.section) == {"step", "memory", "approximation", "zero_tangents"}
+    assert set(frame.section) == {"step", "floor", "memory", "approximation", "zero_tangents", "summary"}
+    steps = frame[(frame.section == "step") & (frame.phase == "step")]
+    assert {"bp", "vmap", "loop", "oneoff", "activity-forward", "activity-oracle"} == set(steps.method)
+    assert set(steps[steps.method == "oneoff"].k) == {1, 4, 16} and set(steps[steps.method.str.startswith(
+        "activity")].k) == {1, 2, 4, 16}
     result = bench.summary(frame, reference_model="fc-8", fit_ks=(1, 2, 4))
-    assert result["device"] == "cpu" and math.isfinite(result["vmap_over_loop_k16"])
-    assert math.isfinite(result["zero_tangent_speedup_weight_k1"])
+    stored = frame[frame.section == "summary"].set_index("key")
+    assert stored.loc["vmap_over_loop_k16", "value"] == pytest.approx(result["vmap_over_loop_k16"], abs=1e-4)
+    assert result["device"] == "cpu" and math.isfinite(result["oneoff_over_step_max"])
     assert not zero_tangents.installed()  # the timings with and without the kernels leave PyTorch as it was
     again = bench.run(config, cache=cache, refresh=False, progress=False)
     assert again.attrs["record"]["saved"] == frame.attrs["record"]["saved"]  # read back, not re-measured
-    assert "Targets for the CPU, set for the FC-1024 (measured on fc-8" in bench.format_report(frame, result)
+    report = bench.format_report(frame, result)
+    assert "Targets for the CPU, set for the FC-1024 (measured on fc-8" in report and "sampling floor" in report
 
 
 def test_presets_and_cli_help(capsys):
     quick, paper = bench.BenchConfig.preset("quick"), bench.BenchConfig.preset("full")
-    assert 1 in quick.ks and 16 in quick.ks and "fc-1024" in [m.label for m in quick.models]
+    assert 1 in quick.ks and 16 in quick.ks and {"fc-256", "fc-1024"} <= {m.label for m in quick.models}
+    assert quick.activity_ks == (1, 2, 4, 16) and quick.oneoff_ks == (1, 4, 16)
     assert paper.ks == (1, 2, 4, 8, 16, 32, 64) and {"resnet18", "vit"} <= {m.label for m in paper.models}
     assert quick.threads == 1 and quick.device == "cpu"
     with pytest.raises(ValueError, match="unknown preset"):
@@ -229,17 +320,13 @@ def test_presets_and_cli_help(capsys):
     assert "--full" in capsys.readouterr().out
 
 
-def test_rq3_runs_reads_one_final_row_per_stored_run(tmp_path):
-    import json
-    pytest.importorskip("fg_analysis.experiments.rq3")
-    for name, (method, k, accuracy) in {"a": ("bp", 1, 0.9), "b": ("fg", 16, 0.8)}.items():
-        folder = tmp_path / "TrainingRun" / name
-        folder.mkdir(parents=True)
-        pd.DataFrame({"epoch": [1, 2], "test_accuracy": [0.1, accuracy], "wall_time_s": [1.0, 2.0]}).to_csv(
-            folder / "result.csv", index=False)
-        (folder / "record.json").write_text(json.dumps({"config": {"method": method, "aggregator": "projection",
-                                                                   "k": k, "model": "fc"}}))
-    runs = bench.rq3_runs([tmp_path])
-    assert sorted(runs.approach) == ["BP", "projection k=16"]
-    assert sorted(runs.test_accuracy) == [0.8, 0.9] and set(runs.epoch) == {2}
-    assert bench.rq3_runs([tmp_path / "nothing"]) is None
+@pytest.mark.parametrize("argv, flag", [
+    (["--device", "tpu"], "--device"), (["--threads", "0"], "--threads"), (["--threads", "two"], "--threads"),
+    (["--fast"], "--fast"), (["--quick", "--full"], "--full"),
+] + ([] if torch.cuda.is_available() else [(["--device", "cuda"], "--device")]))
+def test_bad_flags_are_one_line_errors_naming_the_flag(argv, flag, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        package_main(["bench", *argv])
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and flag in error and error.startswith("python -m fg_analysis bench: error")
