@@ -1,9 +1,10 @@
 """Cost model of multi-tangent forward gradients: step time, memory and expected descent per second (RQ4).
 
-Flügel et al. (arXiv 2410.17764, Sec. V, RQ4) and ``reference/paper.md`` ("cost"): k JVPs cost about k
+Flügel et al. (arXiv 2410.17764, Sec. V, RQ4): k JVPs cost about k
 forward-mode passes (or one vmapped pass with k-fold work), the tangents take ``k·n`` memory, the projection adds
 ``O(n k²)`` for its Gram matrix ``V Vᵀ`` and ``O(k³)`` for the solve, and forward mode stores no activations.
-Hence the models fitted here to the measurements of :mod:`fg_analysis.bench`:
+Hence the models fitted here to the measurements of :mod:`fg_analysis.bench` (the fitted coefficients of a
+machine are in its stored benchmark records, not here):
 
 * step time ``T(k) = fixed + per_tangent·k + quadratic·n·k²`` (the last term for the projection only),
   fitted by least squares (:func:`fit_step_time`) and checked on held-out k (:func:`held_out_errors`);
@@ -19,6 +20,11 @@ Hence the models fitted here to the measurements of :mod:`fg_analysis.bench`:
 (0.01, 0.02)
 >>> round(break_even_k(model, bp_seconds=0.05), 6)
 2.0
+
+References:
+    Flügel, Coquelin, Weiel, Debus, Streit, Götz. Beyond Backpropagation: Optimization with Multi-Tangent
+    Forward Gradients. arXiv:2410.17764. Baydin, Pearlmutter, Syme, Wood, Torr. Gradients without
+    Backpropagation. arXiv:2202.08587.
 """
 
 from __future__ import annotations
@@ -64,6 +70,9 @@ def fit_step_time(k, seconds, *, n: int = 1, quadratic: bool = False) -> StepTim
     ``T``) with the design matrix ``[1, k, n k²]``, its columns equilibrated. Exact (up to rounding) when
     the data follow the model with non-negative coefficients.
 
+    Returns:
+        The fitted :class:`StepTimeModel` (``quadratic = 0`` unless ``quadratic=True``).
+
     Raises:
         ValueError: with fewer distinct k than coefficients (2, or 3 with ``quadratic``), on mismatched lengths
             or on non-finite values.
@@ -90,8 +99,12 @@ def fit_step_time(k, seconds, *, n: int = 1, quadratic: bool = False) -> StepTim
 
 
 def held_out_errors(k, seconds, fit_k, *, n: int = 1, quadratic: bool = False) -> pd.DataFrame:
-    """Fit on the measurements whose k is in ``fit_k``, predict all: columns k, measured, predicted,
-    relative_error (``predicted/measured - 1``) and held_out (True for the k not used in the fit)."""
+    """Fit :class:`StepTimeModel` on the measurements whose k is in ``fit_k`` and predict all of them.
+
+    Returns:
+        Columns ``k, measured, predicted, relative_error`` (``predicted/measured - 1``) and ``held_out`` (True for
+        the k not used in the fit).
+    """
     k = np.asarray(k, dtype=float).ravel()
     t = np.asarray(seconds, dtype=float).ravel()
     used = np.isin(k, np.asarray(fit_k, dtype=float))
@@ -104,9 +117,12 @@ def held_out_errors(k, seconds, fit_k, *, n: int = 1, quadratic: bool = False) -
 def break_even_k(model: StepTimeModel, bp_seconds: float) -> float:
     """The largest ``k >= 0`` with ``T_FG(k) <= T_BP``: FG with fewer tangents is cheaper per step than BP.
 
-    Solves ``quadratic·n·k² + per_tangent·k + fixed - T_BP = 0`` for its larger root. Returns 0.0 when even
-    ``T(0) = fixed`` exceeds ``T_BP`` (no k is cheaper than BP) and ``inf`` when ``T`` never reaches ``T_BP``
-    (non-increasing model). A result below 1 means that no whole number of tangents beats BP.
+    Solves ``quadratic·n·k² + per_tangent·k + fixed - T_BP = 0`` for its larger root.
+
+    Returns:
+        The break-even k: 0.0 when even ``T(0) = fixed`` exceeds ``T_BP`` (no k is cheaper than BP), ``inf`` when
+        ``T`` never reaches ``T_BP`` (non-increasing model). A result below 1 means that no whole number of
+        tangents beats BP.
     """
     a, b, c = model.quadratic * model.n, model.per_tangent, model.fixed - bp_seconds
     if c > 0:
@@ -136,6 +152,12 @@ def expected_progress(k, n, aggregator: str = "projection", *, measure: str = "m
     ``measure="squared_mean_cos"`` uses ``E[cos]²`` (:func:`fg_analysis.theory.expected_cosine`) instead, which is
     slightly smaller (Jensen) and close for large n.
 
+    Returns:
+        ``E[cos²]`` (or ``E[cos]²``) for every k.
+
+    Raises:
+        ValueError: for an unknown ``measure``.
+
     >>> float(expected_progress(16, 1024))
     0.015625
     """
@@ -149,7 +171,11 @@ def expected_progress(k, n, aggregator: str = "projection", *, measure: str = "m
 
 def progress_rate(model: StepTimeModel, k, n, aggregator: str = "projection", *,
                   measure: str = "mean_cos2") -> np.ndarray:
-    """Expected descent per second ``R(k) = E[cos²](k, n) / T(k)`` (a gradient step has ``E[cos²] = 1``)."""
+    """Expected descent per second ``R(k) = E[cos²](k, n) / T(k)`` (a gradient step has ``E[cos²] = 1``).
+
+    Returns:
+        ``R(k)`` for every k, in units of a gradient step's expected descent per second.
+    """
     return expected_progress(k, n, aggregator, measure=measure) / model(k)
 
 
@@ -160,6 +186,12 @@ def optimal_k(model: StepTimeModel, n: int, aggregator: str = "projection", *, k
     For the projection ``R(k) = (k/n) / (fixed + per_tangent·k + quadratic·n·k²)`` peaks at
     ``k* = sqrt(fixed / (quadratic·n))``; without the quadratic term it increases towards ``1/(n·per_tangent)``,
     so the best k is the largest allowed. ``k_max`` defaults to ``n`` (the projection is exact there).
+
+    Returns:
+        The best k.
+
+    Raises:
+        ValueError: for ``k_max < 1`` or a time model that is not positive on ``[1, k_max]``.
     """
     k_max = int(n if k_max is None else k_max)
     if k_max < 1:
@@ -183,7 +215,14 @@ class LinearFit:
 
 
 def fit_linear(x, y) -> LinearFit:
-    """Least-squares line through ``(x, y)``; needs at least two distinct x."""
+    """Least-squares line through ``(x, y)``.
+
+    Returns:
+        The :class:`LinearFit`.
+
+    Raises:
+        ValueError: for mismatched lengths or fewer than two distinct x.
+    """
     x = np.asarray(x, dtype=float).ravel()
     y = np.asarray(y, dtype=float).ravel()
     if x.shape != y.shape:
@@ -200,6 +239,9 @@ def bp_memory(depth, *, parameter_bytes: float, activation_bytes_per_layer: floa
     Backpropagation keeps every layer's activations until the backward pass reaches it, so its peak grows
     linearly in depth (``activation_bytes_per_layer`` ≈ batch · width · bytes per stored tensor). The gradient
     is another parameter-sized buffer.
+
+    Returns:
+        The peak bytes for every depth.
     """
     return 2 * parameter_bytes + activation_bytes_per_layer * np.asarray(depth, dtype=float) + constant
 
@@ -209,6 +251,9 @@ def fg_memory(k, *, parameter_bytes: float, activation_bytes: float, constant: f
 
     Forward mode carries each layer's primal and its k tangents only until the next layer has consumed
     them, so ``activation_bytes`` (≈ (1 + k) · batch · width · bytes for an MLP) does not grow with depth.
+
+    Returns:
+        The peak bytes for every k.
     """
     k = np.asarray(k, dtype=float)
     return parameter_bytes + k * parameter_bytes + activation_bytes + constant
@@ -216,8 +261,13 @@ def fg_memory(k, *, parameter_bytes: float, activation_bytes: float, constant: f
 
 def pareto_frontier(frame: pd.DataFrame, *, cost_column: str = "wall_time_s",
                     value_column: str = "test_accuracy") -> pd.DataFrame:
-    """The rows not dominated by another (one at most as costly with a higher value), sorted by cost: the
-    accuracy-against-cost frontier of a set of runs."""
+    """The accuracy-against-cost frontier of a set of runs (e.g. :func:`fg_analysis.experiments.rq4.frontier`).
+
+    A row is kept when no row at most as costly has a higher value; of equal rows the first by cost is kept.
+
+    Returns:
+        The kept rows, sorted by cost.
+    """
     ordered = frame.sort_values([cost_column, value_column], ascending=[True, False])
     best, keep = -np.inf, []
     for index, value in zip(ordered.index, ordered[value_column]):

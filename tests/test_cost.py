@@ -134,3 +134,10 @@ def test_pareto_frontier_keeps_the_undominated_runs():
     runs = pd.DataFrame({"wall_time_s": [1.0, 2.0, 3.0, 4.0, 2.5], "test_accuracy": [0.5, 0.7, 0.6, 0.9, 0.7]})
     frontier = cost.pareto_frontier(runs)
     assert list(frontier.index) == [0, 1, 3]
+
+
+def test_pareto_frontier_keeps_one_of_equal_runs_and_drops_slower_equal_accuracy():
+    import pandas as pd
+    runs = pd.DataFrame({"wall_time_s": [1.0, 1.0, 2.0, 3.0], "test_accuracy": [0.5, 0.5, 0.5, 0.6]})
+    frontier = cost.pareto_frontier(runs)
+    assert list(frontier.index) == [0, 3]  # the tie at 1 s once; 2 s buys nothing over 1 s
