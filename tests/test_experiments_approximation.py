@@ -18,7 +18,8 @@ from fg_analysis.aggregate import get_aggregator  # noqa: E402
 from fg_analysis.cache import ResultsCache  # noqa: E402
 from fg_analysis.experiments import SCORECARD_COLUMNS, approximation  # noqa: E402
 from fg_analysis.experiments.approximation import ApproximationCell, ApproximationConfig  # noqa: E402
-from fg_analysis.metrics import add_ci  # noqa: E402
+from fg_analysis.metrics import FAILS, HOLDS, INCONCLUSIVE, VERDICTS, add_ci  # noqa: E402
+from scipy import stats  # noqa: E402
 
 
 @pytest.fixture
@@ -105,8 +106,12 @@ def test_run_uses_the_cache_and_scorecard_rows_are_well_formed(cache, monkeypatc
 
     card = approximation.scorecard(frame, config)
     assert tuple(card.columns) == SCORECARD_COLUMNS and len(card) >= 8
-    assert card["holds"].map(type).eq(bool).all() and (card["question"] == "RQ1").all()
-    assert card["holds"].all(), card[["claim", "ours"]]
+    assert card["verdict"].isin(VERDICTS).all() and (card["question"] == "RQ1").all()
+    assert (card["verdict"] != FAILS).all(), card[["claim", "ours", "verdict"]]
+    assert card["section"].str.startswith("rq1_approximation#rq1-").all() and (card["record"] == "").all()
+    verdicts = dict(zip(card["claim"], card["verdict"]))
+    assert verdicts["The projection is exact (cos = 1) when k = n"] == HOLDS
+    assert verdicts["E[cos(P_U g, g)] at n=64, k=16"] == HOLDS  # 0.494 within the interval of 200 samples
     table = approximation.reference_table(frame)
     assert set(zip(table["aggregator"], table["n"], table["k"])) == {("projection", 64, 16), ("mean", 64, 16),
                                                                      ("projection", 16, 16), ("mean", 16, 16)}
@@ -129,4 +134,29 @@ def test_summary_markdown_states_the_reference_cell():
     frame = add_ci(approximation.measure_cell(cell).assign(n=64, k=16, law="normal", theta=None))
     text = approximation.summary_markdown(frame)
     assert text.startswith("At $n = 64$, $k = 16$ the projection reaches a mean cosine of **0.")
-    assert "| claim | paper | ours | holds |" in text
+    assert "| claim | paper | ours | verdict |" in text
+    card = approximation.scorecard(frame)
+    counts = card["verdict"].value_counts()
+    assert (f"In this run {counts.get(HOLDS, 0)} of {len(card)} RQ1 claims hold, {counts.get(FAILS, 0)} do not "
+            f"hold, {counts.get(INCONCLUSIVE, 0)} are inconclusive:") in text
+
+
+def test_claims_are_inconclusive_inside_the_interval_and_fail_outside():
+    """A verdict is made from the t interval: the paper's 0.494 inside it holds, a value far outside fails,
+    a tie between the projection and the mean is inconclusive."""
+    rows = []
+    for aggregator, n, k, mean, std in (("projection", 64, 16, 0.50, 0.1), ("mean", 64, 16, 0.499, 0.1),
+                                        ("projection", 16, 16, 1.0, 0.0), ("mean", 16, 16, 0.6, 0.1)):
+        rows.append({"aggregator": aggregator, "normalize": False, "metric": "cosine", "mean": mean, "std": std,
+                     "count": 100, "n": n, "k": k, "law": "normal", "theta": None})
+    frame = add_ci(pd.DataFrame(rows))
+    card = approximation.scorecard(frame).set_index("claim")["verdict"]
+    half = stats.t.ppf(0.975, 99) * 0.1 / 10
+    assert abs(0.50 - 0.494) < half and card["E[cos(P_U g, g)] at n=64, k=16"] == HOLDS
+    assert card["The mean stays far from g even at k = n (n=16)"] == FAILS        # 0.6 ± 0.02 against 0.713
+    assert card["The projection approximates g better than the mean (higher cosine) for k > 1"] == INCONCLUSIVE
+
+
+def test_theory_band_uses_the_t_quantile():
+    mean, half = approximation.theory_columns("projection", "cosine", 16, 64, 10)
+    assert half == pytest.approx(stats.t.ppf(0.975, 9) * theory.cosine_std("projection", 16, 64) / np.sqrt(10))

@@ -16,6 +16,7 @@ from fg_analysis import optimize  # noqa: E402
 from fg_analysis.cache import ResultsCache  # noqa: E402
 from fg_analysis.experiments import SCORECARD_COLUMNS, optimization  # noqa: E402
 from fg_analysis.experiments.optimization import OptimizationConfig, OptimizationRun  # noqa: E402
+from fg_analysis.metrics import HOLDS, INCONCLUSIVE, VERDICTS  # noqa: E402
 
 
 @pytest.fixture
@@ -76,7 +77,55 @@ def test_run_caches_each_unit_and_reductions(cache, monkeypatch):
 
     card = optimization.scorecard(traces, config)
     assert tuple(card.columns) == SCORECARD_COLUMNS and (card["question"] == "RQ2").all()
-    assert card["holds"].map(type).eq(bool).all()
+    assert card["verdict"].isin(VERDICTS).all() and card["section"].str.startswith("rq2_optimization#").all()
+
+
+def test_stored_reads_the_paper_runs_stored_so_far_and_never_runs(cache, tmp_path, monkeypatch):
+    config = OptimizationConfig(problems=("sphere",), dims=(2, 4), seeds=(0, 1), approaches=(("bp", "mean", 1),
+                                ("fg", "projection", 2)), max_steps=(("sphere", 20),), mode="oracle", angles=())
+    assert optimization.stored(config, cache=cache) is None
+    optimization.run(dataclasses.replace(config, dims=(4,)), cache=cache, progress=False)   # half of the units
+    monkeypatch.setattr(optimization, "descend", lambda *a, **k: pytest.fail("stored() must not run anything"))
+    found = optimization.stored(config, cache=cache)
+    assert found.attrs["stored"] == 2 and found.attrs["units"] == 4 and len(found.attrs["records"]) == 2
+    assert set(found["n"]) == {4} and set(found["approach"]) == {"BP", "projection k=2"}
+    counts = optimization.stored_counts(found, config)
+    assert counts.to_dict("records") == [{"runs": "sphere", "stored": 2, "of": 4}]
+    rows = optimization.stored_rows(config, cache=cache)
+    assert rows["claim"].str.endswith("(stored paper-protocol runs)").all()
+    assert rows["record"].str.startswith("OptimizationRun ×2 (commit").all()
+    assert optimization.stored_rows(config, cache=ResultsCache(tmp_path / "none", published=None)).empty
+
+
+def _finals(values: dict) -> pd.DataFrame:
+    """best f per (approach, seeds) on Styblinski–Tang n=64 and sphere n=4, for the scorecard's verdicts."""
+    rows = []
+    for (problem, n, approach), seeds in values.items():
+        method = "bp" if approach == "BP" else "fg"
+        aggregator, k = ("mean", 1) if approach in ("BP", "FG") else (approach.split(" k=")[0], int(approach.split("=")[1]))
+        for seed, value in enumerate(seeds):
+            rows.append({"problem": problem, "n": n, "method": method, "aggregator": aggregator, "k": k,
+                         "approach": approach, "theta": np.nan, "seed": seed, "step": 10, "f": value, "best_f": value,
+                         "stopped": "", "lr": 0.1, "norm_ratio": 1.0, "cosine": 1.0})
+    return pd.DataFrame(rows).assign(tangents="normal")
+
+
+def test_scorecard_verdicts_ties_and_numerical_resolution():
+    minimum = optimize.get_problem("styblinski-tang").minimum(64)
+    traces = _finals({("styblinski-tang", 64, "projection k=16"): [minimum] * 3,
+                      ("styblinski-tang", 64, "FG"): [minimum + 150, minimum + 160, minimum + 170],
+                      ("styblinski-tang", 64, "mean k=16"): [minimum + 1, minimum + 30, minimum],
+                      ("styblinski-tang", 64, "projection k=2"): [minimum + 100, minimum + 110, minimum + 120],
+                      ("sphere", 4, "mean k=2"): [0.0, 0.0, 0.0], ("sphere", 4, "projection k=2"): [1.3e-175] * 3})
+    card = optimization.scorecard(traces).set_index("claim")["verdict"]
+    assert card["Styblinski–Tang n=64: projection k=16 reaches the global minimum"] == HOLDS
+    assert card["Styblinski–Tang n=64: the single-tangent FG stops far above the minimum, the projection does "
+                "not"] == HOLDS
+    # sphere: 0 against 1.3e-175 is the same value (at least as close: holds); Styblinski–Tang k=16: a tie
+    # (0 against 10.3 ± 40.9), so the claim over all cells is inconclusive
+    same_k = card["With the same k, the projection ends at least as close to f* as the mean (best f − f*)"]
+    assert same_k == INCONCLUSIVE
+    assert card["More tangents help: the projection with k=16 ends at least as close to f* as with k=2"] == HOLDS
 
 
 def test_lr_ratio_table_tracks_the_norm_ratio():

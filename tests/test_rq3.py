@@ -23,7 +23,10 @@ def frame(tmp_path_factory):
 def test_presets():
     quick = rq3.RQ3Config.preset("quick")
     assert len(quick.runs()) == 6 * 3 and {u.mode for u in quick.runs()} == {"forward"}
-    assert {u.lr_source for u in quick.runs()} == {"searched"}
+    assert {u.dataset for u in quick.runs()} == {"mnist"} and {u.lr_source for u in quick.runs()} == {"paper"}
+    assert {u.max_train for u in quick.runs()} == {rq3.QUICK_MAX_TRAIN} and {u.epochs for u in quick.runs()} == {10}
+    mnist = rq3.RQ3Config.preset("mnist-fc").runs()
+    assert len(mnist) == 8 * 3 and {u.max_train for u in mnist} == {None} and {u.mode for u in mnist} == {"oracle"}
     paper = rq3.RQ3Config.preset("paper")
     units = paper.runs()
     assert {u.model for u in units} == {"fc", "resnet18", "vit"} and {u.epochs for u in units} == {200}
@@ -121,7 +124,54 @@ def test_stored_rows(frame, tmp_path):
     from fg_analysis.experiments import SCORECARD_COLUMNS
 
     rows = rq3.stored_rows(TINY, cache=frame[1])
-    assert list(rows.columns) == list(SCORECARD_COLUMNS) and len(rows) == 1
-    assert "fc_w=16" in rows["claim"].item() and "commit" in rows["setup"].item()
+    assert list(rows.columns) == list(SCORECARD_COLUMNS) and len(rows) == 2
+    assert rows["claim"].str.contains("fc_w=16").all() and rows["claim"].str.endswith("(stored paper-protocol runs)").all()
+    assert rows["record"].str.startswith(f"TrainingRun ×{len(TINY.runs())} (commit").all()
+    assert rows["section"].eq("rq3_networks#rq3-paper").all() and "6 of 6 so far" in rows["setup"].iloc[0]
     empty = rq3.stored_rows(TINY, cache=ResultsCache(tmp_path, published=None))
     assert list(empty.columns) == list(SCORECARD_COLUMNS) and empty.empty
+
+
+def test_stored_partial_reads_the_runs_stored_so_far(frame, tmp_path):
+    import dataclasses
+
+    data, cache = frame
+    more = dataclasses.replace(TINY, seeds=(0, 1, 2))           # seed 2 was never run
+    assert rq3.stored(more, cache=cache) is None
+    found = rq3.stored(more, cache=cache, partial=True)
+    assert found.attrs["stored"] == len(TINY.runs()) and found.attrs["units"] == len(more.runs())
+    assert sorted(found["seed"].unique()) == [0, 1]
+    assert rq3.stored(more, cache=ResultsCache(tmp_path, published=None), partial=True) is None
+
+
+def _frame(accuracy: dict) -> pd.DataFrame:
+    rows = []
+    for approach, values in accuracy.items():
+        method = "bp" if approach == "BP" else "fg"
+        aggregator, k = ("mean", 1) if approach in ("BP", "FG") else (approach.split(" k=")[0], int(approach[-2:]))
+        for seed, value in enumerate(values):
+            for epoch in (0, 1):
+                rows.append({"model": "fc", "width": 256, "network": "fc_w=256", "dataset": "mnist", "method": method,
+                             "aggregator": aggregator, "k": k, "approach": approach, "seed": seed, "epoch": epoch,
+                             "val_accuracy": 0.1 if epoch == 0 else value, "test_accuracy": value, "best_epoch": 1,
+                             "stopped": "", "wall_time_s": 1.0, "train_time_s": 1.0, "lr": 0.1, "lr_source": "paper",
+                             "mode": "oracle", "device": "cpu"})
+    return pd.DataFrame(rows)
+
+
+def test_scorecard_verdicts_from_t_intervals_and_learning():
+    from fg_analysis.metrics import FAILS, HOLDS, INCONCLUSIVE
+
+    card = rq3.scorecard(_frame({"BP": [0.97, 0.972, 0.974], "FG": [0.58, 0.55, 0.67], "mean k=16": [0.94, 0.93, 0.945],
+                                 "projection k=16": [0.941, 0.935, 0.944]})).set_index("claim")["verdict"]
+    assert card["BP trains fc_w=256 on mnist to a high test accuracy (≥ 90%)"] == HOLDS
+    assert card["projection with k = 16 beats FG (k = 1) on fc_w=256 on mnist"] == HOLDS
+    assert card["projection beats mean at k = 16 on fc_w=256 on mnist"] == INCONCLUSIVE   # overlapping intervals
+    assert card["a gap to BP remains at k = 16 on fc_w=256 on mnist"] == HOLDS
+    chance = rq3.scorecard(_frame({"BP": [0.97, 0.96, 0.975], "FG": [0.09, 0.1, 0.11],
+                                   "projection k=16": [0.08, 0.1, 0.09]})).set_index("claim")["verdict"]
+    assert chance["projection with k = 16 beats FG (k = 1) on fc_w=256 on mnist"] == INCONCLUSIVE  # did not learn
+    one_seed = rq3.scorecard(_frame({"BP": [0.85], "FG": [0.5]})).set_index("claim")["verdict"]
+    assert one_seed["BP trains fc_w=256 on mnist to a high test accuracy (≥ 90%)"] == INCONCLUSIVE  # no interval
+    low = rq3.scorecard(_frame({"BP": [0.80, 0.81, 0.79]})).set_index("claim")["verdict"]
+    assert low["BP trains fc_w=256 on mnist to a high test accuracy (≥ 90%)"] == FAILS

@@ -11,20 +11,31 @@ scorecard page reads the cache); ``notebooks/scorecard.ipynb`` collects the rows
 :data:`SCORECARD_MODULES` that has one.
 
 A row's ``verdict`` is one of :data:`fg_analysis.metrics.VERDICTS`: ``"holds"``, ``"does not hold"`` or
-``"inconclusive"`` (overlapping confidence intervals, values below numerical resolution, runs that did not
-learn); :func:`fg_analysis.metrics.compare` makes it from two means and their intervals.
+``"inconclusive"``. It is made from means and their t-based 95% intervals: :func:`fg_analysis.metrics.compare`
+for "a beats b" (overlapping intervals, values below numerical resolution: inconclusive), :func:`agrees` for
+"a equals the claimed number", :func:`combine` for a claim over many cells; a claim resting on a run that did
+not learn (:func:`fg_analysis.metrics.learned`) is inconclusive.
+
+>>> combine(["holds", "holds"]), combine(["holds", "inconclusive"]), combine(["holds", "does not hold"])
+('holds', 'inconclusive', 'does not hold')
+>>> at_least(0.0, 0.0, 1.3e-175, 0.0, direction="less", resolution=1e-12)   # both at the minimum
+'holds'
+>>> agrees(0.4941, 0.006, 0.494, resolution=0.0005), agrees(0.52, 0.006, 0.494)
+('holds', 'does not hold')
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
+
+from fg_analysis.metrics import FAILS, HOLDS, INCONCLUSIVE, compare
 from fg_analysis.metrics import verdict as _verdict
 
 #: question (RQ1..RQ4); the claim; who made it ("paper", or the other work, e.g. "Baydin et al."); the
 #: paper's number; ours; the verdict; how our setup differs; the page section the row comes from
-#: (``"page#anchor"``); the stored record it rests on ("" for a live run of this build). ``holds`` (verdict ==
-#: "holds", a bool) is kept while the modules and their tests still read it; the scorecard page uses ``verdict``.
-SCORECARD_COLUMNS = ("question", "claim", "source", "paper", "ours", "verdict", "setup", "section", "record",
-                     "holds")
+#: (``"page#anchor"``); the stored record it rests on ("" for a live run of this build)
+SCORECARD_COLUMNS = ("question", "claim", "source", "paper", "ours", "verdict", "setup", "section", "record")
 
 #: modules searched (in this order) for ``scorecard_rows`` by the scorecard page
 SCORECARD_MODULES = ("approximation", "optimization", "rq3", "rq4")
@@ -38,14 +49,72 @@ def claim(question: str, claim: str, paper: str, ours: str, verdict, setup: str 
           source: str = "paper", section: str = "", record: str = "") -> dict:
     """One scorecard row (a dict with the keys :data:`SCORECARD_COLUMNS`).
 
-    ``verdict`` is ``"holds"``, ``"does not hold"`` or ``"inconclusive"``; a bool is still accepted
-    (``True`` → holds, ``False`` → does not hold) until every module decides through
-    :func:`fg_analysis.metrics.compare`. ``source`` names who made the claim (``"paper"`` for Flügel et al.,
-    else the other work); ``section`` is the page and anchor it comes from (default: the question's page).
+    ``verdict`` is ``"holds"``, ``"does not hold"`` or ``"inconclusive"`` (a bool is read as holds / does not
+    hold, for deterministic checks). ``source`` names who made the claim (``"paper"`` for Flügel et al., else
+    the other work); ``section`` is the page and anchor it comes from (default: the question's page);
+    ``record`` names the stored record(s) the row was read from (:func:`record_text`), "" for a live run.
 
-    >>> claim("RQ1", "more tangents help", "yes", "0.49", True)["verdict"]
+    >>> claim("RQ1", "more tangents help", "yes", "0.49", "holds")["verdict"]
     'holds'
     """
     return {"question": question, "claim": claim, "source": source, "paper": paper, "ours": ours,
             "verdict": _verdict(verdict), "setup": setup, "section": section or QUESTION_PAGES.get(question, ""),
-            "record": record, "holds": _verdict(verdict) == "holds"}
+            "record": record}
+
+
+def agrees(mean: float, ci: float, target: float, *, target_ci: float = 0.0, resolution: float = 0.0) -> str:
+    """Verdict of "the measured ``mean ± ci`` equals the claimed ``target``".
+
+    ``"holds"`` when the target lies within the interval (widened by ``target_ci`` and by ``resolution``, the
+    precision the target was stated to, e.g. 0.0005 for a number given to three decimals); ``"does not hold"``
+    when the intervals are apart; ``"inconclusive"`` when the interval is undefined (one seed).
+    """
+    values = [float(v) for v in (mean, ci, target, target_ci)]
+    if not all(math.isfinite(v) for v in values):
+        return INCONCLUSIVE
+    found = compare(values[0], values[1], values[2], values[3], resolution=resolution)
+    return HOLDS if found == INCONCLUSIVE else FAILS
+
+
+def combine(verdicts: Iterable[str]) -> str:
+    """One verdict for a claim made for many cells (every n, every k): ``"does not hold"`` if any cell refutes
+    it, ``"holds"`` if every cell supports it, otherwise (a tie somewhere) ``"inconclusive"``; no cells:
+    inconclusive. :func:`tally` says how the cells split."""
+    verdicts = [_verdict(v) for v in verdicts]
+    if not verdicts:
+        return INCONCLUSIVE
+    if FAILS in verdicts:
+        return FAILS
+    return HOLDS if all(v == HOLDS for v in verdicts) else INCONCLUSIVE
+
+
+def at_least(mean_a: float, ci_a: float, mean_b: float, ci_b: float, *, direction: str = "greater",
+             resolution: float = 0.0) -> str:
+    """Verdict of "a is at least as good as b" (``a >= b``, or ``a <= b`` with ``direction="less"``): like
+    :func:`fg_analysis.metrics.compare`, except that two values equal to ``resolution`` (both runs at the
+    minimum) support the claim instead of being a tie. Overlapping intervals stay inconclusive."""
+    values = [float(v) for v in (mean_a, ci_a, mean_b, ci_b)]
+    if all(math.isfinite(v) for v in (values[0], values[2])) and abs(values[0] - values[2]) <= resolution:
+        return HOLDS
+    return compare(*values, direction=direction, resolution=resolution)
+
+
+def tally(verdicts: Iterable[str]) -> str:
+    """``"12 for, 3 ties, 0 against"``: how the cells of a :func:`combine` verdict split."""
+    verdicts = [_verdict(v) for v in verdicts]
+    return (f"{verdicts.count(HOLDS)} for, {verdicts.count(INCONCLUSIVE)} "
+            f"tie{'s' if verdicts.count(INCONCLUSIVE) != 1 else ''}, {verdicts.count(FAILS)} against")
+
+
+def record_text(records: Iterable[dict]) -> str:
+    """The stored records a row was read from, in one line: ``"OptimizationRun ×12 (commit 70c9229;
+    saved 2026-12-01)"``, or the key for a single record. "" for none (a live run)."""
+    records = [r for r in records if r]
+    if not records:
+        return ""
+    kinds = sorted({r.get("config", {}).get("class", "?") for r in records})
+    commits = sorted({str(r.get("environment", {}).get("commit") or "unknown")[:7] for r in records})
+    dates = sorted({str(r.get("saved", ""))[:10] for r in records})
+    saved = dates[0] if len(dates) == 1 else f"{dates[0]}..{dates[-1]}"
+    count = f" {records[0].get('key', '')}" if len(records) == 1 else f" ×{len(records)}"
+    return f"{'/'.join(kinds)}{count} (commit {', '.join(commits)}; saved {saved})"

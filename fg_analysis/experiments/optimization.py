@@ -23,6 +23,7 @@ seed and recorded step); :func:`final_values` reduces them to best and last ``f`
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, replace
 from functools import partial
 
@@ -32,7 +33,7 @@ import pandas as pd
 from fg_analysis import learning_rates as lrs
 from fg_analysis import theory
 from fg_analysis.cache import ResultsCache
-from fg_analysis.experiments import claim
+from fg_analysis.experiments import SCORECARD_COLUMNS, claim
 from fg_analysis.labels import approach_label
 from fg_analysis.learning_rates import closed_form_rate as paper_learning_rate
 from fg_analysis.optimize import descend
@@ -169,11 +170,59 @@ def run(config: OptimizationConfig, *, device: str = "cpu", cache: ResultsCache 
     cache = cache or ResultsCache()
     frame = cache.sweep(config.runs(), partial(run_unit, device=str(resolved)), device=device,
                         description="RQ2 optimization", progress=progress, executor=executor)
+    return _labelled(frame)
+
+
+def stored(config: OptimizationConfig | None = None, *, cache: ResultsCache | None = None) -> pd.DataFrame | None:
+    """The runs of ``config`` (default: the ``paper`` preset) that are stored, as :func:`run` returns them, read
+    from the cache only (writable root, then ``results/published``); ``None`` when none is. Nothing is run.
+
+    A sweep still being produced gives the units stored so far: ``frame.attrs`` has ``"stored"`` and ``"units"``
+    (how many of the config's units were found, of how many) and ``"records"`` (the record of each stored unit:
+    config, environment with device and commit, date saved).
+    """
+    config = config or OptimizationConfig.preset("paper")
+    cache = cache or ResultsCache()
+    units = config.runs()
+    frames, records = [], []
+    for unit in units:
+        found = cache.load(unit)
+        if found is None:
+            continue
+        frame, record = found
+        for field, value in dataclasses.asdict(unit).items():
+            if field not in frame.columns and not isinstance(value, (list, tuple, dict)):
+                frame[field] = value
+        frames.append(frame)
+        records.append(record)
+    if not frames:
+        return None
+    frame = _labelled(pd.concat(frames, ignore_index=True))
+    frame.attrs = {"records": records, "stored": len(frames), "units": len(units)}
+    return frame
+
+
+def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
     frame["approach"] = [approach_label(m, a, k) for m, a, k in zip(frame["method"], frame["aggregator"],
                                                                     frame["k"], strict=True)]
     frame["tangents"] = np.where(frame["theta"].isna(), "normal", "fixed-angle")
     frame["stopped"] = frame["stopped"].fillna("")
     return frame
+
+
+def stored_counts(frame: pd.DataFrame | None, config: OptimizationConfig | None = None) -> pd.DataFrame:
+    """Per function (and the fixed-angle runs): how many of the config's units are stored, of how many."""
+    config = config or OptimizationConfig.preset("paper")
+    have = set() if frame is None else set(
+        zip(frame["problem"], frame["n"], frame["approach"], frame["theta"].fillna(-1.0)))
+    rows = {}
+    for unit in config.runs():
+        part = unit.problem if unit.theta is None else f"{unit.problem} (fixed angles)"
+        key = (unit.problem, unit.n, approach_label(unit.method, unit.aggregator, unit.k),
+               -1.0 if unit.theta is None else unit.theta)
+        stored_, total = rows.get(part, (0, 0))
+        rows[part] = (stored_ + (key in have), total + 1)
+    return pd.DataFrame([{"runs": part, "stored": s, "of": t} for part, (s, t) in rows.items()])
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -252,74 +301,115 @@ def lr_ratio_table(finals: pd.DataFrame | None = None, *, problems=PROBLEMS, ks=
 # Claims
 
 
-def scorecard(traces: pd.DataFrame, config: OptimizationConfig | None = None) -> pd.DataFrame:
-    """The paper's RQ2 claims checked on ``traces`` (from :func:`run`): columns
-    :data:`fg_analysis.experiments.SCORECARD_COLUMNS`. Claims whose runs are missing are left out."""
-    finals = final_values(traces)
-    setup = _setup_note(traces, config)
-    rows = []
-    normal = finals[finals["tangents"] == "normal"]
-    st = normal[(normal["problem"] == "styblinski-tang") & (normal["n"] == 64)]
-    proj = st[st["approach"] == "projection k=16"]
-    if not proj.empty:
-        minimum = float(proj["minimum"].iloc[0])
-        best = proj["best_f"]
-        rows.append(claim("RQ2", "Styblinski–Tang n=64: projection k=16 reaches the global minimum",
-                          f"{minimum:.1f}", f"best f {format_ci(best.mean(), float(ci_halfwidth(best.std(), len(best))), 1)} "
-                          f"({int((best - minimum < 1e-3).sum())}/{len(best)} seeds at the minimum)",
-                          bool((best - minimum).abs().max() < 1e-2), setup))
-    fg = st[st["approach"] == "FG"]
-    if not fg.empty and not proj.empty:
-        rows.append(claim("RQ2", "Styblinski–Tang n=64: the single-tangent FG stops far above the minimum, "
-                          "the projection does not", "qualitative",
-                          f"best f: FG {fg['best_f'].mean():.1f}, projection k=16 {proj['best_f'].mean():.1f}, "
-                          f"BP {st.loc[st['approach'] == 'BP', 'best_f'].mean():.1f}",
-                          fg["best_f"].mean() > proj["best_f"].mean() + 1.0, setup))
+#: the page anchors of the RQ2 page (``notebooks/rq2_optimization.ipynb``) the scorecard rows link to
+SECTIONS = {"best": "rq2_optimization#rq2-best", "tables": "rq2_optimization#rq2-tables",
+            "angle": "rq2_optimization#rq2-angle", "rates": "rq2_optimization#rq2-rates",
+            "paper": "rq2_optimization#rq2-paper"}
 
-    # projection at least as good as the mean with the same k (best gap, averaged over seeds), per problem
-    pairs = normal[normal["method"] == "fg"].groupby(["problem", "n", "aggregator", "k"])["best_gap"].mean()
-    pairs = pairs.unstack("aggregator")
-    if {"mean", "projection"} <= set(pairs.columns):
-        both = pairs.dropna(subset=["mean", "projection"])
-        both = both[both.index.get_level_values("k") > 1]
-        scale = np.maximum(both[["mean", "projection"]].abs().max(axis=1), 1e-12)
-        wins = (both["projection"] <= both["mean"] + 1e-3 * scale)
-        per_problem = wins.groupby(level="problem").agg(["sum", "count"])
-        text = "; ".join(f"{p}: {int(r['sum'])}/{int(r['count'])}" for p, r in per_problem.iterrows())
-        rows.append(claim("RQ2", "With the same k, the projection ends at least as close to f* as the mean "
-                          "(best f − f*, mean over seeds)", "projection ≥ mean (qualitative)",
-                          f"projection as good or better in {int(wins.sum())}/{len(wins)} (problem, n, k): {text}",
-                          wins.mean() >= 0.75, setup))
+
+def resolution(minimum: float) -> float:
+    """Differences in f below this are rounding, not results: ``1e-9 · max(1, |f*|)`` (the runs are float64;
+    a sphere run at an exact 0 and one at an underflowed 1e-175 are the same result)."""
+    return 1e-9 * max(1.0, abs(float(minimum)))
+
+
+def _cell_stats(finals: pd.DataFrame, value: str = "best_gap") -> pd.DataFrame:
+    """Mean and t-based CI over seeds of ``value`` per (problem, n, method, aggregator, k, approach)."""
+    from fg_analysis.metrics import summarize
+
+    keys = ["problem", "n", "method", "aggregator", "k", "approach"]
+    stats = summarize(finals, value, keys)
+    stats["minimum"] = [get_problem(p).minimum(n) for p, n in zip(stats["problem"], stats["n"], strict=True)]
+    return stats
+
+
+def scorecard(traces: pd.DataFrame, config: OptimizationConfig | None = None, *, record: str = "",
+              setup: str | None = None) -> pd.DataFrame:
+    """The paper's RQ2 claims checked on ``traces`` (from :func:`run` or :func:`stored`): columns
+    :data:`fg_analysis.experiments.SCORECARD_COLUMNS`. Claims whose runs are missing are left out.
+
+    Verdicts come from the mean and t-based 95% interval over seeds of each cell's best ``f − f*``
+    (:func:`fg_analysis.metrics.compare`, with :func:`resolution` as the floor below which two values are the
+    same), combined over cells by :func:`fg_analysis.experiments.combine`. ``record`` names the stored records
+    the rows rest on ("" for a live run); ``setup`` replaces the computed setup note.
+    """
+    from fg_analysis.experiments import agrees, at_least, combine, tally
+    from fg_analysis.metrics import FAILS, HOLDS, compare
+
+    finals = final_values(traces)
+    setup = _setup_note(traces, config) if setup is None else setup
+    rows = []
+    add = lambda *args, section, **kwargs: rows.append(claim("RQ2", *args, setup, section=SECTIONS[section],  # noqa: E731
+                                                             record=record, **kwargs))
+    normal = finals[finals["tangents"] == "normal"]
+    stats = _cell_stats(normal) if len(normal) else pd.DataFrame(columns=["problem", "n", "approach"])
+    st = stats[(stats["problem"] == "styblinski-tang") & (stats["n"] == 64)].set_index("approach")
+    if "projection k=16" in st.index:
+        proj = st.loc["projection k=16"]
+        best = normal[(normal["problem"] == "styblinski-tang") & (normal["n"] == 64)
+                      & (normal["approach"] == "projection k=16")]["best_f"]
+        minimum = float(proj["minimum"])
+        add("Styblinski–Tang n=64: projection k=16 reaches the global minimum", f"{minimum:.1f}",
+            f"best f {format_ci(best.mean(), float(ci_halfwidth(best.std(), len(best))), 1)} "
+            f"({int((best - minimum <= 1e-3).sum())}/{len(best)} seeds within 1e-3 of the minimum)",
+            agrees(proj["mean"], proj["ci"], 0.0, resolution=1e-3), section="tables")
+        if "FG" in st.index:
+            fg = st.loc["FG"]
+            bp = f", BP {st.loc['BP', 'mean'] + minimum:.1f}" if "BP" in st.index else ""
+            add("Styblinski–Tang n=64: the single-tangent FG stops far above the minimum, the projection does not",
+                "qualitative", f"best f: FG {format_ci(fg['mean'] + minimum, fg['ci'], 1)}, projection k=16 "
+                f"{format_ci(proj['mean'] + minimum, proj['ci'], 1)}{bp}",
+                compare(fg["mean"], fg["ci"], proj["mean"], proj["ci"], resolution=resolution(minimum)),
+                section="tables")
+
+    # the projection ends at least as close to f* as the mean with the same k, per (problem, n, k)
+    fg_cells = stats[(stats["method"] == "fg") & (stats["k"] > 1)] if len(stats) else stats
+    pairs = fg_cells.pivot_table(index=["problem", "n", "k"], columns="aggregator", values=["mean", "ci", "minimum"])
+    if {("mean", "mean"), ("mean", "projection")} <= set(pairs.columns):
+        both = pairs.dropna(subset=[("mean", "mean"), ("mean", "projection")])
+        cells = pd.Series([at_least(r[("mean", "projection")], r[("ci", "projection")], r[("mean", "mean")],
+                                    r[("ci", "mean")], direction="less", resolution=resolution(r[("minimum", "mean")]))
+                           for _, r in both.iterrows()], index=both.index, dtype=object)
+        per_problem = "; ".join(f"{p}: {tally(v)}" for p, v in cells.groupby(level="problem"))
+        add("With the same k, the projection ends at least as close to f* as the mean (best f − f*)",
+            "projection ≥ mean (qualitative)", f"(n, k) cells, projection as close or closer / tie / mean closer — {per_problem}",
+            combine(cells), section="best")
 
     # more tangents help the projection (k=16 vs k=2), per problem and n
-    if "projection" in pairs.columns:
-        proj_k = pairs["projection"].unstack("k")
-        if {2, 16} <= set(proj_k.columns):
-            both = proj_k[[2, 16]].dropna()
-            better = both[16] <= both[2] + 1e-6 + 1e-3 * both[2].abs()
-            rows.append(claim("RQ2", "More tangents help: projection with k=16 ends at least as close to f* as "
-                              "with k=2", "qualitative", f"{int(better.sum())}/{len(better)} (problem, n)",
-                              better.mean() >= 0.75, setup))
+    proj = fg_cells[fg_cells["aggregator"] == "projection"].pivot_table(index=["problem", "n"], columns="k",
+                                                                        values=["mean", "ci", "minimum"])
+    if {("mean", 2), ("mean", 16)} <= set(proj.columns):
+        both = proj.dropna(subset=[("mean", 2), ("mean", 16)])
+        cells = [at_least(r[("mean", 16)], r[("ci", 16)], r[("mean", 2)], r[("ci", 2)], direction="less",
+                          resolution=resolution(r[("minimum", 2)])) for _, r in both.iterrows()]
+        add("More tangents help: the projection with k=16 ends at least as close to f* as with k=2",
+            "qualitative", f"(problem, n) cells, k=16 as close or closer / tie / k=2 closer: {tally(cells)}",
+            combine(cells), section="best")
 
-    # learning rates: the mean's are ~n/k times smaller, as the norm ratio predicts
+    # learning rates: the mean's are ~n/k times smaller, as the norm ratio predicts (two exact numbers)
     ratios = lr_ratio_table(problems=("sphere",), ks=(2,), dims=(1024,))
     if not ratios.empty:
         row = ratios.iloc[0]
-        rows.append(claim("RQ2", "Tuned learning rates of mean and projection differ by ~1000× because the mean "
-                          "overshoots |g| by ≈ sqrt(n/k) and the projection undershoots by ≈ sqrt(k/n)",
-                          f"lr ratio {row['lr ratio (proj/mean)']:.0f} (sphere n=1024, k=2)",
-                          f"closed-form norm ratio E|mean|/E|proj| = {row['E|mean|/E|proj| (theory)']:.0f}",
-                          0.5 < row["lr ratio (proj/mean)"] / row["E|mean|/E|proj| (theory)"] < 2, setup))
+        quotient = row["lr ratio (proj/mean)"] / row["E|mean|/E|proj| (theory)"]
+        add("Tuned learning rates of mean and projection differ by ~1000× because the mean overshoots |g| by "
+            "≈ sqrt(n/k) and the projection undershoots by ≈ sqrt(k/n)",
+            f"lr ratio {row['lr ratio (proj/mean)']:.0f} (sphere n=1024, k=2)",
+            f"closed-form norm ratio E|mean|/E|proj| = {row['E|mean|/E|proj| (theory)']:.0f} "
+            f"({quotient:.2f}× the tuned ratio; holds within a factor 2)",
+            HOLDS if 0.5 < quotient < 2 else FAILS, section="rates")
 
     angle = finals[finals["tangents"] == "fixed-angle"]
     full = angle[(angle["aggregator"] == "projection") & (angle["k"] == angle["n"])]
     if not full.empty:
-        gaps = full.groupby("theta")["best_gap"].mean()
-        rows.append(claim("RQ2", "Fixed-angle tangents, Styblinski–Tang n=64: the projection with k = n reaches the "
-                          "minimum at every angle (it is the true gradient)", f"{full['minimum'].iloc[0]:.1f}",
-                          "best f − f*: " + ", ".join(f"{max(g, 0.0):.1g} at {t:g}°" for t, g in gaps.items()),
-                          bool(gaps.max() < 1e-2), setup))
-    return pd.DataFrame(rows)
+        from fg_analysis.metrics import summarize
+
+        gaps = summarize(full, "best_gap", "theta")
+        cells = [agrees(m, c, 0.0, resolution=1e-3) for m, c in zip(gaps["mean"], gaps["ci"], strict=True)]
+        add("Fixed-angle tangents, Styblinski–Tang n=64: the projection with k = n reaches the minimum at every "
+            "angle (it is the true gradient)", f"{full['minimum'].iloc[0]:.1f}",
+            "best f − f*: " + ", ".join(f"{max(g, 0.0):.1g} at {t:g}°" for t, g in zip(gaps["theta"], gaps["mean"]))
+            + " (the minimum: within 1e-3)", combine(cells), section="angle")
+    return pd.DataFrame(rows, columns=list(SCORECARD_COLUMNS))
 
 
 def setup_markdown(config: OptimizationConfig) -> str:
@@ -362,9 +452,11 @@ def summary_markdown(traces: pd.DataFrame, config: OptimizationConfig | None = N
     """The RQ2 page's closing paragraph: the claims of :func:`scorecard` as a Markdown table."""
     from fg_analysis.plots import markdown_table
 
+    from fg_analysis.pages import scorecard_count
+
     claims = scorecard(traces, config)
-    return (f"{int(claims['holds'].sum())} of {len(claims)} RQ2 claims hold in this run:\n\n"
-            + markdown_table(claims[["claim", "paper", "ours", "holds"]]))
+    return (f"In this run {scorecard_count(claims).replace('claims', 'RQ2 claims', 1)}:\n\n"
+            + markdown_table(claims[["claim", "paper", "ours", "verdict"]]))
 
 
 def _setup_note(traces: pd.DataFrame, config: OptimizationConfig | None) -> str:
@@ -382,9 +474,34 @@ def _setup_note(traces: pd.DataFrame, config: OptimizationConfig | None) -> str:
 
 def scorecard_rows(preset: str = "quick", *, device: str = "cpu", cache: ResultsCache | None = None,
                    seed: int = 0) -> pd.DataFrame:
-    """Run (or read from the cache) the preset's sweep, as the RQ2 notebook does, and return its claims."""
+    """Run (or read from the cache) the preset's sweep, as the RQ2 notebook does, and return its claims; then,
+    read-only, the claims on the stored ``paper`` runs (:func:`stored_rows`; none if none is stored)."""
     config = OptimizationConfig.preset(preset, seed=seed)
-    return scorecard(run(config, device=device, cache=cache, progress=False), config)
+    rows = scorecard(run(config, device=device, cache=cache, progress=False), config)
+    if preset == "paper":
+        return rows
+    return pd.concat([rows, stored_rows(cache=cache)], ignore_index=True)
+
+
+def stored_setup(frame: pd.DataFrame) -> str:
+    """How the stored paper-protocol runs of :func:`stored` differ from the paper, with how many are stored."""
+    seeds = sorted(frame["seed"].unique().tolist())
+    return (f"stored paper-protocol runs, {frame.attrs.get('stored', '?')} of {frame.attrs.get('units', '?')} "
+            f"units so far: the paper's grid, step limits and rates, seeds {', '.join(map(str, seeds))}; oracle "
+            "JVPs (V∇f, the same numbers as forward mode); about 100 recorded points per seed")
+
+
+def stored_rows(config: OptimizationConfig | None = None, *, cache: ResultsCache | None = None) -> pd.DataFrame:
+    """The RQ2 claims on the stored ``paper`` runs (:func:`stored`, read-only), with the records they rest on;
+    no rows (and nothing run) when none is stored. Claims on units not stored yet are left out."""
+    from fg_analysis.experiments import record_text
+
+    frame = stored(config, cache=cache)
+    if frame is None:
+        return pd.DataFrame(columns=list(SCORECARD_COLUMNS))
+    rows = scorecard(frame, record=record_text(frame.attrs["records"]), setup=stored_setup(frame))
+    rows["claim"] = rows["claim"] + " (stored paper-protocol runs)"
+    return rows
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -498,7 +615,8 @@ def plot_fixed_angle(finals: pd.DataFrame):
     return fig
 
 
-__all__ = ["PAPER_APPROACHES", "OptimizationConfig", "OptimizationRun", "final_values",
+__all__ = ["PAPER_APPROACHES", "OptimizationConfig", "OptimizationRun", "final_values", "resolution", "stored",
+           "stored_counts", "stored_rows", "stored_setup",
            "lr_ratio_markdown", "lr_ratio_table", "plot_convergence", "plot_final",
            "plot_fixed_angle", "run", "run_unit", "scorecard", "scorecard_rows", "setup_markdown",
            "summary_markdown", "value_table"]
