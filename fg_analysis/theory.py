@@ -202,7 +202,8 @@ def min_tangents_for_cosine(target: float, n: int, aggregator: str = "projection
 
 
 def _guided_arrays(k, n, rho, m):
-    """``(k, n, ρ, m)`` broadcast as float arrays: ``k >= 0`` and ``m >= 0`` integers, ``n > m``, ``ρ`` in [0, 1]."""
+    """``(k, n, ρ, m)`` broadcast as float arrays: ``k >= 0`` and ``m >= 0`` integers, ``n > m``, ``ρ`` in [0, 1]
+    (taken as 0 where ``m = 0``: without guesses ``P_U g = 0``)."""
     k_array, m_array = np.asarray(k), np.asarray(m)
     for name, value, array in (("k", k, k_array), ("m", m, m_array)):
         if array.dtype.kind not in "iuf" or np.any(~np.isfinite(array)) or np.any(array < 0) \
@@ -214,7 +215,9 @@ def _guided_arrays(k, n, rho, m):
     rho_array = np.asarray(rho, dtype=float)
     if np.any(~np.isfinite(rho_array)) or np.any(rho_array < 0) or np.any(rho_array > 1 + 1e-12):
         raise ValueError(f"rho = cos(P_U g, g) must lie in [0, 1]; got rho={rho!r}")
-    return np.broadcast_arrays(k_array.astype(float), n_array, np.clip(rho_array, 0.0, 1.0), m_array.astype(float))
+    k_array, n_array, rho_array, m_array = np.broadcast_arrays(k_array.astype(float), n_array,
+                                                               np.clip(rho_array, 0.0, 1.0), m_array.astype(float))
+    return k_array, n_array, np.where(m_array == 0, 0.0, rho_array), m_array  # no guess: P_U g = 0
 
 
 def guided_cos2_parameters(k, n, m=1) -> tuple[np.ndarray, np.ndarray]:
