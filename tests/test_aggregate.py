@@ -10,40 +10,7 @@ import torch
 from fg_analysis import theory
 from fg_analysis.aggregate import AGGREGATORS, coefficients, get_aggregator, mean, projection, sum_
 from fg_analysis.tangents import Normal, Orthonormal, Rademacher
-
-DT = torch.float64
-
-
-def randn(*shape, seed=0, dtype=DT):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
-
-
-def lstsq_projection(V, g):
-    """Reference: ``P_U g = Vᵀ c`` with ``c`` the least-squares solution of ``Vᵀ c ≈ g``."""
-    c = torch.linalg.lstsq(V.T, g.unsqueeze(-1)).solution
-    return (V.T @ c).squeeze(-1)
-
-
-def check_estimator_convergence(draw, target, *, expected_rms, tolerance=0.02, max_power=9, slack=4.0):
-    """Average ``draw(count) -> (count, n)`` samples over 4, 16, 64, ... 4^max_power of them.
-
-    At every stage the relative error ``|avg - target| / |target|`` must stay below ``slack`` times the
-    expected root-mean-square error ``expected_rms / sqrt(samples)`` (so a bias, which does not shrink,
-    fails), and the error must get under ``tolerance`` before the sample budget runs out.
-    Returns the list of errors per stage.
-    """
-    total = torch.zeros_like(target)
-    count, errors = 0, []
-    for power in range(1, max_power + 1):
-        needed = 4 ** power - count
-        total = total + draw(needed).sum(0)
-        count += needed
-        error = float(torch.linalg.vector_norm(total / count - target) / torch.linalg.vector_norm(target))
-        errors.append(error)
-        assert error < slack * expected_rms / math.sqrt(count), (count, errors)
-        if error < tolerance:
-            return errors
-    raise AssertionError(f"no convergence to {tolerance}: errors {errors}")
+from utils import DT, check_estimator_convergence, lstsq_projection, randn
 
 
 # ---------------------------------------------------------------- projection: reference and properties
