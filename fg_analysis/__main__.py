@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
 
 # Commands implemented elsewhere: name -> (module with main(argv) -> int | None, one-line help).
@@ -21,24 +20,16 @@ DELEGATED = {
     "rq2": ("fg_analysis.experiments.optimization", "run the RQ2 closed-form optimization (experiments.optimization)"),
     "rq3": ("fg_analysis.experiments.rq3", "run the RQ3 network experiments (fg_analysis.experiments.rq3)"),
     "bench": ("fg_analysis.bench.cli", "measure the time and memory of forward gradients (fg_analysis.bench)"),
+    "gpu-run": ("fg_analysis.gpu_run", "the prepared device run: CUDA tests, benchmark, RQ1 grid, RQ3 units, one archive (fg_analysis.gpu_run)"),
     "lr-search": ("fg_analysis.experiments.lr_search",
                   "search learning rates on Optuna; promote them into lrs/searched.csv (fg_analysis.experiments.lr_search)"),
 }
 
 
 def _delegate(name: str, argv: list[str]) -> int:
-    module_name = DELEGATED[name][0]
-    try:
-        found = importlib.util.find_spec(module_name) is not None
-    except ModuleNotFoundError:
-        found = False
-    if not found:
-        print(f"error: `{name}` needs the module {module_name}, which this checkout does not have yet",
-              file=sys.stderr)
-        return 2
     from fg_analysis.cli import run_main
 
-    return run_main(importlib.import_module(module_name).main, argv)
+    return run_main(importlib.import_module(DELEGATED[name][0]).main, argv)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -70,7 +70,7 @@ def _check_derivatives(V: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, 
     return V, d
 
 
-def sum_(V: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+def total(V: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     """Sum of the single-tangent forward gradients, ``Σ_i (g·v_i) v_i = Vᵀ d``.
 
     Unbiased for ``E[v vᵀ] = I`` only at k = 1; its expected squared norm is
@@ -226,7 +226,7 @@ def coefficients(V: torch.Tensor, d: torch.Tensor, aggregator: str) -> torch.Ten
 
 Aggregator = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-AGGREGATORS: dict[str, Aggregator] = {"sum": sum_, "mean": mean, "projection": projection}
+AGGREGATORS: dict[str, Aggregator] = {"sum": total, "mean": mean, "projection": projection}
 
 
 def get_aggregator(name: str | Aggregator) -> Aggregator:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fg_analysis import theory
-from fg_analysis.aggregate import AGGREGATORS, coefficients, get_aggregator, mean, projection, sum_
+from fg_analysis.aggregate import AGGREGATORS, coefficients, get_aggregator, mean, projection, total
 from fg_analysis.tangents import Normal, Orthonormal, Rademacher
 from utils import DT, check_estimator_convergence, lstsq_projection, randn
 
@@ -80,7 +80,7 @@ def test_float32_in_float32_out():
     k, n = 16, 64
     V, g = randn(k, n, seed=9, dtype=torch.float32), randn(n, seed=10, dtype=torch.float32)
     d = V @ g
-    for aggregate in (projection, mean, sum_):
+    for aggregate in (projection, mean, total):
         estimate = aggregate(V, d)
         assert estimate.dtype == torch.float32
         reference = aggregate(V.double(), d.double())
@@ -141,7 +141,7 @@ def test_too_many_tangents_raise():
         projection(V, V @ randn(5))
 
 
-@pytest.mark.parametrize("aggregate", [sum_, mean, projection], ids=["sum", "mean", "projection"])
+@pytest.mark.parametrize("aggregate", [total, mean, projection], ids=["sum", "mean", "projection"])
 @pytest.mark.parametrize("where", ["V", "d"])
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 def test_non_finite_inputs_raise(aggregate, where, bad):
@@ -154,7 +154,7 @@ def test_non_finite_inputs_raise(aggregate, where, bad):
         aggregate(V, d)
 
 
-@pytest.mark.parametrize("aggregate", [sum_, mean, projection], ids=["sum", "mean", "projection"])
+@pytest.mark.parametrize("aggregate", [total, mean, projection], ids=["sum", "mean", "projection"])
 @pytest.mark.parametrize("V_shape,d_shape", [((3, 5), (5,)), ((3, 5), (2,)), ((3, 5), (1, 3)), ((5,), ()),
                                             ((2, 3, 5), (3,))])
 def test_shape_mismatch_raises(aggregate, V_shape, d_shape):
@@ -191,12 +191,12 @@ def test_sum_and_mean_definitions():
     V, g = randn(k, n, seed=20), randn(n, seed=21)
     d = V @ g
     explicit = sum(float(d[i]) * V[i] for i in range(k))
-    torch.testing.assert_close(sum_(V, d), explicit, rtol=0, atol=1e-12)
-    torch.testing.assert_close(sum_(V, d), V.T @ V @ g, rtol=0, atol=1e-12)
+    torch.testing.assert_close(total(V, d), explicit, rtol=0, atol=1e-12)
+    torch.testing.assert_close(total(V, d), V.T @ V @ g, rtol=0, atol=1e-12)
     torch.testing.assert_close(mean(V, d), explicit / k, rtol=0, atol=1e-12)
     batch_V, batch_g = randn(5, k, n, seed=22), randn(5, n, seed=23)
     batch_d = torch.einsum("bkn,bn->bk", batch_V, batch_g)
-    torch.testing.assert_close(sum_(batch_V, batch_d), k * mean(batch_V, batch_d), rtol=1e-14, atol=1e-14)
+    torch.testing.assert_close(total(batch_V, batch_d), k * mean(batch_V, batch_d), rtol=1e-14, atol=1e-14)
     for b in range(5):
         torch.testing.assert_close(mean(batch_V, batch_d)[b], mean(batch_V[b], batch_d[b]), rtol=0, atol=1e-15)
 
@@ -204,7 +204,7 @@ def test_sum_and_mean_definitions():
 def test_single_tangent_is_descent_direction():
     V = randn(1000, 1, 9, seed=24)
     g = randn(9, seed=25)
-    for aggregate in (sum_, mean, projection):
+    for aggregate in (total, mean, projection):
         estimate = aggregate(V, V @ g)
         assert bool(((estimate @ g) >= 0).all())
 
@@ -240,7 +240,7 @@ def test_sum_is_k_times_unbiased_convergence():
 
     def draw(count):
         V = Normal().sample(k, n, batch_shape=(count,), generator=generator, dtype=DT)
-        return sum_(V, V @ g)
+        return total(V, V @ g)
 
     check_estimator_convergence(draw, k * g, expected_rms=math.sqrt((n + 1) / k))
 
@@ -264,7 +264,7 @@ def test_convergence_check_catches_a_bias():
 
 def test_registry():
     assert set(AGGREGATORS) == {"sum", "mean", "projection"}
-    assert get_aggregator("sum") is sum_ and get_aggregator("mean") is mean
+    assert get_aggregator("sum") is total and get_aggregator("mean") is mean
     assert get_aggregator("projection") is projection
 
     def custom(V, d):
@@ -367,7 +367,7 @@ def test_integer_and_bool_inputs_are_promoted_not_truncated(name):
     assert AGGREGATORS[name](V_int.double(), d_int).dtype == torch.float64
 
 
-@pytest.mark.parametrize("aggregate", [sum_, mean], ids=["sum", "mean"])
+@pytest.mark.parametrize("aggregate", [total, mean], ids=["sum", "mean"])
 def test_sum_and_mean_accept_derivatives_of_another_float_dtype(aggregate):
     V, d = randn(3, 6), randn(3, seed=1)
     torch.testing.assert_close(aggregate(V.float(), d), aggregate(V, d).float())
@@ -390,6 +390,6 @@ def test_empty_tangent_set_raises(name, shape):
     (torch.eye(2, dtype=torch.complex64), torch.ones(2), "tangents V must be real; got dtype torch.complex64"),
 ])
 def test_non_tensor_or_complex_inputs_raise(V, d, message):
-    for aggregate in (sum_, mean, projection):
+    for aggregate in (total, mean, projection):
         with pytest.raises(ValueError, match=message):
             aggregate(V, d)

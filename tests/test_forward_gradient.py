@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from fg_analysis.aggregate import mean, projection, sum_
+from fg_analysis.aggregate import mean, projection, total
 from fg_analysis.estimator import ForwardGradient, forward_gradient
 from fg_analysis.jvp import MODES
 from fg_analysis.tangents import Normal, Orthonormal
@@ -52,7 +52,7 @@ def test_modes_agree_on_function(aggregator, mode):
     # and both equal the aggregator applied to the same tangents with autograd's exact derivatives
     V = Normal().sample(4, 9, generator=gen(3), dtype=DT)
     g = autograd_gradient(rosenbrock_like, x, 0.5)
-    expected = {"projection": projection, "mean": mean, "sum": sum_}[aggregator](V, V @ g)
+    expected = {"projection": projection, "mean": mean, "sum": total}[aggregator](V, V @ g)
     torch.testing.assert_close(reference, expected, rtol=0, atol=1e-10 * float(expected.norm()))
 
 

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from fg_analysis import theory
-from fg_analysis.aggregate import mean, projection, sum_
+from fg_analysis.aggregate import mean, projection, total
 from fg_analysis.tangents import Normal
 
-AGGREGATE = {"projection": projection, "mean": mean, "sum": sum_}
+AGGREGATE = {"projection": projection, "mean": mean, "sum": total}
 
 
 def monte_carlo(aggregator, k, n, samples, seed=0):
