@@ -268,3 +268,142 @@ def rq4_memory(frame: pd.DataFrame):
     ax.legend(fontsize="small")
     fig.tight_layout()
     return fig
+
+
+# ------------------------------------------------------------------------------------------------ reference
+
+
+def _reference_scatter(ax, x, y, low, high, *, color, label, floor: float | None = None):
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+    if floor is not None:
+        x, y, low, high = (np.maximum(v, floor) for v in (x, y, low, high))
+    ax.errorbar(x, y, yerr=[y - low, high - y], linestyle="none", marker="o", markersize=4, capsize=2,
+                elinewidth=0.8, color=color, label=label)
+
+
+def _diagonal(ax, values):
+    values = np.asarray([v for v in values if np.isfinite(v) and v > 0])
+    if values.size:
+        lo, hi = values.min() / 2, values.max() * 2
+        ax.plot([lo, hi], [lo, hi], color="0.4", linewidth=0.8, linestyle="--", label="ours = reference")
+
+
+def rq2_reference(comparison: pd.DataFrame, *, tangents: str = "normal"):
+    """Our best f − f* (mean over seeds; bars: the range over seeds) against the reference implementation's
+    one-seed value, per cell, log-log with the diagonal; values at the minimum (≤ :data:`FLOOR`) sit on the
+    floor lines (RQ2). ``comparison`` is :func:`fg_analysis.reference.rq2_table`."""
+    rows = comparison[(comparison["status"] == "both") & (comparison["tangents"] == tangents)]
+    fig, ax = _figure(PAGE_WIDTH_IN, 4.2)
+    for problem, part in rows.groupby("problem", sort=True):
+        _reference_scatter(ax, part["reference_gap"], part["ours_gap"], part["ours_gap_low"], part["ours_gap_high"],
+                           color=plots.PALETTE.get(problem), label=problem, floor=FLOOR)
+    _diagonal(ax, np.maximum(np.r_[rows["reference_gap"], rows["ours_gap"]], FLOOR))
+    ax.axhline(FLOOR, color="0.8", linewidth=0.8)
+    ax.axvline(FLOOR, color="0.8", linewidth=0.8)
+    ax.set(xscale="log", yscale="log", xlabel="reference: best f − f* (one run, seed 0)",
+           ylabel="ours: best f − f* (mean, seeds' range)",
+           title="fixed-angle tangents" if tangents != "normal" else "every (function, n, approach)")
+    ax.plot([], [], color="0.8", label=f"at the minimum (≤ {FLOOR:g})")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.tight_layout()
+    return fig
+
+
+def rq3_reference(comparison: pd.DataFrame):
+    """Our validation cross-entropy at the best epoch (mean over the seeds stored; bars: their range) against
+    the reference implementation's one-seed value, per (network, approach), log-log with the diagonal (RQ3).
+    ``comparison`` is :func:`fg_analysis.reference.rq3_table`."""
+    rows = comparison[comparison["status"] == "both"]
+    labels = order(rows["approach"])
+    fig, ax = _figure(5.8, 4.0)
+    for index, label in enumerate(labels):
+        part = rows[rows["approach"] == label]
+        style = _approach_style(label, index, len(labels))
+        _reference_scatter(ax, part["reference_loss"], part["ours"], part["ours_low"], part["ours_high"],
+                           color=style["color"], label=f"{label}" + (f" ({', '.join(part['network'])})"
+                                                                     if part["network"].nunique() > 1 else ""))
+    _diagonal(ax, np.r_[rows["reference_loss"], rows["ours"]])
+    networks = ", ".join(dict.fromkeys(rows["network"]))
+    ax.set(xscale="log", yscale="log", xlabel="reference: validation cross-entropy (one run, seed 0)",
+           ylabel="ours: validation cross-entropy", title=f"{networks} on MNIST")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------------------------------------ intro
+
+#: the intro's two-dimensional example: f(x) = x₁² + 4x₂² at x = (1.5, 0.6)
+INTRO_POINT = (1.5, 0.6)
+#: the intro's three-dimensional example: a gradient and two tangents spanning a plane
+INTRO_GRADIENT_3D = (0.6, 0.5, 1.0)
+INTRO_TANGENTS_3D = ((1.0, 0.2, 0.1), (0.3, 1.0, -0.2))
+
+
+def intro_forward_gradients(*, seed: int = 0, count: int = 6):
+    """``count`` single-tangent forward gradients ``(g·v) v`` of ``f(x) = x₁² + 4x₂²`` at :data:`INTRO_POINT`,
+    their mean and the true gradient, as arrows over the contour lines (intro)."""
+    import torch
+
+    from fg_analysis.tangents import Normal
+
+    fig, ax = _figure(5.6, 4.2)
+    x0 = torch.tensor(INTRO_POINT, dtype=torch.float64)
+    g = torch.tensor([2 * x0[0], 8 * x0[1]])                                   # ∇f(x0)
+    V = Normal().sample(count, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    single = (V @ g)[:, None] * V                                              # (g·v_i) v_i, one per row
+    grid = np.linspace(-1, 4.5, 200), np.linspace(-1, 2.4, 200)
+    X1, X2 = np.meshgrid(*grid)
+    ax.contour(X1, X2, X1 ** 2 + 4 * X2 ** 2, levels=12, colors="0.85", linewidths=0.8)
+    for v, estimate in zip(V, single, strict=True):
+        ax.plot(*np.array([x0 - 3 * v, x0 + 3 * v]).T, ":", color="0.7", linewidth=0.8)
+        ax.annotate("", xy=(x0 + 0.35 * estimate).numpy(), xytext=x0.numpy(),
+                    arrowprops=dict(arrowstyle="->", color="0.45"))
+    for vector, color in ((single.mean(0), plots.PALETTE["mean"]), (g, plots.PALETTE["bp"])):
+        ax.annotate("", xy=(x0 + 0.35 * vector).numpy(), xytext=x0.numpy(),
+                    arrowprops=dict(arrowstyle="->", color=color, linewidth=2))
+    ax.plot([], [], color="0.45", label="forward gradients (g·v)v")
+    ax.plot([], [], color=plots.PALETTE["mean"], linewidth=2, label=f"their mean (k = {count})")
+    ax.plot([], [], color=plots.PALETTE["bp"], linewidth=2, label="true gradient g")
+    ax.set(xlim=grid[0][[0, -1]], ylim=grid[1][[0, -1]], aspect="equal", xlabel="$x_1$", ylabel="$x_2$",
+           title="arrows scaled by 0.35")
+    ax.legend(loc="lower right", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def intro_projection_vectors():
+    """``(g, V, P_U g, mean)`` of the intro's 3-D example (:data:`INTRO_GRADIENT_3D`, :data:`INTRO_TANGENTS_3D`),
+    the projection and the mean computed by :mod:`fg_analysis.aggregate` from the two JVPs alone."""
+    import torch
+
+    from fg_analysis.aggregate import mean, projection
+
+    g = torch.tensor(INTRO_GRADIENT_3D, dtype=torch.float64)
+    V = torch.tensor(INTRO_TANGENTS_3D, dtype=torch.float64)
+    d = V @ g
+    return g, V, projection(V, d), mean(V, d)
+
+
+def intro_projection():
+    """The plane spanned by two tangents in R³, the gradient, its projection onto the plane and the mean of the
+    two forward gradients (intro)."""
+    import matplotlib.pyplot as plt
+
+    plots.theme()
+    g, V, p, m = intro_projection_vectors()
+    fig = plt.figure(figsize=(5.8, 4.6))
+    ax = fig.add_subplot(projection="3d")
+    s, t = np.meshgrid(np.linspace(-0.4, 1.2, 2), np.linspace(-0.4, 1.2, 2))
+    plane = s[..., None] * V[0].numpy() + t[..., None] * V[1].numpy()
+    ax.plot_surface(plane[..., 0], plane[..., 1], plane[..., 2], alpha=0.15, color="0.5")
+    arrows = ((V[0], "0.4", "$v_1$"), (V[1], "0.4", "$v_2$"), (g, plots.PALETTE["bp"], "$g$"),
+              (p, plots.PALETTE["projection"], "$P_U g$"), (m, plots.PALETTE["mean"], "mean"))
+    for vector, color, label in arrows:
+        ax.quiver(0, 0, 0, *vector.numpy(), color=color, arrow_length_ratio=0.08, lw=2)
+        ax.text(*(1.08 * vector).numpy(), label, color=color)
+    ax.plot(*np.array([p.numpy(), g.numpy()]).T, ":", color="0.3")
+    ax.set(xlim=(0, 1.2), ylim=(0, 1.2), zlim=(0, 1.1), xlabel="$x_1$", ylabel="$x_2$", zlabel="$x_3$")
+    ax.view_init(elev=32, azim=-60)
+    return fig

@@ -21,7 +21,7 @@ from fg_analysis.plots import markdown_table
 
 #: the arXiv page of the reproduced paper
 PAPER_URL = "https://arxiv.org/abs/2410.17764"
-#: chance accuracy of the 10-class data sets of RQ3
+#: chance accuracy of the 10-class data sets of RQ3 (the same as :data:`fg_analysis.experiments.rq3.CHANCE`)
 CHANCE = 0.1
 
 
@@ -100,7 +100,12 @@ def show_records(*frames) -> None:
     from IPython.display import Markdown, display
 
     found = records(*frames)
-    text = ("Records shown here: " + "; ".join(record_label(r) for r in found) + "."
+    groups: dict[str, int] = {}
+    for record in found:
+        label = record_label(record)
+        groups[label] = groups.get(label, 0) + 1
+    text = ("Records shown here: " + "; ".join(f"{label}" + (f" (×{count})" if count > 1 else "")
+                                               for label, count in groups.items()) + "."
             if found else "Everything on this page was computed by this build.")
     display(Markdown(text), metadata={"fg_records": found})
 
@@ -133,6 +138,110 @@ def rq2_lr_ratio_heading(ratios: pd.DataFrame) -> str:
     return f"## Why the tuned learning rates of mean and projection differ by up to {top:.0f}×"
 
 
+def rq2_stored_sentence(stored: pd.DataFrame | None, counts: pd.DataFrame) -> str:
+    """How many of the paper-protocol runs are stored so far (per function), and how they differ from the paper."""
+    total, found = int(counts["of"].sum()), int(counts["stored"].sum())
+    parts = ", ".join(f"{row.runs} {row.stored} of {row.of}" for row in counts.itertuples())
+    if stored is None:
+        return (f"None of the {total} runs of the paper's protocol is stored yet ({parts}); this section fills in "
+                "as `python -m fg_analysis rq2 --preset paper --publish` stores them.")
+    seeds = sorted(stored["seed"].unique().tolist())
+    return (f"**{found} of {total}** runs (one run: a function, n and approach, with all its seeds) of the paper's "
+            f"protocol are stored so far: {parts}. They follow the paper's grid, step limits, patience, tuned "
+            f"rates and seeds ({', '.join(map(str, seeds))}); they differ from it in the JVPs, formed as $V\\nabla f$ "
+            "from the gradient (oracle: the same numbers as forward mode, which the tests check), and in keeping "
+            "about 100 points of each trace.")
+
+
+def rq2_reference_finals(stored_finals: pd.DataFrame | None, quick_finals: pd.DataFrame, config) -> tuple:
+    """Which of our runs the reference comparison shows, and a sentence saying so: the stored paper-protocol
+    runs when any is stored, else the live runs of the functions run at the paper's step limit."""
+    from fg_analysis.problems import get_problem
+
+    if stored_finals is not None and len(stored_finals):
+        return stored_finals, "Ours: the stored paper-protocol runs (5 seeds each)."
+    short = [p for p, steps in config.max_steps if steps < get_problem(p).max_steps]
+    finals = quick_finals[~quick_finals["problem"].isin(short)]
+    return finals, (f"Ours: the live runs of this page ({len(config.seeds)} seeds), as no paper-protocol run is "
+                    "stored yet" + (f"; {', '.join(short)} left out (its step limit is shortened here)" if short
+                                    else "") + ".")
+
+
+def _positions(comparison: pd.DataFrame) -> dict:
+    both = comparison[comparison["status"] == "both"]
+    return {"both": len(both), "reference only": int((comparison["status"] == "reference only").sum()),
+            "ours only": int((comparison["status"] == "ours only").sum()),
+            **{key: int((both["position"] == key).sum())
+               for key in ("within our seeds", "below our seeds", "above our seeds")}}
+
+
+def reference_sentence(comparison: pd.DataFrame, kind: str = "rq2") -> str:
+    """What the comparison with the reference implementation says, counted from its table
+    (:func:`fg_analysis.reference.rq2_table` or ``rq3_table``), followed by the caveat."""
+    from fg_analysis import reference
+
+    counts = _positions(comparison)
+    what = "best f" if kind == "rq2" else "validation cross-entropy"
+    lower = "ends lower" if kind == "rq2" else "is lower"
+    if counts["both"] == 0:
+        text = f"None of the reference's {counts['reference only']} cells has a run of ours yet."
+    else:
+        text = (f"In {counts['both']} cells with both, the reference's one-seed {what} lies within the range of our "
+                f"seeds in {counts['within our seeds']}, below it (the reference {lower}) in "
+                f"{counts['below our seeds']} and above it in {counts['above our seeds']}. "
+                f"{counts['reference only']} of the reference's cells have no run of ours"
+                + (f"; {counts['ours only']} of ours have no reference value" if counts["ours only"] else "") + ".")
+    return f"{text} {reference.caveat(kind)}"
+
+
+def rq2_reference_table(comparison: pd.DataFrame, problem: str, *, tangents: str = "normal") -> str:
+    """One function's cells with both values as a table: rows n (θ for fixed angles), columns the approaches,
+    each cell "ours / reference" of the best f − f* (ours: the mean over seeds); † marks a reference value
+    outside our seeds' range."""
+    from fg_analysis.labels import approach_order
+
+    rows = comparison[(comparison["status"] == "both") & (comparison["problem"] == problem)
+                      & (comparison["tangents"] == tangents)]
+    if rows.empty:
+        return ""
+    index = "n" if tangents == "normal" else "theta"
+
+    def short(value: float) -> str:
+        return "0" if value <= 0 else f"{value:.2g}"
+
+    text = [f"{short(o)} / {short(r)}" + ("" if p == "within our seeds" else " †")
+            for o, r, p in zip(rows["ours_gap"], rows["reference_gap"], rows["position"], strict=True)]
+    shown = rows.assign(text=text).pivot(index=index, columns="approach", values="text")
+    shown = shown[[label for label in approach_order(shown.columns)]].fillna("—").reset_index()
+    if index == "theta":
+        shown["theta"] = [f"{float(t):g}°" for t in shown["theta"]]
+    return markdown_table(shown.rename(columns={"theta": "θ"}))
+
+
+def rq3_reference_table(comparison: pd.DataFrame) -> str:
+    """The RQ3 cells with a run of ours: validation cross-entropy at the best epoch, ours (mean ± 95% CI over
+    the seeds stored, and their range) against the reference's one-seed value."""
+    rows = comparison[comparison["status"] == "both"]
+    if rows.empty:
+        return ""
+    shown = rows.assign(ours_text=[metrics.format_ci(m, c) for m, c in zip(rows["ours"], rows["ours_ci"])],
+                        range=[f"{lo:.3f}..{hi:.3f}" for lo, hi in zip(rows["ours_low"], rows["ours_high"])],
+                        seeds=rows["seeds"].astype(int))
+    return table(shown, ["network", "approach", "ours_text", "seeds", "range", "reference_loss", "position"],
+                 rename={"ours_text": "ours", "range": "our seeds' range", "reference_loss": "reference",
+                         "position": "reference against our seeds"})
+
+
+def rq3_reference_missing(comparison: pd.DataFrame) -> str:
+    """The networks whose reference cells have no run of ours yet, in one sentence."""
+    missing = comparison[comparison["status"] == "reference only"]
+    if missing.empty:
+        return ""
+    per_network = missing.groupby("network", sort=False).size()
+    return ("No run of ours yet for: " + ", ".join(f"{network} ({count} approaches)" for network, count
+                                                  in per_network.items()) + ".")
+
+
 # ------------------------------------------------------------------------------------------------ RQ3
 
 
@@ -153,27 +262,19 @@ def table_fitting(frame: pd.DataFrame, columns, *, rename=None) -> str:
 
 
 def rq3_learned(frame: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
-    """Per (network, dataset, approach): did the runs learn? Mean test accuracy above chance and above the
-    untrained network's validation accuracy (epoch 0), beyond the 95% CI."""
-    start = frame[frame["epoch"] == 0].groupby(["network", "dataset", "approach"])["val_accuracy"].mean()
-    rows = []
-    for row in table.itertuples():
-        untrained = float(start.get((row.network, row.dataset, row.approach), CHANCE))
-        baseline = max(CHANCE, untrained)
-        rows.append({"network": row.network, "dataset": row.dataset, "approach": row.approach,
-                     "untrained": untrained, "learned": metrics.learned(row.mean, row.ci, baseline)})
-    return pd.DataFrame(rows)
+    """Per (network, dataset, approach): did the runs learn? (:func:`fg_analysis.experiments.rq3.learned`: mean
+    test accuracy above chance and above the untrained network's validation accuracy, beyond the 95% CI)."""
+    from fg_analysis.experiments import rq3
+
+    return rq3.learned(frame, table)
 
 
 def rq3_verdict(table: pd.DataFrame, learned: pd.DataFrame, a: str, b: str, network: str, dataset: str) -> str:
-    """Verdict of "approach ``a`` beats approach ``b``" on one setup (inconclusive when either did not learn)."""
-    rows = table[(table["network"] == network) & (table["dataset"] == dataset)].set_index("approach")
-    ok = learned[(learned["network"] == network) & (learned["dataset"] == dataset)].set_index("approach")["learned"]
-    if a not in rows.index or b not in rows.index:
-        return metrics.INCONCLUSIVE
-    if not (ok.get(a, False) and ok.get(b, False)):
-        return metrics.INCONCLUSIVE
-    return metrics.compare(rows.loc[a, "mean"], rows.loc[a, "ci"], rows.loc[b, "mean"], rows.loc[b, "ci"])
+    """Verdict of "approach ``a`` beats approach ``b``" on one setup (inconclusive when either did not learn):
+    :func:`fg_analysis.experiments.rq3.verdict`."""
+    from fg_analysis.experiments import rq3
+
+    return rq3.verdict(table, learned, a, b, network, dataset)
 
 
 def _phrase(verdict: str, a: str, b: str) -> str:
@@ -209,6 +310,25 @@ def rq3_summary(frame: pd.DataFrame, table: pd.DataFrame) -> str:
                          "untrained network beyond its interval); comparisons with them are inconclusive.")
         lines.append("* " + sentence)
     return "\n".join(lines)
+
+
+def rq3_stored_sentence(stored: pd.DataFrame | None, config) -> str:
+    """How many of the paper-protocol RQ3 runs (``mnist-fc``) are stored so far, and how they differ."""
+    total = len(config.runs())
+    if stored is None:
+        return (f"None of the {total} runs of the paper's protocol for FC-256 on MNIST is stored yet; this section "
+                "fills in as `python -m fg_analysis rq3 --preset mnist-fc --publish` stores them.")
+    from fg_analysis.labels import approach_order
+
+    seeds = stored.groupby("approach")["seed"].apply(lambda s: ", ".join(map(str, sorted(s.unique()))))
+    shown = "; ".join(f"{label} (seed{'s' if ',' in seeds[label] else ''} {seeds[label]})"
+                      for label in approach_order(stored["approach"]))
+    return (f"**{stored.attrs.get('stored')} of {total}** runs (one approach and seed each) of the paper's protocol "
+            f"for FC-256 on MNIST are stored so far: {shown}. They follow the paper's protocol (all 50k training "
+            f"images, up to {config.epochs} epochs, patience {config.patience}, batch 64, the paper's tuned rates, "
+            f"seeds {', '.join(map(str, config.seeds))}); they differ from it in forming the JVPs from the BP "
+            "gradient (oracle, the paper's own default, \"simulated\") and, until all are stored, in the seeds: "
+            "an approach with one seed has no interval, so its comparisons are inconclusive.")
 
 
 def rq3_cosine_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -365,3 +485,16 @@ def scorecard_count(card: pd.DataFrame) -> str:
     return (f"{int(counts.get(metrics.HOLDS, 0))} of {len(card)} claims hold, "
             f"{int(counts.get(metrics.FAILS, 0))} do not hold, {int(counts.get(metrics.INCONCLUSIVE, 0))} are "
             "inconclusive")
+
+
+# ------------------------------------------------------------------------------------------------ intro
+
+
+def intro_projection_sentence() -> str:
+    """The cosines and norm ratios of the intro's 3-D example (:func:`fg_analysis.figures.intro_projection`)."""
+    from fg_analysis.figures import intro_projection_vectors
+
+    g, _, p, m = intro_projection_vectors()
+    cos, ratio = metrics.cosine, metrics.norm_ratio
+    return (f"Here $\\cos(P_U g, g) = {cos(p, g):.3f}$ against $\\cos(\\mathrm{{mean}}, g) = {cos(m, g):.3f}$, and "
+            f"$|P_U g|/|g| = {ratio(p, g):.3f}$ against $|\\mathrm{{mean}}|/|g| = {ratio(m, g):.3f}$.")

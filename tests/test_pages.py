@@ -116,3 +116,68 @@ def test_scorecard_tables_link_sections_and_separate_sources():
 @pytest.mark.parametrize(("value", "text"), [(16.0, "16"), (float("nan"), "—"), (0.5, "0.5"), (1.3e-175, "1.30e-175")])
 def test_cell(value, text):
     assert pages.cell(value) == text
+
+
+# ------------------------------------------------------------------------------------------------ reference
+
+
+def _comparison(positions: list[str], status: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({"position": positions, "status": status})
+
+
+def test_reference_sentence_counts_the_table_and_states_the_caveat():
+    from fg_analysis import reference
+
+    comparison = _comparison(["within our seeds", "within our seeds", "below our seeds", "above our seeds", "—", "—"],
+                             ["both", "both", "both", "both", "reference only", "ours only"])
+    text = pages.reference_sentence(comparison, "rq2")
+    assert text.startswith("In 4 cells with both, the reference's one-seed best f lies within the range of our seeds "
+                           "in 2, below it (the reference ends lower) in 1 and above it in 1. 1 of the reference's "
+                           "cells have no run of ours; 1 of ours have no reference value.")
+    assert text.endswith(reference.caveat("rq2"))
+    none = pages.reference_sentence(_comparison(["—"] * 3, ["reference only"] * 3), "rq3")
+    assert none.startswith("None of the reference's 3 cells has a run of ours yet.")
+
+
+def test_rq2_reference_table_shows_ours_and_the_reference_per_cell():
+    from fg_analysis import reference
+    from fg_analysis.problems import get_problem
+
+    minimum = get_problem("styblinski-tang").minimum(4)
+    finals = pd.DataFrame([{"problem": "styblinski-tang", "n": 4, "method": "fg", "aggregator": "mean", "k": 1,
+                            "approach": "FG", "tangents": "normal", "theta": np.nan, "seed": seed,
+                            "best_f": minimum + gap, "lr": 0.1} for seed, gap in enumerate((1.0, 2.0, 3.0))])
+    comparison = reference.rq2_table(finals)
+    row = comparison[comparison["status"] == "both"].iloc[0]
+    text = pages.rq2_reference_table(comparison, "styblinski-tang")
+    # the reference reached the minimum (its float32 f is 1e-5 below f*: shown as 0), ours are 1..3 above it
+    assert abs(row["reference_gap"]) < 1e-3 and row["position"] == "below our seeds"
+    assert "| 4 | 2 / 0 † |" in text and row["ours_gap"] == pytest.approx(2.0)
+    assert pages.rq2_reference_table(comparison, "sphere") == ""
+
+
+def test_stored_sentences_count_the_stored_units():
+    from fg_analysis.experiments import optimization, rq3
+
+    counts = pd.DataFrame([{"runs": "sphere", "stored": 3, "of": 81}, {"runs": "rosenbrock", "stored": 0, "of": 81}])
+    stored = pd.DataFrame({"seed": [0, 1, 2, 3, 4]})
+    assert pages.rq2_stored_sentence(stored, counts).startswith("**3 of 162** runs")
+    assert "sphere 3 of 81, rosenbrock 0 of 81" in pages.rq2_stored_sentence(stored, counts)
+    assert pages.rq2_stored_sentence(None, counts).startswith("None of the 162 runs")
+    config = rq3.RQ3Config.preset("mnist-fc")
+    frame = pd.DataFrame({"approach": ["BP", "BP", "FG"], "seed": [0, 1, 0]})
+    frame.attrs = {"stored": 3, "units": 24}
+    text = pages.rq3_stored_sentence(frame, config)
+    assert text.startswith("**3 of 24** runs") and "BP (seeds 0, 1); FG (seed 0)" in text
+    assert "simulated" in text and pages.rq3_stored_sentence(None, config).startswith("None of the 24 runs")
+    assert optimization.OptimizationConfig.preset("paper").runs()  # the counts' denominators come from the preset
+
+
+def test_intro_projection_sentence_is_the_example_vectors():
+    from fg_analysis import metrics
+    from fg_analysis.figures import intro_projection_vectors
+
+    g, V, p, m = intro_projection_vectors()
+    assert np.allclose(p, V.T @ np.linalg.solve(V @ V.T, V @ g)) and np.allclose(m, V.T @ (V @ g) / 2)
+    text = pages.intro_projection_sentence()
+    assert f"{metrics.cosine(p, g):.3f}" in text and f"{metrics.norm_ratio(m, g):.3f}" in text
