@@ -330,3 +330,11 @@ def test_bad_flags_are_one_line_errors_naming_the_flag(argv, flag, capsys):
     assert stopped.value.code == 2
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and flag in error and error.startswith("python -m fg_analysis bench: error")
+
+
+@pytest.mark.slow
+def test_fg_memory_on_the_flat_vector_does_not_hold_a_copy_of_the_tangents():
+    base = dict(width=128, batch=256, k=4, seed=0, device="cpu", probe_bytes=0, threads=1)
+    flat = {depth: bench.memory_in_subprocess(dict(base, mode="fg", depth=depth))["net_bytes"] for depth in (2, 16)}
+    tangents = 4 * 4 * (784 * 128 + 15 * 128 * 128)  # bytes of V at depth 16, roughly
+    assert flat[16] - flat[2] < 0.25 * tangents

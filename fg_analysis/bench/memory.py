@@ -1,8 +1,10 @@
 """Peak memory of one gradient computation against depth: BP stores activations, forward mode does not.
 
 FC nets of width ``memory_width`` with ``memory_depths`` hidden layers and a large batch (activation dominated),
-one gradient computation each (BP: forward + backward; FG: the k vmapped JVPs), net of parameters, inputs,
-tangents and the parameter-sized gradient. On a GPU: ``torch.cuda.max_memory_allocated``. On a CPU every
+one gradient computation each (BP: forward + backward; ``fg``: the k vmapped JVPs of the fast path, the parameters
+as one flat vector; ``fg-dict``: the same JVPs with the parameters as a dict of tensors, as
+:func:`fg_analysis.estimator.forward_gradient` takes a module's), net of parameters, inputs, tangents and the
+parameter-sized gradient. On a GPU: ``torch.cuda.max_memory_allocated``. On a CPU every
 measurement runs in a fresh subprocess with glibc's ``MALLOC_MMAP_THRESHOLD_=65536`` (every block ≥ 64 KiB is its
 own mapping and goes back to the OS on free, so the resident set follows the live tensors): the peak is ``VmHWM``
 after resetting it (``/proc/self/clear_refs``) minus the resident set just before. A probe that allocates a known
@@ -56,7 +58,7 @@ def measure_memory(spec: dict) -> dict:
     """Peak bytes above the state just before one gradient computation, in this process.
 
     Args:
-        spec: ``mode`` (``"bp"``, ``"fg"`` or ``"probe"``), ``depth``, ``width``, ``batch``, ``k``, ``seed``,
+        spec: ``mode`` (``"bp"``, ``"fg"``, ``"fg-dict"`` or ``"probe"``), ``depth``, ``width``, ``batch``, ``k``, ``seed``,
             ``device``, ``probe_bytes`` and optionally ``threads``. Parameters, inputs and (FG) tangents exist
             before the measurement starts, so they are not counted; BP's parameter-sized ``.grad`` buffers are
             created inside it and are subtracted (``gradient_bytes``). ``probe`` allocates and fills
@@ -74,22 +76,23 @@ def measure_memory(spec: dict) -> dict:
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
     mode, depth, width, batch, k = spec["mode"], spec["depth"], spec["width"], spec["batch"], spec["k"]
-    if mode not in ("bp", "fg", "probe"):
-        raise ValueError(f"unknown memory mode {mode!r}; choose 'bp', 'fg' or 'probe'")
+    if mode not in ("bp", "fg", "fg-dict", "probe"):
+        raise ValueError(f"unknown memory mode {mode!r}; choose 'bp', 'fg', 'fg-dict' or 'probe'")
     model = build_model("fc", input_shape=(784,), n_classes=10, width=width, hidden_layers=depth,
                         seed=spec["seed"], device=device)
     n = sum(p.numel() for p in model.parameters())
     generator = torch.Generator(device=device).manual_seed(spec["seed"])
     inputs = torch.randn(batch, 784, generator=generator, device=device)
     targets = torch.randint(0, 10, (batch,), generator=generator, device=device)
-    f, params = module_objective(model, F.cross_entropy)
-    V = torch.randn(k, n, generator=generator, device=device) if mode == "fg" else None
+    f, params = module_objective(model, F.cross_entropy, flat=mode == "fg")
+    fg = mode.startswith("fg")
+    V = torch.randn(k, n, generator=generator, device=device) if fg else None
 
     def compute(x, y):
         if mode == "bp":
             model.zero_grad(set_to_none=True)
             F.cross_entropy(model(x), y).backward()
-        elif mode == "fg":
+        elif fg:
             with torch.no_grad():
                 ForwardGradient(k).derivatives(f, params, V, x, y)
         else:
@@ -112,9 +115,9 @@ def measure_memory(spec: dict) -> dict:
         before = _status_kib("VmRSS")
         compute(inputs, targets)
         peak, method = 1024 * (_status_kib("VmHWM") - before), "peak RSS (VmHWM reset) in a fresh process"
-    return dict(mode=mode, depth=depth, width=width, batch=batch, k=k if mode == "fg" else 0, n=n,
+    return dict(mode=mode, depth=depth, width=width, batch=batch, k=k if fg else 0, n=n,
                 peak_bytes=int(peak), gradient_bytes=gradient_bytes, net_bytes=int(peak - gradient_bytes),
-                parameter_bytes=4 * n, tangent_bytes=4 * n * k if mode == "fg" else 0,
+                parameter_bytes=4 * n, tangent_bytes=4 * n * k if fg else 0,
                 memory_method=method)
 
 
@@ -138,7 +141,8 @@ def memory_in_subprocess(spec: dict, *, timeout: float = 600) -> dict:
 
 
 def benchmark_memory(config: BenchConfig, device: torch.device, *, progress: bool = True) -> pd.DataFrame:
-    """Peak memory of BP and FG (vmapped JVPs, ``memory_k`` tangents) at every depth, and the probe.
+    """Peak memory of BP, FG and FG on dict parameters (vmapped JVPs, ``memory_k`` tangents) at every depth, and
+    the probe.
 
     Returns:
         Rows of section ``"memory"``: one per (mode, depth), the probe first with its ``expected_bytes``.
@@ -147,7 +151,7 @@ def benchmark_memory(config: BenchConfig, device: torch.device, *, progress: boo
                 probe_bytes=config.memory_probe_bytes, threads=config.threads)
     specs = [dict(base, mode="probe", depth=config.memory_depths[0], k=0)]
     specs += [dict(base, mode=mode, depth=depth, k=config.memory_k)
-              for depth in config.memory_depths for mode in ("bp", "fg")]
+              for depth in config.memory_depths for mode in ("bp", "fg", "fg-dict")]
     measure = measure_memory if device.type == "cuda" else memory_in_subprocess
     rows = []
     for spec in tqdm(specs, desc="memory", disable=not progress, mininterval=2.0):
