@@ -327,6 +327,10 @@ def rq3_reference(comparison: pd.DataFrame):
     networks = ", ".join(dict.fromkeys(rows["network"]))
     ax.set(xscale="log", yscale="log", xlabel="reference: validation cross-entropy (one run, seed 0)",
            ylabel="ours: validation cross-entropy", title=f"{networks} on MNIST")
+    from matplotlib.ticker import NullFormatter
+
+    for axis in (ax.xaxis, ax.yaxis):  # a span under a decade labels its minor ticks, which then overlap
+        axis.set_minor_formatter(NullFormatter())
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     return fig
