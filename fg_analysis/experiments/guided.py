@@ -35,6 +35,7 @@ import math
 import time
 from dataclasses import dataclass
 from functools import partial
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -56,6 +57,9 @@ __all__ = ["APPROACHES", "CosineConfig", "GuidedRun", "SmallCNN", "TheoryConfig"
 
 #: the training approaches: (name, random tangents k); the guided ones add the network's m = 3 guesses
 APPROACHES = (("bp", 0), ("random", 4), ("guided", 1), ("random", 16), ("guided", 13), ("output", 15), ("guess", 0))
+
+#: the quick preset's approaches
+QUICK_APPROACHES = (("bp", 0), ("random", 16), ("guided", 13), ("guess", 0))
 
 HEADS_PER_STAGE = "local-loss guesses of the hidden stages, exact local gradient at the logits"
 
@@ -134,12 +138,12 @@ class TheoryConfig:
     dims: tuple[int, ...] = (64,)
     angles: tuple[float, ...] = (0.0, 30.0, 60.0, 80.0, 90.0)
     tangent_counts: tuple[int, ...] = (0, 1, 2, 4, 8, 16, 32, 63)
-    samples: int = 2000
+    samples: int = 1000
     seed: int = 0
 
     @classmethod
     def preset(cls, name: str, *, seed: int = 0) -> "TheoryConfig":
-        """``quick``: n = 64, five angles, 2000 draws per cell (about 2 s); ``paper``: n ∈ {64, 512}, 10000."""
+        """``quick``: n = 64, five angles, 1000 draws per cell (a few seconds); ``paper``: n ∈ {64, 512}, 10000."""
         if name == "quick":
             return cls(seed=seed)
         if name == "paper":
@@ -260,12 +264,13 @@ class CosineConfig:
 
     @classmethod
     def preset(cls, name: str, *, seed: int = 0) -> "CosineConfig":
-        """``quick``: FC-256 and the CNN, BP on 5000 MNIST samples, checkpoints after 0 and 2 epochs, one
-        validation batch, 3 draws per k; ``mnist`` (stored): all 50000 samples, checkpoints after 0, 1 and 5
+        """``quick``: FC-256, BP on 2000 MNIST samples, checkpoints after 0 and 2 epochs, one validation batch,
+        2 draws per k; ``mnist`` (FC-256 and the CNN) (stored): all 50000 samples, checkpoints after 0, 1 and 5
         epochs, 2 batches, 6 draws per k ≤ 128; ``paper``: as ``mnist`` with 16 draws and a checkpoint at 20
         epochs."""
         if name == "quick":
-            return cls(seed=seed)
+            return cls(networks=(("fc", 256),), max_train=2000, tangent_counts=(0, 1, 4, 16, 64), repeats=2,
+                       seed=seed)
         full = dict(max_train=None, batches=2, checkpoints=(0, 1, 5), tangent_counts=(0, 1, 2, 4, 8, 16, 32, 64, 128))
         if name == "mnist":
             return cls(repeats=6, seed=seed, **full)
@@ -431,18 +436,15 @@ class GuidedRun:
 
 
 def rate(model: str, width: int | None, approach: str, k: int, m: int = 3) -> tuple[float, str]:
-    """``(lr, source)``: the paper's FC-256 MNIST rates (the nearest network of the paper's tables for the CNN);
+    """``(lr, source)``: the paper's FC-256 MNIST rates for every network here (the nearest of the paper's tables);
     random k: projection k; guided: projection with k = m + k (the same JVPs); guess: projection k = 4."""
     if approach == "bp":
-        return network_rate("fc", 256 if model != "fc" else width, "mnist", method="bp", aggregator="mean", k=1)[0], \
-            "paper"
+        return network_rate("fc", 256, "mnist", method="bp", aggregator="mean", k=1)[0], "paper"
     if approach == "random":
-        return network_rate("fc", 256 if model != "fc" else width, "mnist", method="fg", aggregator="projection",
-                            k=k)[0], "paper"
+        return network_rate("fc", 256, "mnist", method="fg", aggregator="projection", k=k)[0], "paper"
     jvps = jvp_count(approach, k, m)  # guided, output and guess
     nearest = min((2, 4, 16), key=lambda j: (abs(j - jvps), -j))
-    return network_rate("fc", 256 if model != "fc" else width, "mnist", method="fg", aggregator="projection",
-                        k=nearest)[0], "paper-nearest"
+    return network_rate("fc", 256, "mnist", method="fg", aggregator="projection", k=nearest)[0], "paper-nearest"
 
 
 @dataclass(frozen=True)
@@ -461,12 +463,14 @@ class TrainingConfig:
 
     @classmethod
     def preset(cls, name: str, *, seed: int = 0) -> "TrainingConfig":
-        """``quick``: FC-256, 2000 MNIST training samples, 3 epochs, one seed (about 20 s); ``mnist`` (stored):
-        all 50000, 10 epochs, one seed; ``paper``: 50000, 50 epochs, three seeds."""
+        """``quick``: FC-256, 1000 MNIST training samples, 2 epochs, one seed, BP, random k = 16, guesses + 13
+        random and the guesses alone (:data:`QUICK_APPROACHES`); ``mnist`` (stored, every approach):
+        the first 10000 of the 50000 training samples (validation and test sets whole), 5 epochs, one seed (about
+        15 minutes on a busy 2-core machine); ``paper``: all 50000, 50 epochs, three seeds."""
         if name == "quick":
-            return cls(seeds=(seed,))
+            return cls(seeds=(seed,), epochs=2, max_train=1000, approaches=QUICK_APPROACHES)
         if name == "mnist":
-            return cls(seeds=(seed,), epochs=10, max_train=None)
+            return cls(seeds=(seed,), epochs=5, max_train=10000)
         if name == "paper":
             return cls(seeds=(seed, seed + 1, seed + 2), epochs=50, max_train=None)
         raise ValueError(f"unknown preset {name!r}; choose 'quick', 'mnist' or 'paper'")
@@ -644,6 +648,276 @@ def cost_table(*, model: str = "fc", width: int | None = 256, batch_size: int = 
     frame["head_share_of_jvp_flops"] = frame["head_flops"] / frame["jvp_flops"]
     frame["head_share_of_forward_flops"] = frame["head_flops"] / frame["forward_flops"]
     return frame
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the chapter: one call, its figures and its sentences
+
+
+class Chapter(NamedTuple):
+    """Everything the chapter shows: live runs of the preset and the stored runs (``None`` when absent)."""
+
+    theory: pd.DataFrame
+    cosines: pd.DataFrame
+    training: pd.DataFrame
+    cost: pd.DataFrame
+    stored_cosines: pd.DataFrame | None
+    stored_training: pd.DataFrame | None
+    seconds: float
+
+
+def chapter(preset: str = "quick", *, seed: int = 0, device: str = "cpu", cache: ResultsCache | None = None
+            ) -> Chapter:
+    """Run (or read from the cache) the preset's theory check, network cosines, training runs and cost table,
+    and read the stored ``mnist`` runs from ``results/published`` (never trained here)."""
+    from fg_analysis.env import resolve_device
+
+    if resolve_device(device).type != "cpu":
+        raise ValueError(f"the guided-tangents chapter runs on the CPU; got device={device!r}")
+    cache = cache or ResultsCache()
+    start = time.perf_counter()
+    theory_frame = run_theory(TheoryConfig.preset(preset, seed=seed), cache=cache)
+    cosines = run_cosines(CosineConfig.preset(preset, seed=seed), cache=cache)
+    training = run_training(TrainingConfig.preset(preset, seed=seed), cache=cache)
+    cost = cost_table(seed=seed)
+    stored_cos = _stored_cosines(CosineConfig.preset("mnist", seed=seed), cache)
+    stored_training = stored(TrainingConfig.preset("mnist", seed=seed), cache=cache)
+    return Chapter(theory_frame, cosines, training, cost, stored_cos, stored_training, time.perf_counter() - start)
+
+
+def _stored_cosines(config: CosineConfig, cache: ResultsCache) -> pd.DataFrame | None:
+    frames, records = [], []
+    for unit in config.units():
+        found = cache.load(unit)
+        if found is None:
+            return None
+        frame, record = found
+        for name, value in dataclasses.asdict(unit).items():
+            if name not in frame.columns and not isinstance(value, tuple):
+                frame[name] = value
+        frames.append(frame)
+        records.append(record)
+    frame = pd.concat(frames, ignore_index=True)
+    frame["cos2_ci"] = ci_halfwidth(frame["cos2_std"], frame["count"])
+    frame["cos_ci"] = ci_halfwidth(frame["cos_std"], frame["count"])
+    frame["weight_cos_ci"] = ci_halfwidth(frame["weight_cos_std"].fillna(0), frame["weight_count"].fillna(1))
+    frame.attrs["records"] = records
+    return frame
+
+
+_COLORS = {"random": "#d62728", "guided": "#1f77b4", "output": "#2ca02c"}
+_NAMES = {"random": "random k", "guided": "guesses (heads + output) + k random", "output": "output guess + k random"}
+
+
+def _axes(width: float = 6.4, height: float = 3.6):
+    import matplotlib.pyplot as plt
+
+    from fg_analysis import plots
+
+    plots.theme()
+    return plt.subplots(figsize=(width, height))
+
+
+def _symlog_jvps(ax) -> None:
+    ax.set_xscale("symlog", base=2, linthresh=1)
+    ticks = [t for t in (0, 1, 4, 16, 64, 256) if t <= ax.get_xlim()[1]]
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+
+
+def figure_theory(frame: pd.DataFrame, *, n: int, metric: str = "cos2"):
+    """Measured ``E[cos²]`` (``metric="cos2"``) or ``cos(E ĝ, g)`` (``"mean_cosine"``) against the JVPs, one
+    color per guess angle θ (points ± 95% CI), the closed form as lines; random tangents alone dashed."""
+    import matplotlib.pyplot as plt
+
+    from fg_analysis import plots
+
+    rows = frame[frame["n"] == n]
+    thetas = sorted(rows["theta"].unique())
+    colors = plots.color_map(thetas, "viridis")
+    fig, ax = _axes()
+    measured, expected = ("cos2_mean", "theory_cos2") if metric == "cos2" else ("mean_cosine", "theory_mean_cosine")
+    for theta in thetas:
+        part = rows[(rows["theta"] == theta) & (rows["approach"] == "guess + k random")].sort_values("jvps")
+        ci = part["cos2_ci"] if metric == "cos2" else 1.96 * part["mean_cosine_se"]
+        plots.errorbars(ax, part["jvps"], part[measured], ci, color=colors[theta], label=f"guess at θ = {theta:g}°")
+        ax.plot(part["jvps"], part[expected], color=colors[theta], linewidth=1)
+    random = rows[rows["approach"] == "random"].groupby("jvps", as_index=False)[[measured, expected]].mean()
+    ax.plot(random["jvps"], random[expected], color="0.3", linestyle="--", linewidth=1, label="random tangents only")
+    ax.plot(random["jvps"], random[measured], "x", color="0.3", markersize=4)
+    plots.log2_axis(ax, "x")
+    ax.set(xlabel="JVPs (1 guess + k random, or k + 1 random)",
+           ylabel="E[cos²(ĝ, g)]" if metric == "cos2" else "cos(E[ĝ], g)", title=f"n = {n}")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.tight_layout()
+    return fig
+
+
+def figure_network(frame: pd.DataFrame, *, network: str, checkpoint: int, metric: str = "cos2"):
+    """Per-sample activity ``E[cos²]`` (``"cos2"``, with the closed form at each sample's guess cosine as lines)
+    or the weight cosine (``"weight"``, with the direction of the expected estimate dotted) against the JVPs."""
+    rows = frame[(frame["network"] == network) & (frame["checkpoint"] == checkpoint) & (frame["approach"] != "stage")]
+    rows = rows.groupby(["approach", "k", "jvps"], as_index=False).mean(numeric_only=True)
+    fig, ax = _axes()
+    from fg_analysis import plots
+
+    for approach in ("random", "output", "guided"):
+        part = rows[rows["approach"] == approach].sort_values("jvps")
+        if part.empty:
+            continue
+        color = _COLORS[approach]
+        if metric == "cos2":
+            plots.errorbars(ax, part["jvps"], part["cos2_mean"], part["cos2_ci"], color=color, label=_NAMES[approach])
+            ax.plot(part["jvps"], part["theory_cos2"], color=color, linewidth=1)
+        else:
+            plots.errorbars(ax, part["jvps"], part["weight_cos_mean"], part["weight_cos_ci"], color=color,
+                            label=_NAMES[approach])
+            ax.plot(part["jvps"], part["weight_mean_cosine"], color=color, linewidth=1, linestyle=":")
+    bp_line = "lines: closed form at each sample's ρ" if metric == "cos2" else "dotted: cos(E[ĝ], BP gradient)"
+    ax.plot([], [], color="0.4", linestyle="-" if metric == "cos2" else ":", label=bp_line)
+    _symlog_jvps(ax)
+    ax.set(xlabel="JVPs per step", ylim=(0, 1.02), title=f"{network} after {checkpoint} BP epoch(s)",
+           ylabel="E[cos²] per sample (activities)" if metric == "cos2" else "cos(ĝ, BP gradient) (weights)")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.tight_layout()
+    return fig
+
+
+def figure_training(frame: pd.DataFrame, *, metric: str = "val_accuracy", x: str = "epoch"):
+    """``metric`` per approach against epochs or training seconds (``x="train_time_s"``), mean over seeds."""
+    import matplotlib.pyplot as plt
+
+    from fg_analysis import plots
+
+    labels = _label_order(frame["label"])
+    fig, ax = _axes()
+    palette = plt.cm.tab10
+    for index, label in enumerate(labels):
+        part = frame[frame["label"] == label].groupby("epoch", as_index=False).agg(
+            value=(metric, "mean"), seconds=("train_time_s", "mean")).sort_values("epoch")
+        style = {"color": plots.PALETTE["bp"]} if label == "BP" else {"color": palette(index % 10)}
+        jvps = int(frame.loc[frame["label"] == label, "jvps"].iloc[0])
+        dashed = label.startswith("random")
+        ax.plot(part["seconds"] if x == "train_time_s" else part["epoch"], part["value"], marker="o", markersize=3,
+                linestyle="--" if dashed else "-", label=label if label == "BP" else f"{label} ({jvps} JVPs)",
+                **style)
+    ax.set(xlabel="training seconds (steps only)" if x == "train_time_s" else "epoch",
+           ylabel=metric.replace("_", " "))
+    if metric == "val_loss":
+        ax.set_yscale("log")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.tight_layout()
+    return fig
+
+
+def stage_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per network, checkpoint and stage: the mean cosine of the guess to the stage's true per-sample gradient
+    and the stage's share of ``|∂L_b/∂a_b|²``."""
+    rows = frame[frame["approach"] == "stage"]
+    return rows.groupby(["network", "checkpoint", "stage"], as_index=False, sort=False).agg(
+        guess_cosine=("cos_mean", "mean"), share=("share", "mean"))
+
+
+def network_numbers(frame: pd.DataFrame, *, network: str, checkpoint: int, jvps: int = 16) -> dict:
+    """The numbers the chapter's network sentences use, at ``jvps`` JVPs (the nearest measured)."""
+    rows = frame[(frame["network"] == network) & (frame["checkpoint"] == checkpoint) & (frame["approach"] != "stage")]
+    rows = rows.groupby(["approach", "k", "jvps"], as_index=False).mean(numeric_only=True)
+
+    def at(approach, target):
+        part = rows[rows["approach"] == approach]
+        return part.iloc[(part["jvps"] - target).abs().argsort().iloc[0]]
+
+    random, guided, output = at("random", jvps), at("guided", jvps), at("output", jvps)
+    alone = rows[(rows["approach"] == "guided") & (rows["k"] == 0)].iloc[0]
+    stages = stage_table(frame)
+    stages = stages[(stages["network"] == network) & (stages["checkpoint"] == checkpoint)]
+    return {"network": network, "checkpoint": checkpoint, "jvps": int(guided["jvps"]),
+            "random_jvps": int(random["jvps"]), "random_cos2": random["cos2_mean"], "guided_cos2": guided["cos2_mean"],
+            "output_cos2": output["cos2_mean"], "alone_cos2": alone["cos2_mean"], "alone_jvps": int(alone["jvps"]),
+            "random_weight": random["weight_cos_mean"], "guided_weight": guided["weight_cos_mean"],
+            "output_weight": output["weight_cos_mean"], "alone_weight": alone["weight_cos_mean"],
+            "alone_bias": alone["weight_mean_cosine"], "guided_bias": guided["weight_mean_cosine"],
+            "theory_gap": float((rows["cos2_mean"] - rows["theory_cos2"]).abs().max()),
+            "hidden_guess": stages[stages["stage"] != "output"]["guess_cosine"].tolist(),
+            "hidden_names": stages[stages["stage"] != "output"]["stage"].tolist(),
+            "output_share": float(stages[stages["stage"] == "output"]["share"].iloc[0])}
+
+
+def theory_sentence(frame: pd.DataFrame) -> str:
+    """How well the closed forms match the Monte Carlo, computed from :func:`with_theory`'s frame."""
+    random_cells = frame["cos2_std"] > 1e-9
+    inside = (frame.loc[random_cells, "z"].abs() <= 1.96).mean()
+    worst = frame.loc[random_cells, "z"].abs().max()
+    guided = frame[frame["approach"] == "guess + k random"]
+    gap = (guided["cos_mean"] - guided["theory_cos"]).abs().max()
+    bias_gap = (guided["mean_cosine"] - guided["theory_mean_cosine"]).abs().max()
+    samples = int(frame["count"].iloc[0])
+    return (f"Over {int(random_cells.sum())} random cells ({samples} draws each) the measured $E[\\cos^2]$ lies "
+            f"within its 95% interval of the closed form in {100 * inside:.0f}% of them (largest |z| = {worst:.2f}); "
+            f"the measured $E[\\cos]$ is within {gap:.4f} of the quadrature, and the direction of the mean estimate "
+            f"within {bias_gap:.3f} of $\\cos(E\\hat g, g)$. Cells with no random tangent (k = 0) or "
+            f"k = n − 1 are deterministic and equal to the closed form exactly.")
+
+
+def network_sentence(numbers: dict) -> str:
+    """What the projection adds to the guesses on one network, from :func:`network_numbers`."""
+    n = numbers
+    hidden = ", ".join(f"{name} {value:.2f}" for name, value in zip(n["hidden_names"], n["hidden_guess"]))
+    return (f"**{n['network']} after {n['checkpoint']} epoch(s).** The heads' guesses have a mean cosine of {hidden} "
+            f"to the true per-sample gradients of their stages, while the output stage (exact guess) holds "
+            f"{100 * n['output_share']:.0f}% of $|\\partial L_b/\\partial a_b|^2$. With {n['random_jvps']} random "
+            f"tangents the per-sample $E[\\cos^2]$ is {n['random_cos2']:.3f}; adding the guesses ({n['jvps']} JVPs) "
+            f"makes it {n['guided_cos2']:.3f} (the output guess alone: {n['output_cos2']:.3f}); the "
+            f"guesses alone ({n['alone_jvps']} JVPs) reach {n['alone_cos2']:.3f}, so the {n['jvps'] - n['alone_jvps']}"
+            f" random tangents add {n['guided_cos2'] - n['alone_cos2']:.3f}. In weight space the cosine to the BP "
+            f"gradient is {n['guided_weight']:.3f} (guesses alone {n['alone_weight']:.3f}, random "
+            f"{n['random_weight']:.3f}). The guesses alone are biased: their estimate is deterministic and its "
+            f"weight-space cosine {n['alone_bias']:.3f} does not improve with averaging over steps; adding the random "
+            f"tangents moves the expected estimate's cosine only to {n['guided_bias']:.3f}. The measured activity "
+            f"$E[\\cos^2]$ is within {n['theory_gap']:.4f} of the closed form at every JVP count.")
+
+
+def training_sentence(frame: pd.DataFrame) -> str:
+    """The final accuracies of a training frame, computed from :func:`final_table`."""
+    table = final_table(frame)
+    best_fg = table[table["label"] != "BP"].sort_values("test_accuracy", ascending=False).iloc[0]
+    bp = table[table["label"] == "BP"]
+    parts = [f"{row.label} {row.test_accuracy:.3f}" for row in table.itertuples()]
+    epochs = int(frame["epoch"].max())
+    samples = frame["max_train"].iloc[0]
+    data = "all 50000" if pd.isna(samples) else f"{int(samples)}"
+    text = (f"Test accuracy after at most {epochs} epochs on {data} MNIST training samples (best-validation state): "
+            + ", ".join(parts) + f". The best forward-gradient approach is **{best_fg.label}** "
+            f"({int(best_fg.jvps)} JVPs)")
+    if not bp.empty:
+        gap = float(bp["test_accuracy"].iloc[0]) - best_fg.test_accuracy
+        text += f", {abs(gap):.3f} {'below' if gap > 0 else 'above'} BP"
+    pairs = []
+    for jvps in sorted(set(table["jvps"]) - {0}):
+        same = table[table["jvps"] == jvps]
+        random = same[same["label"].str.startswith("random")]
+        guided = same[same["label"].str.startswith("guess +")]
+        if len(random) and len(guided):
+            pairs.append(f"at {jvps} JVPs the guesses change the test accuracy by "
+                         f"{float(guided['test_accuracy'].iloc[0] - random['test_accuracy'].iloc[0]):+.3f}")
+    share = table.loc[table["label"].str.startswith("guess"), "heads_share"]
+    return (text + ("; " + "; ".join(pairs) if pairs else "") + f". The heads take {100 * share.min():.0f}–"
+            f"{100 * share.max():.0f}% of the guided approaches' training time (one seed: differences are not tested "
+            "for significance).")
+
+
+def cost_sentence(cost: pd.DataFrame) -> str:
+    """The heads' FLOPs and time next to the JVPs', from :func:`cost_table`."""
+    guided = cost[cost["head_flops"] > 0]
+    forward = int(cost["forward_flops"].iloc[0])
+    return (f"Per sample the FC-256 forward pass costs {forward / 1e3:.0f} kFLOPs; the two heads, forward and "
+            f"backward, {int(guided['head_flops'].iloc[0]) / 1e3:.0f} kFLOPs "
+            f"({100 * guided['head_share_of_forward_flops'].iloc[0]:.1f}% of a forward pass), which is "
+            + " and ".join(f"{100 * r.head_share_of_jvp_flops:.1f}% of the {r.jvps} JVPs' tangent FLOPs"
+                           for r in guided.itertuples())
+            + ". Measured on this machine (forward mode, one thread, median of a few steps): "
+            + "; ".join(f"{r.approach} {r.step_ms:.1f} ms per step" + (f" ({r.heads_ms:.1f} ms in the heads)"
+                                                                     if r.heads_ms else "")
+                        for r in cost.itertuples()) + ".")
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,80 @@
+"""The guided-tangents chapter's experiments (fg_analysis.experiments.guided) on tiny configs in a temporary cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fg_analysis.cache import ResultsCache
+from fg_analysis.experiments import guided
+
+
+@pytest.fixture
+def cache(tmp_path):
+    return ResultsCache(tmp_path, published=None)
+
+
+def test_theory_cells_match_the_closed_forms(cache):
+    config = guided.TheoryConfig(dims=(32,), angles=(45.0, 90.0), tangent_counts=(0, 2, 8), samples=3000)
+    frame = guided.run_theory(config, cache=cache)
+    assert len(frame) == 2 * 3 * 2
+    assert frame["z"].abs().max() < 4.5                              # Monte Carlo within its error
+    deterministic = frame[(frame["approach"] == "guess + k random") & (frame["k"] == 0)]
+    np.testing.assert_allclose(deterministic["cos2_mean"], deterministic["theory_cos2"], atol=1e-12)
+    assert (frame["cos_mean"] - frame["theory_cos"]).abs().max() < 0.01
+    assert "Over" in guided.theory_sentence(frame)
+
+
+def test_network_cosines_follow_the_closed_form_at_each_samples_guess(cache):
+    config = guided.CosineConfig(networks=(("fc", 32),), checkpoints=(0, 1), tangent_counts=(0, 4), repeats=2,
+                                 max_train=256)
+    frame = guided.run_cosines(config, cache=cache)
+    rows = frame[frame["approach"] != "stage"]
+    assert set(rows["approach"]) == {"random", "guided", "output"}
+    # two draws of batch-shared tangents: a loose check here (test_guides.py has the Monte-Carlo test)
+    assert (rows["cos2_mean"] - rows["theory_cos2"]).abs().max() < 0.08
+    alone = rows[(rows["approach"] == "guided") & (rows["k"] == 0)]
+    np.testing.assert_allclose(alone["cos2_mean"], alone["rho2_mean"], rtol=1e-6)   # no random tangent: cos = ρ
+    stages = guided.stage_table(frame)
+    assert (stages.loc[stages["stage"] == "output", "guess_cosine"] > 1 - 1e-6).all()   # exact output guess
+    numbers = guided.network_numbers(frame, network="FC-32", checkpoint=1, jvps=4)
+    assert "FC-32 after 1" in guided.network_sentence(numbers)
+
+
+def test_training_units_and_tables(cache):
+    config = guided.TrainingConfig(networks=(("fc", 16),), approaches=(("bp", 0), ("random", 4), ("guided", 1),
+                                                                       ("guess", 0)), epochs=1, max_train=128)
+    frame = guided.run_training(config, cache=cache)
+    table = guided.final_table(frame)
+    assert list(table["label"]) == ["BP", "random k=4", "guess + 1 random", "guess"]
+    assert list(table["jvps"]) == [0, 4, 4, 3]
+    assert (table.loc[table["label"].str.startswith("guess"), "heads_time_s"] > 0).all()
+    assert set(table["lr_source"]) == {"paper", "paper-nearest"}
+    assert "Test accuracy" in guided.training_sentence(frame)
+    assert guided.stored(config, cache=cache) is not None
+    assert guided.stored(guided.TrainingConfig(epochs=2, max_train=64), cache=cache) is None
+
+
+def test_rates_are_the_nearest_existing_approach():
+    assert guided.rate("fc", 256, "guided", 13) == (guided.rate("fc", 256, "random", 16)[0], "paper-nearest")
+    assert guided.rate("fc", 256, "guess", 0)[0] == guided.rate("fc", 256, "random", 4)[0]
+    assert guided.jvp_count("guided", 13) == 16 and guided.jvp_count("output", 15) == 16
+
+
+def test_cost_table_counts_the_heads_next_to_the_jvps():
+    cost = guided.cost_table(width=32, steps=1, tangent_counts=(4,))
+    heads = cost[cost["head_flops"] > 0]
+    assert len(heads) == 1 and 0 < float(heads["head_share_of_forward_flops"].iloc[0]) < 0.5
+    assert (cost["step_ms"] > 0).all()
+    assert "kFLOPs" in guided.cost_sentence(cost)
+
+
+def test_small_cnn_has_three_stages():
+    net = guided.build_network("cnn", (1, 28, 28), 10, width=None, seed=0)
+    assert [tuple(s) for s in net.activity_shapes((1, 28, 28))] == [(8, 14, 14), (16, 7, 7), (10,)]
+
+
+def test_chapter_refuses_a_gpu():
+    with pytest.raises(ValueError):
+        guided.chapter(device="cuda")
