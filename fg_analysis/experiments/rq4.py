@@ -279,7 +279,7 @@ def baydin_sentence(bench_frame: pd.DataFrame | None, runs: pd.DataFrame | None,
         if math.isfinite(weight):
             device = bench_frame.attrs.get("record", {}).get("environment", {}).get("device_name", "this machine")
             text = (f"{BAYDIN} report forward gradients up to twice as fast as backpropagation. Per training step "
-                    f"on {device} ({model}), a single-tangent forward gradient takes {_faster(weight)} with weight "
+                    f"of {model} on {device}, a single-tangent forward gradient takes {_faster(weight)} with weight "
                     "perturbation")
             if math.isfinite(activity):
                 text += f" and {_faster(activity)} with activity perturbation in forward mode"
