@@ -6,7 +6,8 @@ one figure per panel instead). Log axes never draw values at machine zero: those
 axis (:func:`mark_floor`) and said so in the legend.
 
 RQ1 and RQ2 panels are drawn by the experiment modules' panel functions on a one-panel selection of the frame;
-RQ3 and RQ4 figures are drawn here.
+RQ3 and RQ4 figures, the comparisons with the reference implementation's figures (:mod:`fg_analysis.reference`)
+and the intro's two illustrations are drawn here.
 """
 
 from __future__ import annotations

@@ -166,7 +166,8 @@ def rq2_table(finals: pd.DataFrame) -> pd.DataFrame:
     ours = _ours(finals, _KEYS_RQ2, "best_f")
     out = _joined(ours, reference.drop(columns=["method", "aggregator", "k"]), _KEYS_RQ2, "reference_f",
                   lambda rows: np.maximum([resolution(m) for m in rows["minimum"].fillna(0.0)],
-                                          FLOAT32_ULPS * np.finfo(np.float32).eps * rows["reference_f"].abs().fillna(0)))
+                                          FLOAT32_ULPS * np.finfo(np.float32).eps
+                                          * rows["reference_f"].abs().fillna(0)))
     from fg_analysis.problems import get_problem
 
     missing = out["minimum"].isna()

@@ -13,7 +13,8 @@ Per sample it measures
 * ``dot``        ``ĝ·g``
 
 and stores their mean, sample std and count per (n, k, aggregator, normalize), from which the book draws
-``mean ± t_{0.975, count-1} std / sqrt(count)`` (:func:`fg_analysis.metrics.add_ci`). The fixed-angle ("custom tangents") experiment repeats this at ``n = 64``
+``mean ± t_{0.975, count-1} std / sqrt(count)``
+(:func:`fg_analysis.metrics.add_ci`). The fixed-angle ("custom tangents") experiment repeats this at ``n = 64``
 with :class:`~fg_analysis.tangents.FixedAngle` tangents for the mean and the projection.
 
 Samples are batched through the aggregators (no Python loop over samples) in chunks of at most
@@ -318,8 +319,9 @@ def scorecard(frame: pd.DataFrame, config: ApproximationConfig | None = None) ->
 
     rows = []
     setup = _setup_note(frame, config)
-    add = lambda *args, section, **kwargs: rows.append(claim("RQ1", *args, setup, section=SECTIONS[section],  # noqa: E731
-                                                             **kwargs))
+    def add(*args, section, **kwargs):
+        rows.append(claim("RQ1", *args, setup, section=SECTIONS[section], **kwargs))
+
     normal = frame[(frame["law"] == "normal") & ~frame["normalize"] & (frame["metric"] == "cosine")]
 
     # 1. more tangents improve the approximation: the cosine grows with k, for every n and aggregator

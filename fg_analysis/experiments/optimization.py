@@ -339,8 +339,9 @@ def scorecard(traces: pd.DataFrame, config: OptimizationConfig | None = None, *,
     finals = final_values(traces)
     setup = _setup_note(traces, config) if setup is None else setup
     rows = []
-    add = lambda *args, section, **kwargs: rows.append(claim("RQ2", *args, setup, section=SECTIONS[section],  # noqa: E731
-                                                             record=record, **kwargs))
+    def add(*args, section, **kwargs):
+        rows.append(claim("RQ2", *args, setup, section=SECTIONS[section], record=record, **kwargs))
+
     normal = finals[finals["tangents"] == "normal"]
     stats = _cell_stats(normal) if len(normal) else pd.DataFrame(columns=["problem", "n", "approach"])
     st = stats[(stats["problem"] == "styblinski-tang") & (stats["n"] == 64)].set_index("approach")
@@ -372,7 +373,8 @@ def scorecard(traces: pd.DataFrame, config: OptimizationConfig | None = None, *,
                            for _, r in both.iterrows()], index=both.index, dtype=object)
         per_problem = "; ".join(f"{p}: {tally(v)}" for p, v in cells.groupby(level="problem"))
         add("With the same k, the projection ends at least as close to f* as the mean (best f − f*)",
-            "projection ≥ mean (qualitative)", f"(n, k) cells, projection as close or closer / tie / mean closer — {per_problem}",
+            "projection ≥ mean (qualitative)",
+            f"(n, k) cells, projection as close or closer / tie / mean closer — {per_problem}",
             combine(cells), section="best")
 
     # more tangents help the projection (k=16 vs k=2), per problem and n

@@ -74,8 +74,8 @@ from fg_analysis.metrics import format_ci, summarize
 
 __all__ = ["CHANCE", "PAPER_APPROACHES", "PRESETS", "QUICK_APPROACHES", "SOTA_CPU_APPROACHES", "RQ3Config",
            "TrainingRun", "available_datasets", "final_runs", "gap_to_bp", "json_summary", "learned",
-           "learning_curves", "main", "provenance", "resolve_lr", "run", "run_unit", "scorecard", "scorecard_rows", "stored", "stored_rows", "stored_setup",
-           "summary", "verdict"]
+           "learning_curves", "main", "provenance", "resolve_lr", "run", "run_unit", "scorecard", "scorecard_rows",
+           "stored", "stored_rows", "stored_setup", "summary", "verdict"]
 
 #: (method, aggregator, k): BP, FG (k = 1), mean and projection for k ∈ {2, 4, 16}
 PAPER_APPROACHES = (("bp", "mean", 1), ("fg", "mean", 1),
