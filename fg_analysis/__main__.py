@@ -3,6 +3,7 @@
 Commands:
 
 * ``book`` — execute every notebook and build the book (:mod:`fg_analysis.book`);
+* ``records`` — list the stored results of ``results/published`` with their wall times, devices and commits;
 * ``refresh-checks`` — store the outputs of ``# NBVAL_CHECK_OUTPUT`` cells in notebooks/ (:mod:`fg_analysis.book`);
 * ``rq1``, ``rq2``, ``rq3``, ``bench``, ``lr-search`` — handed over with their arguments to ``main(argv)`` of the
   modules in :data:`DELEGATED` (see their own ``--help``); their errors are one line (:mod:`fg_analysis.cli`).
@@ -32,6 +33,13 @@ def _delegate(name: str, argv: list[str]) -> int:
     return run_main(importlib.import_module(DELEGATED[name][0]).main, argv)
 
 
+def _records_command(args: argparse.Namespace) -> int:
+    from fg_analysis.cache import PUBLISHED, stored_summary
+
+    print(stored_summary(args.root or PUBLISHED).to_markdown(index=False))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from fg_analysis import book
 
@@ -52,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "marked # NBVAL_CHECK_OUTPUT (nbval compares those); all other outputs are stripped.")
     book.add_refresh_arguments(refresh_parser)
     refresh_parser.set_defaults(func=book.refresh_command)
+
+    records_parser = commands.add_parser(
+        "records", help="list the stored results (results/published): units, wall time, devices, commits, dates",
+        description="One line per kind of stored result and device: units, summed wall time, the longest unit, "
+                    "the commits and dates they were saved on.")
+    records_parser.add_argument("--root", default=None, help="a results folder (default results/published)")
+    records_parser.set_defaults(func=_records_command)
 
     for name, (_, help_text) in DELEGATED.items():
         commands.add_parser(name, help=help_text, add_help=False)

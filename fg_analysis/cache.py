@@ -47,7 +47,7 @@ from tqdm import tqdm
 from fg_analysis.env import environment, resolve_device
 
 __all__ = ["PUBLISHED", "REPOSITORY", "SCHEMA", "DamagedResult", "ResultsCache", "config_dict", "config_key",
-           "device_type"]
+           "device_type", "stored_summary"]
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 PUBLISHED = REPOSITORY / "results" / "published"
@@ -237,3 +237,27 @@ class ResultsCache:
                     continue
                 seen.add(folder.name)
                 yield entry
+
+
+def stored_summary(root: str | os.PathLike = PUBLISHED) -> pd.DataFrame:
+    """One row per kind of stored result and device under ``root``: how many units, their summed and largest
+    wall time, the commits and the first and last dates they were saved (``python -m fg_analysis records``)."""
+    cache = ResultsCache(root, published=None)
+    rows = []
+    kinds = sorted(folder.name for folder in Path(root).iterdir() if folder.is_dir()) if Path(root).is_dir() else []
+    for kind in kinds:
+        for _, record in cache.records(kind):
+            environment = record.get("environment", {})
+            rows.append({"kind": kind, "device": environment.get("device_name") or environment.get("device"),
+                         "commit": environment.get("commit"), "saved": record.get("saved", "")[:10],
+                         "wall_time_s": record.get("wall_time_s") or 0.0})
+    if not rows:
+        return pd.DataFrame(columns=["kind", "device", "units", "wall_time_h", "longest_unit_min", "commits",
+                                     "first_saved", "last_saved"])
+    frame = pd.DataFrame(rows)
+    table = frame.groupby(["kind", "device"]).agg(
+        units=("wall_time_s", "size"), wall_time_h=("wall_time_s", lambda s: round(s.sum() / 3600, 2)),
+        longest_unit_min=("wall_time_s", lambda s: round(s.max() / 60, 1)),
+        commits=("commit", lambda s: ", ".join(sorted(set(map(str, s))))),
+        first_saved=("saved", "min"), last_saved=("saved", "max"))
+    return table.reset_index()

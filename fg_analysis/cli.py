@@ -60,7 +60,7 @@ def resolve_common(parser: argparse.ArgumentParser, args: argparse.Namespace):
     """``(device, cache)`` from the parsed shared options; a bad device is a one-line parser error."""
     import torch
 
-    from fg_analysis.env import resolve_device
+    from fg_analysis.env import git_commit, resolve_device
 
     try:
         device = resolve_device(args.device)
@@ -68,6 +68,7 @@ def resolve_common(parser: argparse.ArgumentParser, args: argparse.Namespace):
         parser.error(f"--device: {error}")
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
+    git_commit()  # the records name the code this run starts with
     cache = ResultsCache(PUBLISHED, published=None) if args.publish else ResultsCache()
     return device, cache
 

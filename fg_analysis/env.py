@@ -7,6 +7,7 @@ traced to the versions, device and commit that produced it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import platform
 import subprocess
 from collections.abc import Iterator
@@ -67,14 +68,23 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({platform.machine()}, {threads} thread{'' if threads == 1 else 's'})"
 
 
+@functools.cache
 def git_commit() -> str | None:
-    """The commit of the checkout this package runs from, or ``None`` outside a git checkout."""
+    """The commit of the checkout this process runs from, with ``+dirty`` when tracked files differ from it, or
+    ``None`` outside a git checkout.
+
+    Read once per process, at its first call (the experiment commands call it before any work), so a long run
+    names the code it started with even when the checkout moves on while it runs."""
+    here = Path(__file__).resolve().parent
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).resolve().parent, timeout=5, check=True)
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=here,
+                             timeout=5, check=True)
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", str(here)],
+                                 capture_output=True, text=True, cwd=here, timeout=10, check=True)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    commit = out.stdout.strip()
+    return (commit + ("+dirty" if changed.stdout.strip() else "")) or None
 
 
 def versions() -> dict[str, str]:

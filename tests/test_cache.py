@@ -235,3 +235,11 @@ def test_records_walks_every_device_and_skips_damage(store):
     with pytest.warns(RuntimeWarning, match="damaged"):
         found = list(store.records(Unit))
     assert [record["config"]["n"] for _, record in found] == [1]
+
+
+def test_stored_summary_lists_units_and_wall_time(store):
+    store.get(Unit(n=1), Counter())
+    store.get(Unit(n=2), Counter())
+    table = cache_module.stored_summary(store.root)
+    assert table[["kind", "units"]].values.tolist() == [["Unit", 2]]
+    assert (table["wall_time_h"] >= 0).all() and table["first_saved"].iloc[0] <= table["last_saved"].iloc[0]
