@@ -115,14 +115,28 @@ def norm_ratio(estimate, truth):
 def relative_error(estimate, truth):
     """:math:`|\\hat g - g| / |g|` (same shapes as :func:`cosine`); 0 for an exact estimate.
 
+    The difference is formed entry by entry, not from ``|ĝ|² − 2ĝ·g + |g|²``, whose cancellation would floor the
+    error near ``sqrt(eps)`` (1e-8 in float64) for estimates that agree to rounding.
+
     >>> import torch
     >>> relative_error(torch.tensor([1.0, 1.0]), torch.tensor([1.0, 0.0]))
     1.0
     """
-    dot, aa, bb = _dot_and_norms(estimate, truth)
-    if isinstance(aa, float):
-        return math.sqrt(max(aa - 2 * dot + bb, 0.0) / bb) if bb > 0 else math.nan
-    return _result(((aa - 2 * dot + bb).clamp_min(0) / bb).sqrt())
+    import torch
+
+    if isinstance(estimate, Mapping) or isinstance(truth, Mapping):
+        _dot_and_norms(estimate, truth)  # the same checks: two dicts, same keys, same shapes
+        difference = {key: torch.as_tensor(estimate[key]).detach().double()
+                      - torch.as_tensor(truth[key]).detach().to(torch.float64).to(torch.as_tensor(estimate[key]).device)
+                      for key in truth}
+        _, squared, bb = _dot_and_norms(difference, {key: torch.as_tensor(truth[key]) for key in truth})
+        return math.sqrt(squared / bb) if bb > 0 else math.nan
+    x = torch.as_tensor(estimate).detach().to(torch.float64)
+    y = torch.as_tensor(truth).detach().to(device=x.device, dtype=torch.float64)
+    _, squared, bb = _dot_and_norms(x - y, y)
+    if isinstance(squared, float):
+        return math.sqrt(squared / bb) if bb > 0 else math.nan
+    return _result((squared / bb).sqrt())
 
 
 # -------------------------------------------------------------------------------------------------------

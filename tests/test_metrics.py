@@ -117,3 +117,17 @@ def test_verdict_and_learned():
     with pytest.raises(ValueError, match="unknown verdict"):
         metrics.verdict("maybe")
     assert not metrics.learned(0.10, 0.01, 0.1) and metrics.learned(0.5, float("nan"), 0.1)
+
+
+def test_relative_error_resolves_rounding_level_differences():
+    """Formed from |ĝ|² − 2ĝ·g + |g|², the error of an estimate equal to rounding would read ~1e-8 in float64."""
+    import torch
+
+    from fg_analysis.metrics import relative_error
+
+    g = torch.linspace(1, 2, 1000, dtype=torch.float64)
+    close = g * (1 + 1e-13)
+    assert relative_error(close, g) == pytest.approx(1e-13, rel=1e-3)
+    assert relative_error({"a": close[:10], "b": close[10:]}, {"a": g[:10], "b": g[10:]}) == pytest.approx(1e-13, rel=1e-3)
+    batched = relative_error(torch.stack([close, g]), g)
+    assert float(batched[0]) == pytest.approx(1e-13, rel=1e-3) and float(batched[1]) == 0.0
