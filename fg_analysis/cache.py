@@ -47,7 +47,7 @@ from tqdm import tqdm
 from fg_analysis.env import environment, resolve_device
 
 __all__ = ["PUBLISHED", "REPOSITORY", "SCHEMA", "DamagedResult", "ResultsCache", "config_dict", "config_key",
-           "device_type", "stored_summary"]
+           "device_type", "stored_summary", "with_config_columns"]
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 PUBLISHED = REPOSITORY / "results" / "published"
@@ -78,6 +78,14 @@ def config_key(config, device: str | object = "cpu") -> str:
     payload = {"schema": SCHEMA, "device": device_type(device), **config_dict(config)}
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def with_config_columns(frame: pd.DataFrame, config) -> pd.DataFrame:
+    """``frame`` with each scalar field of ``config`` as a column, unless it has one of that name already."""
+    for field, value in dataclasses.asdict(config).items():
+        if field not in frame.columns and not isinstance(value, (list, tuple, dict)):
+            frame[field] = value
+    return frame
 
 
 def _sha256(path: Path) -> str:
@@ -214,12 +222,22 @@ class ResultsCache:
                                description=description, refresh=refresh, progress=progress)
             computed = sum(bool(frame.attrs.get("computed")) for frame in frames)
         for config, frame in zip(configs, frames):
-            for field, value in dataclasses.asdict(config).items():
-                if field not in frame.columns and not isinstance(value, (list, tuple, dict)):
-                    frame[field] = value
+            with_config_columns(frame, config)
         result = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         result.attrs = {"read": len(configs) - computed, "computed": computed}
         return result
+
+    def read(self, configs: Iterable, *, device: str | object = "cpu") -> tuple[list[pd.DataFrame], list[dict]]:
+        """The stored results among ``configs`` (nothing is computed): their frames, each with its config's fields
+        as columns (:func:`with_config_columns`), and their records, in the order of ``configs``; a config with no
+        stored result is left out."""
+        frames, records = [], []
+        for config in configs:
+            found = self.load(config, device=device)
+            if found is not None:
+                frames.append(with_config_columns(found[0], config))
+                records.append(found[1])
+        return frames, records
 
     def records(self, kind: str | type) -> Iterator[tuple[pd.DataFrame, dict]]:
         """Every verified ``(frame, record)`` stored for a config class (writable root, then published), for

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from fg_analysis import plots
+from fg_analysis.labels import approach_order
 
 #: widest figure, inches; at the theme's 110 dpi that is 704 px, inside the book's text column
 PAGE_WIDTH_IN = 6.4
@@ -49,19 +50,6 @@ def mark_floor(ax, x, y, *, floor: float = FLOOR, color=None, label: str | None 
         ax.plot(x[at_floor], np.full(at_floor.sum(), floor), linestyle="none", marker="v", markersize=6,
                 markerfacecolor="none", color=color, label=label)
     return at_floor
-
-
-def order(labels) -> list[str]:
-    """Approach labels in reading order: BP, FG, then each aggregator by k (``"mean k=4"``)."""
-    def key(label: str):
-        if label == "BP":
-            return (0, "", 0)
-        if label == "FG":
-            return (1, "", 1)
-        aggregator, _, k = label.partition(" k=")
-        return (2, aggregator, int(k) if k.isdigit() else 0)
-
-    return sorted(set(labels), key=key)
 
 
 def _approach_style(label: str, index: int, count: int):
@@ -114,11 +102,10 @@ def rq2_convergence(traces: pd.DataFrame, *, problem: str, n: int):
 def rq2_final(finals: pd.DataFrame, *, problem: str, value: str = "best_gap"):
     """Best f − f* against n per approach for one function, mean ± 95% CI over seeds; runs that reach the
     minimum to rounding (≤ :data:`FLOOR`) are marked ▽ at the bottom, not drawn down to zero (RQ2)."""
-    from fg_analysis.experiments import optimization
     from fg_analysis.metrics import summarize
 
     rows = finals[(finals["tangents"] == "normal") & (finals["problem"] == problem)]
-    labels = optimization._label_order(rows) if hasattr(optimization, "_label_order") else order(rows["approach"])
+    labels = approach_order(rows["approach"])
     fig, ax = _figure(PAGE_WIDTH_IN, 3.6)
     stats = summarize(rows, value, ["approach", "n"])
     marked = False
@@ -158,7 +145,7 @@ def rq2_fixed_angle(finals: pd.DataFrame, *, k: int):
 def rq3_learning_curves(curves: pd.DataFrame, *, network: str, dataset: str, band: bool = True):
     """Validation accuracy per epoch of one network and data set, mean over seeds with a 95% CI band (RQ3)."""
     group = curves[(curves["network"] == network) & (curves["dataset"] == dataset)]
-    labels = order(group["approach"])
+    labels = approach_order(group["approach"])
     fig, ax = _figure(PAGE_WIDTH_IN, 3.6)
     for index, label in enumerate(labels):
         part = group[group["approach"] == label].sort_values("epoch")
@@ -191,7 +178,7 @@ def rq3_gap(gap: pd.DataFrame):
 
 def rq3_cosine(cosines: pd.DataFrame):
     """Cosine of each estimate to the BP gradient per epoch (mean over seeds), log scale (RQ3)."""
-    labels = [label for label in order(cosines["approach"]) if label != "BP"]
+    labels = [label for label in approach_order(cosines["approach"]) if label != "BP"]
     fig, ax = _figure(5.6, 3.4)
     for index, label in enumerate(labels):
         part = cosines[cosines["approach"] == label].groupby("epoch")["cosine"].mean()
@@ -316,7 +303,7 @@ def rq3_reference(comparison: pd.DataFrame):
     the reference implementation's one-seed value, per (network, approach), log-log with the diagonal (RQ3).
     ``comparison`` is :func:`fg_analysis.reference.rq3_table`."""
     rows = comparison[comparison["status"] == "both"]
-    labels = order(rows["approach"])
+    labels = approach_order(rows["approach"])
     fig, ax = _figure(5.8, 4.0)
     for index, label in enumerate(labels):
         part = rows[rows["approach"] == label]

@@ -347,9 +347,9 @@ def rq3_cosine_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _order(labels):
-    from fg_analysis.figures import order
+    from fg_analysis.labels import approach_order
 
-    return order(labels)
+    return approach_order(labels)
 
 
 def rq3_cosine_sentence(cosines: pd.DataFrame) -> str:

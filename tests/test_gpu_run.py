@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from fg_analysis import gpu_run
-from fg_analysis.cache import ResultsCache, read_entry
+from fg_analysis.cache import ResultsCache
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 BUDGET = 100

@@ -40,7 +40,6 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from fg_analysis import guides, theory
@@ -727,7 +726,6 @@ def _symlog_jvps(ax) -> None:
 def figure_theory(frame: pd.DataFrame, *, n: int, metric: str = "cos2"):
     """Measured ``E[cos²]`` (``metric="cos2"``) or ``cos(E ĝ, g)`` (``"mean_cosine"``) against the JVPs, one
     color per guess angle θ (points ± 95% CI), the closed form as lines; random tangents alone dashed."""
-    import matplotlib.pyplot as plt
 
     from fg_analysis import plots
 

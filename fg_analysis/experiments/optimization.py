@@ -23,7 +23,6 @@ seed and recorded step); :func:`final_values` reduces them to best and last ``f`
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, replace
 from functools import partial
 
@@ -34,7 +33,7 @@ from fg_analysis import learning_rates as lrs
 from fg_analysis import theory
 from fg_analysis.cache import ResultsCache
 from fg_analysis.experiments import SCORECARD_COLUMNS, claim
-from fg_analysis.labels import approach_label
+from fg_analysis.labels import approach_label, approach_order
 from fg_analysis.learning_rates import closed_form_rate as paper_learning_rate
 from fg_analysis.optimize import descend
 from fg_analysis.metrics import add_ci, ci_halfwidth, format_ci
@@ -184,17 +183,7 @@ def stored(config: OptimizationConfig | None = None, *, cache: ResultsCache | No
     config = config or OptimizationConfig.preset("paper")
     cache = cache or ResultsCache()
     units = config.runs()
-    frames, records = [], []
-    for unit in units:
-        found = cache.load(unit)
-        if found is None:
-            continue
-        frame, record = found
-        for field, value in dataclasses.asdict(unit).items():
-            if field not in frame.columns and not isinstance(value, (list, tuple, dict)):
-                frame[field] = value
-        frames.append(frame)
-        records.append(record)
+    frames, records = cache.read(units)
     if not frames:
         return None
     frame = _labelled(pd.concat(frames, ignore_index=True))
@@ -258,14 +247,8 @@ def value_table(finals: pd.DataFrame, value: str = "best_f", *, problem: str | N
     stats["text"] = [format_ci(m, c, 2) if np.isfinite(m) else "diverged"
                      for m, c in zip(stats["mean"], stats["ci"], strict=True)]
     table = stats.pivot(index=["problem", "n"], columns="approach", values="text").fillna("—")
-    order = [label for label in _label_order(finals) if label in table.columns]
+    order = [label for label in approach_order(finals["approach"]) if label in table.columns]
     return table[order]
-
-
-def _label_order(frame: pd.DataFrame) -> list[str]:
-    labels = frame.drop_duplicates("approach").sort_values(["method", "aggregator", "k"])
-    first = [label for label in ("BP", "FG") if label in set(labels["approach"])]
-    return first + [label for label in labels["approach"] if label not in first]
 
 
 def lr_ratio_table(finals: pd.DataFrame | None = None, *, problems=PROBLEMS, ks=(2, 4, 16),
@@ -529,7 +512,7 @@ def plot_convergence(traces: pd.DataFrame, n: int, *, problems=PROBLEMS):
 
     rows = traces[(traces["tangents"] == "normal") & (traces["n"] == n)]
     problems = [p for p in problems if p in set(rows["problem"])]
-    labels = _label_order(rows)
+    labels = approach_order(rows["approach"])
     colors = _approach_colors(labels)
     fig, axes = plt.subplots(1, len(problems), figsize=(4.4 * len(problems), 3.6), squeeze=False)
     for ax, problem in zip(axes[0], problems, strict=True):
@@ -566,7 +549,7 @@ def plot_final(finals: pd.DataFrame, value: str = "best_gap", *, problems=PROBLE
     rows = finals[finals["tangents"] == "normal"].copy()
     rows[value] = rows[value].clip(lower=1e-12)
     problems = [p for p in problems if p in set(rows["problem"])]
-    labels = _label_order(rows)
+    labels = approach_order(rows["approach"])
     colors = _approach_colors(labels)
     fig, axes = plt.subplots(1, len(problems), figsize=(4.4 * len(problems), 3.6), squeeze=False)
     for ax, problem in zip(axes[0], problems, strict=True):

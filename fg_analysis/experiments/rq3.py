@@ -267,21 +267,9 @@ def stored(config: RQ3Config, *, cache: ResultsCache | None = None, partial: boo
     ``frame.attrs["stored"]`` / ``["units"]``: how many of the config's units were found, of how many.
     """
     cache = cache or ResultsCache()
-    frames, records = [], []
     units = config.runs()
-    for unit in units:
-        found = cache.load(unit)
-        if found is None:
-            if partial:
-                continue
-            return None
-        frame, record = found
-        for field, value in dataclasses.asdict(unit).items():
-            if field not in frame.columns:
-                frame[field] = value
-        frames.append(frame)
-        records.append(record)
-    if not frames:
+    frames, records = cache.read(units)
+    if not frames or (len(frames) < len(units) and not partial):
         return None
     frame = _labelled(pd.concat(frames, ignore_index=True))
     frame.attrs = {"records": records, "stored": len(frames), "units": len(units)}
