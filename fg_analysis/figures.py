@@ -258,6 +258,26 @@ def rq4_memory(frame: pd.DataFrame):
     return fig
 
 
+def rq4_frontier(points: pd.DataFrame, *, clock: str = "wall_time_s"):
+    """Validation accuracy against time of the stored MNIST runs, one line per approach (mean over the stored
+    seeds, one point per epoch), the points on the accuracy-against-time frontier circled (RQ4).
+    ``points`` is :func:`fg_analysis.experiments.rq4.frontier`."""
+    fig, ax = _figure(PAGE_WIDTH_IN, 3.8)
+    labels = approach_order(points["approach"])
+    for index, label in enumerate(labels):
+        group = points[points["approach"] == label].sort_values(clock)
+        ax.plot(group[clock], group["val_accuracy"], label=label, linewidth=1.2,
+                **_approach_style(label, index, len(labels)))
+    best = points[points["on_frontier"]]
+    ax.plot(best[clock], best["val_accuracy"], linestyle="none", marker="o", markersize=5, markerfacecolor="none",
+            color="black", label="frontier")
+    ax.set(xscale="log", xlabel="time since the run started (s)" if clock == "wall_time_s" else "time in steps (s)",
+           ylabel="validation accuracy")
+    ax.legend(fontsize="x-small", ncol=2, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
 # ------------------------------------------------------------------------------------------------ reference
 
 

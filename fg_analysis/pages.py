@@ -498,3 +498,18 @@ def intro_projection_sentence() -> str:
     cos, ratio = metrics.cosine, metrics.norm_ratio
     return (f"Here $\\cos(P_U g, g) = {cos(p, g):.3f}$ against $\\cos(\\mathrm{{mean}}, g) = {cos(m, g):.3f}$, and "
             f"$|P_U g|/|g| = {ratio(p, g):.3f}$ against $|\\mathrm{{mean}}|/|g| = {ratio(m, g):.3f}$.")
+
+
+def rq4_time_to_accuracy_table(table: pd.DataFrame, target: float) -> str:
+    """The time to ``target`` validation accuracy per approach (:func:`fg_analysis.experiments.rq4.time_to_accuracy`)
+    as a Markdown table: approach, seeds that reached it, epoch, seconds, the ratio to BP."""
+    from fg_analysis.plots import markdown_table
+
+    shown = pd.DataFrame({
+        "approach": table["approach"],
+        f"seeds reaching {target:.0%}": [f"{int(r)} of {int(s)}" for r, s in zip(table["reached"], table["seeds"])],
+        "epoch": ["—" if pd.isna(e) else f"{e:.0f}" for e in table["epoch"]],
+        "seconds": ["—" if pd.isna(t) else f"{t:.0f}" for t in table["seconds"]],
+        "× BP": ["—" if pd.isna(r) else f"{r:.1f}" for r in table["over_bp"]],
+        "best val. accuracy": [f"{a:.3f}" for a in table["best_val_accuracy"]]})
+    return markdown_table(shown)
