@@ -18,7 +18,7 @@ from typing import NoReturn
 
 from fg_analysis.cache import PUBLISHED, ResultsCache
 
-__all__ = ["OneLineParser", "experiment_parser", "resolve_common"]
+__all__ = ["OneLineParser", "experiment_parser", "positive_count", "resolve_common", "run_main"]
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -28,7 +28,8 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _threads(text: str) -> int:
+def positive_count(text: str) -> int:
+    """An argparse type: a positive integer, or a one-line error."""
     try:
         value = int(text)
     except ValueError:
@@ -47,7 +48,7 @@ def experiment_parser(name: str, description: str, *, presets: tuple[str, ...]) 
     parser.add_argument("--preset", default=presets[0], choices=presets, help=f"default {presets[0]}")
     parser.add_argument("--device", default="cpu", help="'cpu' (default), 'cuda', 'cuda:N' or 'auto'")
     parser.add_argument("--seed", type=int, default=0, help="the first seed (default 0)")
-    parser.add_argument("--threads", type=_threads, default=1,
+    parser.add_argument("--threads", type=positive_count, default=1,
                         help="torch threads on a CPU (default 1: these small kernels run fastest on one thread)")
     parser.add_argument("--publish", action="store_true",
                         help="store results in results/published (committed, read by the book), not results/cache")

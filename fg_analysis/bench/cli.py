@@ -7,26 +7,15 @@ and bad thread counts are one-line errors naming the flag (:class:`fg_analysis.c
 
 from __future__ import annotations
 
-import argparse
 import json
 
 from fg_analysis.bench.config import BenchConfig
 from fg_analysis.bench.report import cost_models, format_report, summary
 from fg_analysis.bench.run import run
 from fg_analysis.cache import PUBLISHED, ResultsCache
-from fg_analysis.cli import OneLineParser
+from fg_analysis.cli import OneLineParser, positive_count
 
 __all__ = ["build_parser", "main"]
-
-
-def _threads(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}")
-    return value
 
 
 def build_parser() -> OneLineParser:
@@ -43,7 +32,7 @@ def build_parser() -> OneLineParser:
                       "ResNet-18, ViT, depths 2..32 at batch 4096)")
     parser.add_argument("--device", default="auto", help="'auto' (CUDA if available; default), 'cpu', 'cuda' or "
                         "'cuda:N'")
-    parser.add_argument("--threads", type=_threads, default=None,
+    parser.add_argument("--threads", type=positive_count, default=None,
                         help="torch CPU threads during the run (default: 1 on a CPU, torch's default on a GPU)")
     parser.add_argument("--cached", action="store_true", help="reuse a stored result of this config and machine")
     parser.add_argument("--publish", action="store_true",
