@@ -66,8 +66,8 @@ from fg_analysis.labels import approach_label
 from fg_analysis.params import unraveler
 from fg_analysis.tangents import TangentLaw, tangent_law
 
-__all__ = ["MODES", "PERTURBATIONS", "Gradient", "GradientSource", "activity_dimension", "activity_perturbation",
-           "backprop", "weight_perturbation"]
+__all__ = ["MODES", "PERTURBATIONS", "Gradient", "GradientSource", "StagedPass", "activity_dimension",
+           "activity_perturbation", "backprop", "per_sample_activity_gradients", "staged_pass", "weight_perturbation"]
 
 PERTURBATIONS = ("activity", "weight")
 
@@ -137,6 +137,36 @@ def _stagewise_forward(model: nn.Module, x: torch.Tensor) -> tuple[list[torch.Te
         inputs.append(h_in)
         outputs.append(h)
     return inputs, outputs
+
+
+class StagedPass(NamedTuple):
+    """One stage-by-stage forward pass (:func:`staged_pass`): the trainable parameters of every stage, the stages'
+    inputs and outputs with local graphs, the outputs' shapes (no batch), their total size ``A`` and the logits."""
+
+    groups: list[dict[str, torch.Tensor]]
+    inputs: list[torch.Tensor]
+    outputs: list[torch.Tensor]
+    shapes: list[tuple[int, ...]]
+    dimension: int
+    logits: torch.Tensor
+
+
+def staged_pass(model: nn.Module, x: torch.Tensor) -> StagedPass:
+    """The forward pass that activity perturbation starts from (see :func:`_stagewise_forward`)."""
+    groups = _stage_parameters(model)
+    inputs, outputs = _stagewise_forward(model, x)
+    shapes = [tuple(output.shape[1:]) for output in outputs]
+    return StagedPass(groups, inputs, outputs, shapes, sum(int(torch.Size(shape).numel()) for shape in shapes),
+                      outputs[-1])
+
+
+def per_sample_activity_gradients(staged: StagedPass, loss: torch.Tensor) -> torch.Tensor:
+    """``∂L_b/∂a_b`` for every sample b (B × A) from one backward sweep of the mean loss ``L`` (times B: sample b's
+    loss depends on its own activities only); the oracle of activity perturbation."""
+    batch = staged.logits.shape[0]
+    top = torch.autograd.grad(loss, staged.logits, retain_graph=True)[0]
+    activity, _ = _stagewise_backward(staged.inputs, staged.outputs, top, staged.groups, retain_graph=True)
+    return torch.cat([a.reshape(batch, -1) for a in activity], dim=1) * batch
 
 
 def _stagewise_backward(inputs, outputs, top: torch.Tensor, groups, *, retain_graph: bool = False
@@ -282,22 +312,17 @@ def activity_perturbation(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     estimator = ForwardGradient(tangents.shape[0] if given and tangents.ndim == 2 else k, aggregator=aggregator,
                                 tangents="normal" if given else tangents, mode=mode, generator=generator,
                                 skip_zero_products=skip_zero_products)
-    groups = _stage_parameters(model)
+    staged = staged_pass(model, x)
+    groups, outputs, shapes, dimension, logits = (staged.groups, staged.outputs, staged.shapes, staged.dimension,
+                                                  staged.logits)
     batch = x.shape[0]
-    inputs, outputs = _stagewise_forward(model, x)
-    shapes = [tuple(output.shape[1:]) for output in outputs]
-    dimension = sum(int(torch.Size(shape).numel()) for shape in shapes)
-    logits = outputs[-1]
     V = tangents if given else estimator.sample(dimension, dtype=logits.dtype, device=logits.device)
     _check_tangents(V, dimension, "activity")
     loss = _loss(logits, y)
     if mode == "forward":
         d = _forward_activity_jvps(estimator, model, x, y, V, shapes)
     else:
-        top = torch.autograd.grad(loss, logits, retain_graph=True)[0]
-        activity, _ = _stagewise_backward(inputs, outputs, top, groups, retain_graph=True)
-        per_sample = torch.cat([a.reshape(batch, -1) for a in activity], dim=1) * batch  # ∂L_b/∂a_b
-        d = check_finite(per_sample @ V.transpose(0, 1))
+        d = check_finite(per_sample_activity_gradients(staged, loss) @ V.transpose(0, 1))
     estimate = _per_sample_aggregate(estimator, V, d) / batch
     grads = _local_vjps(outputs, _split(estimate, shapes), groups)
     return Gradient(loss.detach(), _order(model, grads))

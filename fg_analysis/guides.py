@@ -45,8 +45,8 @@ from torch import nn
 from torch.func import functional_call
 
 from fg_analysis.estimator import Estimate, ForwardGradient
-from fg_analysis.gradients import (Gradient, _local_vjps, _order, _split, _stage_parameters, _stagewise_backward,
-                                   _stagewise_forward, check_finite)
+from fg_analysis.gradients import (Gradient, _local_vjps, _order, _split, check_finite, per_sample_activity_gradients,
+                                   staged_pass)
 from fg_analysis.jvp import check_mode
 from fg_analysis.tangents import Normal, TangentLaw, tangent_law
 
@@ -363,12 +363,10 @@ def guided_activity_perturbation(model: nn.Module, x: torch.Tensor, y: torch.Ten
         raise ValueError("guided activity perturbation computes per-sample JVPs with mode='forward' or 'oracle'")
     if isinstance(k, bool) or not isinstance(k, int) or k < 0:
         raise ValueError(f"k (random tangents next to the guesses) must be an integer >= 0; got k={k!r}")
-    groups = _stage_parameters(model)
+    staged = staged_pass(model, x)
+    groups, outputs, shapes, dimension, logits = (staged.groups, staged.outputs, staged.shapes, staged.dimension,
+                                                  staged.logits)
     batch = x.shape[0]
-    inputs, outputs = _stagewise_forward(model, x)
-    shapes = [tuple(output.shape[1:]) for output in outputs]
-    dimension = sum(int(torch.Size(shape).numel()) for shape in shapes)
-    logits = outputs[-1]
     context = Context(x=x, y=y, activities=tuple(output.detach() for output in outputs))
     guesses = provider(context) if provider is not None else logits.new_zeros(batch, 0, dimension)
     if isinstance(random, torch.Tensor):
@@ -388,9 +386,7 @@ def guided_activity_perturbation(model: nn.Module, x: torch.Tensor, y: torch.Ten
     if mode == "forward":
         d = _forward_jvps(estimator, model, x, y, V, shapes)
     else:
-        top = torch.autograd.grad(loss, logits, retain_graph=True)[0]
-        activity, _ = _stagewise_backward(inputs, outputs, top, groups, retain_graph=True)
-        truth = torch.cat([a.reshape(batch, -1) for a in activity], dim=1) * batch  # ∂L_b/∂a_b
+        truth = per_sample_activity_gradients(staged, loss)  # ∂L_b/∂a_b
         d = check_finite(torch.einsum("bka,ba->bk", V, truth))
     estimate = estimator.combine(V, d)
     grads = _local_vjps(outputs, _split(estimate / batch, shapes), groups)

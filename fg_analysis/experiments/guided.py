@@ -30,7 +30,6 @@ into ``results/published/GuidedRun``; :func:`stored` reads them without training
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -549,17 +548,10 @@ def stored(config: TrainingConfig, *, cache: ResultsCache | None = None) -> pd.D
     """The runs of ``config`` read from the cache only (writable root, then ``results/published``); ``None``
     unless every run is stored. Nothing is trained. Records in ``frame.attrs["records"]``."""
     cache = cache or ResultsCache()
-    frames, records = [], []
-    for unit in config.runs():
-        found = cache.load(unit)
-        if found is None:
-            return None
-        frame, record = found
-        for name, value in dataclasses.asdict(unit).items():
-            if name not in frame.columns:
-                frame[name] = value
-        frames.append(frame)
-        records.append(record)
+    units = config.runs()
+    frames, records = cache.read(units)
+    if len(frames) < len(units):
+        return None
     frame = pd.concat(frames, ignore_index=True)
     frame.attrs["records"] = records
     return frame
@@ -685,17 +677,10 @@ def chapter(preset: str = "quick", *, seed: int = 0, device: str = "cpu", cache:
 
 
 def _stored_cosines(config: CosineConfig, cache: ResultsCache) -> pd.DataFrame | None:
-    frames, records = [], []
-    for unit in config.units():
-        found = cache.load(unit)
-        if found is None:
-            return None
-        frame, record = found
-        for name, value in dataclasses.asdict(unit).items():
-            if name not in frame.columns and not isinstance(value, tuple):
-                frame[name] = value
-        frames.append(frame)
-        records.append(record)
+    units = config.units()
+    frames, records = cache.read(units)
+    if len(frames) < len(units):
+        return None
     frame = pd.concat(frames, ignore_index=True)
     frame["cos2_ci"] = ci_halfwidth(frame["cos2_std"], frame["count"])
     frame["cos_ci"] = ci_halfwidth(frame["cos_std"], frame["count"])
