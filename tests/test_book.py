@@ -25,8 +25,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from fg_analysis import book
 
 REPO = book.REPO
-PAGES = ["intro", "rq1_approximation", "rq2_optimization", "rq3_networks", "rq4_tradeoffs", "scorecard", "differences",
-         "status"]
+PAGES = ["intro", "rq1_approximation", "rq2_optimization", "rq3_networks", "rq4_tradeoffs", "guided_tangents",
+         "scorecard", "differences", "status"]
 NOTEBOOK_PAGES = [page for page in PAGES if page not in ("differences", "status")]
 RAW_TEX = re.compile(r"\$|\\[()\[\]]|\\(?:frac|begin|end|sqrt|mathbb|mathrm|nabla|top|sum|cdot)\b")
 
@@ -50,7 +50,8 @@ def test_toc_is_the_argument_one_part_per_question():
     assert book.toc_pages(REPO) == PAGES
     toc = (REPO / "book" / "_toc.yml").read_text()
     for caption in ("RQ1 Can multiple tangents improve forward gradients?", "RQ2 How should they be combined?",
-                    "RQ3 Do they extend to real architectures?", "RQ4 What are the trade-offs?", "Reproduction"):
+                    "RQ3 Do they extend to real architectures?", "RQ4 What are the trade-offs?", "Beyond the paper",
+                    "Reproduction"):
         assert f'caption: "{caption}"' in toc
     assert book.notebook_pages(REPO) == NOTEBOOK_PAGES
 
@@ -65,11 +66,19 @@ def test_strip_outputs_keeps_only_checked_cells():
     assert nb.cells[1].outputs[0]["text"] == "2\n" and nb.cells[1].execution_count == 2
 
 
-def test_cli_delegates_and_explains_missing_modules(monkeypatch):
+def test_cli_delegates_and_a_bad_setting_is_one_line(monkeypatch, capsys):
+    """A delegated command's ValueError (a bad setting found after parsing) is one line and exit status 2."""
+    import types
+
     from fg_analysis import __main__ as cli
 
-    monkeypatch.setitem(cli.DELEGATED, "nothing", ("fg_analysis.no_such_module", "test"))
+    def main(argv):
+        raise ValueError(f"bad setting {argv}")
+
+    monkeypatch.setitem(sys.modules, "fg_analysis._delegated_for_test", types.SimpleNamespace(main=main))
+    monkeypatch.setitem(cli.DELEGATED, "nothing", ("fg_analysis._delegated_for_test", "test"))
     assert cli.main(["nothing", "--x"]) == 2
+    assert capsys.readouterr().err == "error: bad setting ['--x']\n"
 
 
 # -------------------------------------------------------------------------------- failure path and --only
