@@ -20,13 +20,10 @@ import torch
 from fg_analysis.aggregate import projection
 from fg_analysis.bench.config import BenchConfig
 from fg_analysis.bench.timing import sync
+from fg_analysis.metrics import cosine
 from fg_analysis.tangents import Normal
 
 __all__ = ["approximation_cosines", "benchmark_approximation"]
-
-
-def _cosine(estimate: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    return (estimate @ g) / (torch.linalg.vector_norm(estimate, dim=-1) * torch.linalg.vector_norm(g))
 
 
 def approximation_cosines(samples: int, n: int, k: int, *, batched: bool, seed: int = 0,
@@ -48,12 +45,12 @@ def approximation_cosines(samples: int, n: int, k: int, *, batched: bool, seed: 
     if batched:
         V = tangents if tangents is not None else law.sample(k, n, batch_shape=(samples,), generator=generator,
                                                              device=device)
-        return _cosine(projection(V, V @ g), g)
+        return cosine(projection(V, V @ g), g)
     cosines = []
     for i in range(samples):
         V = tangents[i] if tangents is not None else law.sample(k, n, generator=generator, device=device)
-        cosines.append(_cosine(projection(V, V @ g), g))
-    return torch.stack(cosines)
+        cosines.append(cosine(projection(V, V @ g).unsqueeze(0), g))  # a (1,) tensor: no host sync per sample
+    return torch.cat(cosines)
 
 
 def benchmark_approximation(config: BenchConfig, device: torch.device) -> pd.DataFrame:

@@ -39,8 +39,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fg_analysis import theory
-from fg_analysis.aggregate import get_aggregator
+from fg_analysis import metrics, theory
+from fg_analysis.estimator import ForwardGradient
+from fg_analysis.jvp import oracle_jvps
 from fg_analysis.cache import ResultsCache
 from fg_analysis.env import resolve_device
 from fg_analysis.experiments import SCORECARD_COLUMNS, claim
@@ -137,18 +138,16 @@ def _runnable(approaches, k: int, n: int) -> tuple[tuple[str, bool], ...]:
 def sample_metrics(V: torch.Tensor, g: torch.Tensor, aggregator: str) -> dict[str, torch.Tensor]:
     """Per-sample metrics of the forward gradient ``ĝ = aggregator(V, V g)`` for a batch of tangent sets.
 
-    ``V`` has shape ``(samples, k, n)``, ``g`` shape ``(n,)``; the JVPs are the exact ``d = V g``. Returns
-    float64 tensors of shape ``(samples,)``: ``cosine = ĝ·g/(|ĝ||g|)``, ``norm_ratio = |ĝ|/|g|``,
+    ``V`` has shape ``(samples, k, n)``, ``g`` shape ``(n,)``; the JVPs are the exact ``d = V g`` (the estimator's
+    oracle mode), aggregated by :class:`~fg_analysis.estimator.ForwardGradient`. Returns float64 tensors of shape
+    ``(samples,)``: ``cosine = ĝ·g/(|ĝ||g|)``, ``norm_ratio = |ĝ|/|g|`` (:mod:`fg_analysis.metrics`),
     ``error = |g − ĝ|`` and ``dot = ĝ·g``.
     """
-    d = V @ g.to(V.dtype)
-    estimate = get_aggregator(aggregator)(V, d).to(torch.float64)
+    estimator = ForwardGradient(V.shape[-2], aggregator=aggregator, mode="oracle")
+    estimate = estimator.combine(V, oracle_jvps(g.to(V.dtype), V)).to(torch.float64)
     g64 = g.to(torch.float64)
-    norm_g = torch.linalg.vector_norm(g64)
-    norm_estimate = torch.linalg.vector_norm(estimate, dim=-1)
-    dot = estimate @ g64
-    return {"cosine": dot / (norm_estimate * norm_g), "norm_ratio": norm_estimate / norm_g,
-            "error": torch.linalg.vector_norm(estimate - g64, dim=-1), "dot": dot}
+    return {"cosine": metrics.cosine(estimate, g64), "norm_ratio": metrics.norm_ratio(estimate, g64),
+            "error": torch.linalg.vector_norm(estimate - g64, dim=-1), "dot": estimate @ g64}
 
 
 def chunk_size(k: int, n: int, max_floats: int = MAX_CHUNK_FLOATS) -> int:
@@ -189,8 +188,8 @@ def measure_cell(cell: ApproximationCell, *, device: str | torch.device = "cpu")
             for metric in METRICS:
                 collected[(aggregator, normalize)][metric].append(values[metric].cpu())
     rows = []
-    for (aggregator, normalize), metrics in collected.items():
-        for metric, parts in metrics.items():
+    for (aggregator, normalize), by_metric in collected.items():
+        for metric, parts in by_metric.items():
             values = torch.cat(parts).numpy()
             rows.append({"aggregator": aggregator, "normalize": normalize, "metric": metric,
                          "mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
