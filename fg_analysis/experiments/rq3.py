@@ -243,7 +243,10 @@ def run(config: RQ3Config, *, device: str = "cpu", cache: ResultsCache | None = 
     resolved = resolve_device(device)
     cache = cache or ResultsCache()
     with torch_threads(cpu_threads if resolved.type == "cpu" else None):
-        frame = cache.sweep(config.runs(), partial(run_unit, device=str(resolved)), device=str(resolved),
+        # in-process, each run shows its epochs too (a unit can take an hour on a CPU)
+        unit_progress = progress and executor is None
+        frame = cache.sweep(config.runs(), partial(run_unit, device=str(resolved), progress=unit_progress),
+                            device=str(resolved),
                             executor=executor,
                             description="RQ3 networks", progress=progress)
     return _labelled(frame)
