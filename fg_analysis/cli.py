@@ -18,7 +18,7 @@ from typing import NoReturn
 
 from fg_analysis.cache import PUBLISHED, ResultsCache
 
-__all__ = ["OneLineParser", "experiment_parser", "positive_count", "resolve_common", "run_main"]
+__all__ = ["OneLineParser", "experiment_parser", "positive_count", "resolve_common", "run_main", "run_sweep"]
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -72,6 +72,21 @@ def resolve_common(parser: argparse.ArgumentParser, args: argparse.Namespace):
     git_commit()  # the records name the code this run starts with
     cache = ResultsCache(PUBLISHED, published=None) if args.publish else ResultsCache()
     return device, cache
+
+
+def run_sweep(run, config, *, args: argparse.Namespace, device, cache, label: str, units: int):
+    """``run(config, ...)`` on the executor of ``--executor``, then one line: how many units, rows and seconds,
+    on which device and into which folder. Returns the frame."""
+    import time
+
+    from fg_analysis.sweep import executor_from
+
+    start = time.perf_counter()
+    with executor_from(args.executor) as executor:
+        frame = run(config, device=str(device), cache=cache, progress=not args.no_progress, executor=executor)
+    print(f"{label} {args.preset}: {units} units, {len(frame)} rows, {time.perf_counter() - start:.0f} s on {device} "
+          f"-> {cache.root}")
+    return frame
 
 
 def run_main(main, argv: list[str] | None = None) -> int:

@@ -594,19 +594,12 @@ __all__ = ["APPROACHES", "METRICS", "ApproximationCell", "ApproximationConfig", 
 def main(argv: list[str] | None = None) -> int:
     """``python -m fg_analysis rq1 --preset paper --publish``: run (or read) the sweep and print one line per
     preset with its number of cells and wall time."""
-    import time
-
-    from fg_analysis.cli import experiment_parser, resolve_common
-    from fg_analysis.sweep import executor_from
+    from fg_analysis.cli import experiment_parser, resolve_common, run_sweep
 
     parser = experiment_parser("rq1", "RQ1: approximation quality of multi-tangent forward gradients",
                                presets=("quick", "paper"))
     args = parser.parse_args(argv)
     device, cache = resolve_common(parser, args)
     config = ApproximationConfig.preset(args.preset, seed=args.seed)
-    start = time.perf_counter()
-    with executor_from(args.executor) as executor:
-        frame = run(config, device=str(device), cache=cache, progress=not args.no_progress, executor=executor)
-    print(f"RQ1 {args.preset}: {len(config.cells())} cells, {len(frame)} rows, {time.perf_counter() - start:.0f} s "
-          f"on {device} -> {cache.root}")
+    run_sweep(run, config, args=args, device=device, cache=cache, label="RQ1", units=len(config.cells()))
     return 0

@@ -613,10 +613,7 @@ __all__ = ["PAPER_APPROACHES", "OptimizationConfig", "OptimizationRun", "final_v
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m fg_analysis rq2 --preset paper --mode oracle --publish``: run (or read) the sweep."""
-    import time
-
-    from fg_analysis.cli import experiment_parser, resolve_common
-    from fg_analysis.sweep import executor_from
+    from fg_analysis.cli import experiment_parser, resolve_common, run_sweep
 
     parser = experiment_parser("rq2", "RQ2: gradient descent on the closed-form functions", presets=("quick", "paper"))
     parser.add_argument("--mode", choices=("forward", "oracle"), default=None,
@@ -630,9 +627,5 @@ def main(argv: list[str] | None = None) -> int:
         config = replace(config, mode=args.mode)
     if args.record_points:
         config = replace(config, record_points=args.record_points)
-    start = time.perf_counter()
-    with executor_from(args.executor) as executor:
-        frame = run(config, device=str(device), cache=cache, progress=not args.no_progress, executor=executor)
-    print(f"RQ2 {args.preset}: {len(config.runs())} runs, {len(frame)} rows, {time.perf_counter() - start:.0f} s "
-          f"on {device} -> {cache.root}")
+    run_sweep(run, config, args=args, device=device, cache=cache, label="RQ2", units=len(config.runs()))
     return 0
