@@ -86,20 +86,6 @@ def test_scorecard_rows_have_the_shared_columns(frame):
     assert list(rows.columns) == list(SCORECARD_COLUMNS) and len(rows) >= 1
 
 
-def test_sota_cpu_preset():
-    config = rq3.RQ3Config.preset("sota-cpu")
-    units = config.runs()
-    assert [(u.model, rq3.approach_label(u.method, u.aggregator, u.k)) for u in units] == [
-        ("resnet18", "BP"), ("resnet18", "FG"), ("resnet18", "mean k=16"), ("resnet18", "projection k=16"),
-        ("vit", "BP"), ("vit", "FG"), ("vit", "projection k=16")]
-    assert {u.dataset for u in units} == {"digits"} and {u.seed for u in units} == {0}
-    assert {u.epochs for u in units} == {5} and {u.patience for u in units} == {10}
-    assert {u.model: u.mode for u in units} == {"resnet18": "oracle", "vit": "forward"}
-    assert {u.lr_source for u in units} == {"paper-mnist"}
-    assert all((u.lr, u.lr_source) == rq3.resolve_lr(u.model, None, "digits", u.method, u.aggregator, u.k)
-               for u in units)
-
-
 def test_stored_reads_the_cache_and_never_trains(frame, tmp_path, monkeypatch):
     import shutil
 

@@ -25,14 +25,9 @@ Presets (:meth:`RQ3Config.preset`):
 * ``paper`` (a GPU): FC widths 256 / 1024 / 4096 on digits, MNIST-1D (and MNIST when ``$FG_DATA_DIR`` has it);
   ResNet-18 and the ViT on digits (and MNIST / CIFAR-10 when present); 200 epochs, patience 10. Rates: the
   paper's tables on MNIST / CIFAR-10, ours on digits / MNIST-1D where searched, else the paper's MNIST rate of
-  the same network (``lr_source`` says which). ResNet-18 (BatchNorm in train mode) uses simulated JVPs — the
-  paper's default — since a batch-shared real-mode perturbation cannot separate per-sample JVPs through batch
-  statistics (see :mod:`fg_analysis.gradients`); the FC nets and the ViT use real forward mode.
-* ``sota-cpu`` (CPU): ResNet-18 (simulated JVPs, as above) and the ViT (real forward mode) on digits only; BP,
-  FG, mean k = 16 and projection k = 16 (:data:`SOTA_CPU_APPROACHES`; the ViT's mean k = 16 is left out); seed 0
-  only; at most 5 epochs; the paper's MNIST rate of the same network (``lr_source = "paper-mnist"``). Timed at
-  12-16 minutes on one CPU thread. Its runs are no longer stored: ResNet-18 and the ViT wait for a GPU run of
-  the paper's protocol.
+  the same network (``lr_source`` says which). ResNet-18 (BatchNorm in train mode) uses oracle JVPs — the
+  paper's default "simulated" ones — since a batch-shared forward-mode perturbation cannot separate per-sample
+  JVPs through batch statistics (see :mod:`fg_analysis.gradients`); the FC nets and the ViT use forward mode.
 
 Every training run is one cached unit (:class:`TrainingRun`, :meth:`fg_analysis.cache.ResultsCache.sweep`).
 :func:`run` returns one row per run and epoch with the columns ``model, network, width, dataset, method,
@@ -72,7 +67,7 @@ from fg_analysis.labels import approach_label, approach_order
 from fg_analysis.learning_rates import model_key, network_rate
 from fg_analysis.metrics import format_ci, summarize
 
-__all__ = ["CHANCE", "PAPER_APPROACHES", "PRESETS", "QUICK_APPROACHES", "SOTA_CPU_APPROACHES", "RQ3Config",
+__all__ = ["CHANCE", "PAPER_APPROACHES", "PRESETS", "QUICK_APPROACHES", "RQ3Config",
            "TrainingRun", "available_datasets", "final_runs", "gap_to_bp", "json_summary", "learned",
            "learning_curves", "main", "provenance", "resolve_lr", "run", "run_unit", "scorecard", "scorecard_rows",
            "stored", "stored_rows", "stored_setup", "summary", "verdict"]
@@ -89,11 +84,8 @@ QUICK_APPROACHES = (("bp", "mean", 1), ("fg", "mean", 1), ("fg", "mean", 4), ("f
 #: still evaluated), for this many epochs: 310 SGD steps per run
 QUICK_MAX_TRAIN, QUICK_EPOCHS = 2000, 10
 
-#: the ``sota-cpu`` preset's approaches: BP, FG (k = 1), mean and projection with k = 16
-SOTA_CPU_APPROACHES = (("bp", "mean", 1), ("fg", "mean", 1), ("fg", "mean", 16), ("fg", "projection", 16))
-
 #: the preset names of :meth:`RQ3Config.preset`
-PRESETS = ("quick", "mnist-fc", "paper", "sota-cpu")
+PRESETS = ("quick", "mnist-fc", "paper")
 
 RUN_KEYS = ["model", "network", "width", "dataset", "method", "aggregator", "k", "approach", "seed"]
 GROUP_KEYS = ["network", "dataset", "method", "aggregator", "k", "approach"]
@@ -156,11 +148,11 @@ class RQ3Config:
         """``"quick"``: FC w = 256 on real MNIST, the first :data:`QUICK_MAX_TRAIN` training images only, 6
         approaches (k ∈ {1, 4, 16}), 3 seeds, :data:`QUICK_EPOCHS` epochs, the paper's rates (see the module
         docstring for its time).
+        ``"mnist-fc"``: the paper's protocol for the FC-256 on MNIST: all 8 approaches, 3 seeds, ≤ 200 epochs,
+        patience 10, oracle JVPs (the paper's default for its networks), the paper's rates; stored by
+        ``python -m fg_analysis rq3 --preset mnist-fc --publish`` (hours per run on a CPU).
         ``"paper"``: the paper's networks and settings on every available data set (see the module docstring).
-        ``"sota-cpu"``: ResNet-18 (simulated JVPs) and the ViT (real forward mode) on digits, BP, FG, mean k = 16
-        (ResNet-18 only) and projection k = 16, one seed, ≤ 5 epochs, the paper's MNIST rates (``"paper-mnist"``):
-        12-16 minutes on one CPU thread (see the module docstring).
-        ``seed`` shifts the seeds (``"sota-cpu"`` runs the first only)."""
+        ``seed`` shifts the seeds."""
         seeds = tuple(range(seed, seed + 3))
         if name == "quick":
             return cls(datasets=("mnist",), approaches=QUICK_APPROACHES, seeds=seeds, epochs=QUICK_EPOCHS,
@@ -174,10 +166,6 @@ class RQ3Config:
                                  if (m == "fc" and d != "cifar10") or (m != "fc" and d != "mnist1d"))
             return cls(networks=(("fc", 256), ("fc", 1024), ("fc", 4096), ("resnet18", None), ("vit", None)),
                        datasets=datasets, seeds=seeds, epochs=200, patience=10, combinations=combinations)
-        if name == "sota-cpu":
-            return cls(networks=(("resnet18", None), ("vit", None)), datasets=("digits",),
-                       approaches=SOTA_CPU_APPROACHES, seeds=(seed,), epochs=5, patience=10,
-                       exclude=(("vit", "fg", "mean", 16),))
         raise ValueError(f"unknown preset {name!r}; choose one of {PRESETS}")
 
     def runs(self) -> list[TrainingRun]:
