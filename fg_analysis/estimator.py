@@ -48,7 +48,7 @@ from fg_analysis.checks import check_count
 from fg_analysis.params import Params, numel, ravel, unraveler
 from fg_analysis.tangents import TangentLaw, tangent_law
 
-__all__ = ["Estimate", "ForwardGradient", "forward_gradient", "module_objective"]
+__all__ = ["Estimate", "ForwardGradient", "batch_norms_in_training", "forward_gradient", "module_objective"]
 
 #: called after each phase of :meth:`ForwardGradient.step` with the phase's name (the benchmark's clock)
 PhaseHook = Callable[[str], None]
@@ -200,7 +200,9 @@ def _first(params: Params) -> torch.Tensor:
     return next(iter(params.values()))
 
 
-def _batch_norms_in_training(model: nn.Module) -> bool:
+def batch_norms_in_training(model: nn.Module) -> bool:
+    """Whether the module has BatchNorm in train mode that tracks running statistics: what forward mode under
+    vmapped tangents cannot update (:func:`forward_gradient` refuses it there)."""
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats
                for m in model.modules())
 
@@ -267,13 +269,13 @@ def forward_gradient(f: Callable[..., torch.Tensor] | nn.Module, params: Params 
         if loss_fn is None:
             raise ValueError("a module needs loss_fn(outputs, targets); args are (inputs, targets)")
         model = f
-        if mode == "forward" and _batch_norms_in_training(model):
+        if mode == "forward" and batch_norms_in_training(model):
             raise ValueError("mode='forward' cannot run a module with BatchNorm in train mode (vmapped tangents "
                              "cannot update its running statistics): call model.eval(), or use "
                              "mode='sequential' or mode='oracle'")
         f, own = module_objective(model, loss_fn)
         params = own if params is None else params
-        if _batch_norms_in_training(model):
+        if batch_norms_in_training(model):
             return _once_for_statistics(model, lambda: _estimate(estimator, f, params, args, per_tensor))
     elif params is None:
         raise ValueError("params are required for a plain function f(params, *args)")

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from fg_analysis import aggregate
-from fg_analysis.estimator import ForwardGradient, forward_gradient, module_objective
+from fg_analysis.estimator import ForwardGradient, batch_norms_in_training, forward_gradient, module_objective
 from fg_analysis.jvp import MODES
 
 DT = torch.float64
@@ -99,3 +99,15 @@ def test_module_objective_flat_makes_the_module_parameters_views():
     assert float(f(flat, x, y)) == pytest.approx(float(nn.functional.cross_entropy(net(x), y)))
     flat.zero_()
     assert float(net.weight.detach().abs().sum()) == 0.0
+
+
+def test_batch_norms_in_training_is_what_forward_mode_refuses():
+    net = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    assert batch_norms_in_training(net)
+    net.eval()
+    assert not batch_norms_in_training(net)
+    untracked = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2, track_running_stats=False))
+    assert not batch_norms_in_training(untracked)  # batch statistics only: nothing to update, forward mode works
+    x, y = torch.randn(4, 2), torch.tensor([0, 1, 0, 1])
+    g = forward_gradient(untracked, args=(x, y), loss_fn=nn.functional.cross_entropy, k=2, generator=generator())
+    assert all(torch.isfinite(v).all() for v in g.values())

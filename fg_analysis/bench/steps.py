@@ -42,7 +42,7 @@ from fg_analysis.aggregate import projection
 from fg_analysis.bench.config import BenchConfig, ModelSpec
 from fg_analysis.bench.timing import Step, sync, time_round_robin
 from fg_analysis.estimator import PHASES as FG_PHASES
-from fg_analysis.estimator import ForwardGradient, forward_gradient, module_objective
+from fg_analysis.estimator import ForwardGradient, batch_norms_in_training, forward_gradient, module_objective
 from fg_analysis.gradients import GradientSource
 
 __all__ = ["ACTIVITY_METHODS", "BP_PHASES", "FG_PHASES", "FLOOR_PHASES", "JVP_METHODS", "benchmark_steps",
@@ -272,7 +272,7 @@ def _variants(config: BenchConfig, spec: ModelSpec, model, inputs, targets, k: i
         steps[("vmap", aggregator)] = make_fg_step(model, inputs, targets, k=k, aggregator=aggregator, **common)
     steps[("loop", "projection")] = make_reference_loop_step(model, inputs, targets, k=k, aggregator="projection",
                                                              **common)
-    if k in config.oneoff_ks and not _has_batch_norm(model):
+    if k in config.oneoff_ks and not batch_norms_in_training(model):
         steps[("oneoff", "projection")] = make_oneoff_step(model, inputs, targets, k=k, aggregator="projection",
                                                            **common)
     if spec.name == "fc" and k in config.activity_ks:
@@ -281,12 +281,6 @@ def _variants(config: BenchConfig, spec: ModelSpec, model, inputs, targets, k: i
                                                                mode=mode, **common)
     steps[("floor", "mean")] = make_floor_step(model, inputs, targets, k=k, **common)
     return steps
-
-
-def _has_batch_norm(model: torch.nn.Module) -> bool:
-    """BatchNorm in train mode: the one-off path refuses it in forward mode (its running statistics cannot be
-    updated under vmapped tangents, :func:`fg_analysis.estimator.forward_gradient`), so it is not timed there."""
-    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training for m in model.modules())
 
 
 def _perturbation(method: str) -> str:
