@@ -5,7 +5,10 @@ implementation of Flügel et al. (arXiv 2410.17764), repository Helmholtz-AI-Ene
 License, Copyright (c) 2024 fluegelk: see ``lrs/SOURCE.md``. They were found by an evolutionary search over
 ``log10(lr)`` in [-6, 0]. Their ``gradient_approach`` column reads ``bp``, ``fg-mean`` (mean aggregation; with
 k = 1 the single-tangent baseline) and ``frog`` (the orthogonal projection). ``lrs/searched.csv`` holds the
-rates searched by this project for settings the paper did not tune (``lrs/SEARCHED.md``).
+rates searched by this project for settings the paper did not tune (``lrs/SEARCHED.md``), the guided
+tangents of the chapter beyond the paper among them (``gradient_approach`` ``guided``: the auxiliary heads'
+local-loss guesses plus k random tangents; ``guided-output``: the output-layer guess plus k random; ``guess``: the
+guesses alone; every one combined by the projection onto their joint span).
 
 * :func:`paper_lr`: one row of a paper table;
 * :func:`closed_form_rate`: the rate of a closed-form problem (RQ2), fixed-angle tangents included;
@@ -26,7 +29,7 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
-__all__ = ["PAPER_DATASETS", "TABLES", "approach", "closed_form_rate", "model_key", "network_rate", "paper_lr",
+__all__ = ["GUIDED_APPROACHES", "PAPER_DATASETS", "TABLES", "approach", "closed_form_rate", "model_key", "network_rate", "paper_lr",
            "searched_rate", "searched_table", "table"]
 
 TABLES = ("math", "math__custom_tangents", "fc_nns", "sota_nns")
@@ -36,6 +39,9 @@ PAPER_DATASETS = ("mnist", "cifar10")
 
 #: the FC widths of the paper's table
 PAPER_WIDTHS = (256, 1024, 4096)
+
+#: the guided methods (:mod:`fg_analysis.guides`) and their ``gradient_approach`` in ``lrs/searched.csv``
+GUIDED_APPROACHES = {"guided": "guided", "output": "guided-output", "guess": "guess"}
 
 
 @cache
@@ -57,11 +63,16 @@ def searched_table() -> pd.DataFrame:
 
 
 def approach(method: str, aggregator: str = "mean", k: int = 1) -> str:
-    """The tables' ``gradient_approach`` for a method: ``"bp"``, ``"fg-mean"`` or ``"frog"``."""
+    """The tables' ``gradient_approach`` for a method: ``"bp"``, ``"fg-mean"`` or ``"frog"``, or for a guided
+    method (:data:`GUIDED_APPROACHES`, always the projection) ``"guided"``, ``"guided-output"`` or ``"guess"``."""
     if method == "bp":
         return "bp"
+    if method in GUIDED_APPROACHES:
+        if aggregator != "projection":
+            raise ValueError(f"guided tangents are combined by the projection; got aggregator={aggregator!r}")
+        return GUIDED_APPROACHES[method]
     if method != "fg":
-        raise ValueError(f"unknown method {method!r}; choose 'bp' or 'fg'")
+        raise ValueError(f"unknown method {method!r}; choose 'bp', 'fg' or one of {', '.join(GUIDED_APPROACHES)}")
     if aggregator == "mean":
         return "fg-mean"
     if aggregator == "projection":

@@ -1,4 +1,4 @@
-"""Staged networks for the RQ3 experiments: a fully-connected net, ResNet-18 and a Vision Transformer.
+"""Staged networks: a fully-connected net, ResNet-18 and a Vision Transformer (RQ3), and a small CNN.
 
 Every model is a :class:`StagedNetwork`: a sequence of *stages* whose outputs are the activities that
 activity-perturbation forward gradients perturb (paper, "Fully-connected networks" and "ResNet18 and ViT"):
@@ -8,6 +8,8 @@ activity-perturbation forward gradients perturb (paper, "Fully-connected network
 * ``ResNet18``: stages stem, layer1 … layer4, head: the paper's perturbation points.
 * ``VisionTransformer`` (6 layers, 4 heads, hidden 256, MLP 512, patch 4 in the paper): stages embedding,
   each encoder block, head.
+* ``SmallCNN`` (two strided 3×3 convolutions and a linear classifier; not in the paper): the convolutional net of
+  the guided-tangents chapter, small enough to train on a CPU.
 
 With perturbations ``u_1 … u_L`` the forward pass is ``h_0 = x``, ``h_i = stage_i(h_{i-1}) + u_i``, and the
 logits are ``h_L``; a tangent over ``(u_1 … u_L)`` at ``u = 0`` gives the activity JVPs.
@@ -37,6 +39,7 @@ __all__ = [
     "MODELS",
     "FullyConnected",
     "ResNet18",
+    "SmallCNN",
     "StagedNetwork",
     "VisionTransformer",
     "build_model",
@@ -44,7 +47,7 @@ __all__ = [
     "default_patch_size",
 ]
 
-MODELS = ("fc", "resnet18", "vit")
+MODELS = ("fc", "resnet18", "vit", "cnn")
 
 
 class StagedNetwork(nn.Module):
@@ -143,6 +146,31 @@ class FullyConnected(StagedNetwork):
         names = [f"hidden{i + 1}" for i in range(hidden_layers)] + ["output"]
         super().__init__(stages, names)
         self.in_features, self.width, self.n_classes, self.hidden_layers = in_features, width, n_classes, hidden_layers
+
+
+# ----------------------------------------------------------------------------------------------------------
+# a small CNN
+
+
+class SmallCNN(StagedNetwork):
+    """``conv3×3/2(c1)+ReLU → conv3×3/2(c2)+ReLU → Linear``: three stages (``conv1``, ``conv2``, ``output``).
+
+    On MNIST (28×28) with ``channels=(8, 16)`` the activities are 8×14×14, 16×7×7 and 10 (A = 2362).
+
+    >>> SmallCNN((1, 28, 28), 10).activity_shapes((1, 28, 28))
+    [(8, 14, 14), (16, 7, 7), (10,)]
+    """
+
+    def __init__(self, input_shape: Sequence[int] = (1, 28, 28), n_classes: int = 10, *,
+                 channels: tuple[int, int] = (8, 16)):
+        c0, h, w = input_shape
+        c1, c2 = channels
+        side = lambda s: (s - 1) // 2 + 1  # noqa: E731  (3×3 kernel, stride 2, padding 1)
+        h2, w2 = side(side(h)), side(side(w))
+        stages = [nn.Sequential(nn.Conv2d(c0, c1, 3, stride=2, padding=1), nn.ReLU()),
+                  nn.Sequential(nn.Conv2d(c1, c2, 3, stride=2, padding=1), nn.ReLU()),
+                  nn.Sequential(nn.Flatten(1), nn.Linear(c2 * h2 * w2, n_classes))]
+        super().__init__(stages, ("conv1", "conv2", "output"))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -365,10 +393,12 @@ class VisionTransformer(StagedNetwork):
 
 def build_model(name: str, *, input_shape: Sequence[int], n_classes: int, width: int | None = None, seed: int = 0,
                 dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu", **kwargs) -> StagedNetwork:
-    """Build ``"fc"``, ``"resnet18"`` or ``"vit"`` for inputs of shape ``input_shape`` (no batch dimension).
+    """Build ``"fc"``, ``"resnet18"``, ``"vit"`` or ``"cnn"`` for inputs of shape ``input_shape`` (no batch
+    dimension).
 
     ``width`` means: fc → hidden width (default 256); resnet18 → base width ``w`` of layers ``(w, 2w, 4w, 8w)``
-    (default 64); vit → hidden size (default 256; ``mlp`` then defaults to ``2·width``). Other keyword arguments
+    (default 64); vit → hidden size (default 256; ``mlp`` then defaults to ``2·width``); cnn → channels
+    ``(w, 2w)`` of its two convolutions (default 8). Other keyword arguments
     go to the class (fc: ``hidden_layers``; resnet18: ``small_input``, ``blocks``; vit: ``patch_size`` (default
     :func:`default_patch_size`), ``layers``, ``heads``, ``mlp``).
 
@@ -396,6 +426,9 @@ def build_model(name: str, *, input_shape: Sequence[int], n_classes: int, width:
             if width is not None:
                 kwargs.setdefault("widths", (width, 2 * width, 4 * width, 8 * width))
             model = ResNet18(input_shape[0], n_classes, **kwargs)
+        elif name == "cnn":
+            base = 8 if width is None else width
+            model = SmallCNN(input_shape, n_classes, channels=(base, 2 * base), **kwargs)
         else:
             channels, height, side = input_shape
             hidden = 256 if width is None else width

@@ -7,6 +7,9 @@ import pytest
 
 from fg_analysis.cache import ResultsCache
 from fg_analysis.experiments import guided
+from fg_analysis.experiments.lr_search import SearchTrial, run_trial
+from fg_analysis.learning_rates import GUIDED_APPROACHES, paper_lr, searched_table
+from fg_analysis.models import build_model
 
 
 @pytest.fixture
@@ -55,10 +58,34 @@ def test_training_units_and_tables(cache):
     assert guided.stored(guided.TrainingConfig(epochs=2, max_train=64), cache=cache) is None
 
 
-def test_rates_are_the_nearest_existing_approach():
-    assert guided.rate("fc", 256, "guided", 13) == (guided.rate("fc", 256, "random", 16)[0], "paper-nearest")
-    assert guided.rate("fc", 256, "guess", 0)[0] == guided.rate("fc", 256, "random", 4)[0]
+def test_rates_are_searched_else_the_nearest_paper_approach():
+    # a network without a search here: the paper's FC-256 rates, a guided approach that of the nearest JVP count
+    assert guided.rate("fc", 16, "guided", 13) == (guided.rate("fc", 16, "random", 16)[0], "paper-nearest")
+    assert guided.rate("fc", 16, "guess", 0)[0] == guided.rate("fc", 16, "random", 4)[0]
+    assert guided.rate("fc", 16, "random", 16) == (paper_lr("fc_nns", model="fc_w=256", dataset="mnist", method="fg",
+                                                            aggregator="projection", k=16), "paper")
     assert guided.jvp_count("guided", 13) == 16 and guided.jvp_count("output", 15) == 16
+    # every row of lrs/searched.csv for a guided approach is what rate() returns for it
+    table = searched_table()
+    for row in table[table["gradient_approach"].isin(GUIDED_APPROACHES.values())].itertuples():
+        approach = {v: k for k, v in GUIDED_APPROACHES.items()}[row.gradient_approach]
+        model, width = ("fc", int(row.model.split("=")[1])) if row.model.startswith("fc") else (row.model, None)
+        assert guided.rate(model, width, approach, int(row.k), dataset=row.dataset) == (row.lr, "searched")
+
+
+def test_a_search_trial_trains_what_a_training_run_trains():
+    """The learning-rate search of a guided approach (lr_search.run_trial) and the chapter's training unit
+    (train_unit) train the same network the same way: equal validation losses per epoch."""
+    unit = guided.GuidedRun("fc", 16, "digits", "guided", 2, 0, 0.05, "test", guided.head_rate(), 2, 10, 64,
+                            "oracle", 256)
+    history = guided.train_unit(unit)
+    config = guided.TrainingConfig(networks=(("fc", 16),), dataset="digits", approaches=(("guided", 2),), epochs=2,
+                                   max_train=256)
+    setting, = config.search_settings()
+    assert (setting.method, setting.aggregator, setting.k, setting.approach) == ("guided", "projection", 2, "guided")
+    outcome = run_trial(SearchTrial(setting, 0.05, 0))
+    losses = history.loc[history["epoch"] > 0, "val_loss"].to_numpy()
+    assert outcome["stopped"] == "epochs" and np.allclose([outcome["values"][e] for e in (1, 2)], losses)
 
 
 def test_cost_table_counts_the_heads_next_to_the_jvps():
@@ -70,7 +97,7 @@ def test_cost_table_counts_the_heads_next_to_the_jvps():
 
 
 def test_small_cnn_has_three_stages():
-    net = guided.build_network("cnn", (1, 28, 28), 10, width=None, seed=0)
+    net = build_model("cnn", input_shape=(1, 28, 28), n_classes=10, seed=0)
     assert [tuple(s) for s in net.activity_shapes((1, 28, 28))] == [(8, 14, 14), (16, 7, 7), (10,)]
 
 

@@ -92,6 +92,18 @@ def test_the_pruner_stops_a_hopeless_run_early():
     assert free["values"][1] == pytest.approx(outcome["values"][1])  # the watch sees what train logged
 
 
+def test_guided_approaches_are_searchable_settings():
+    parsed = lr_search.build_parser().parse_args(["run", "--approach", "guided:13", "--approach", "output:15",
+                                                   "--approach", "guess", "--model", "cnn"])
+    assert parsed.approach == [("guided", "projection", 13), ("output", "projection", 15), ("guess", "projection", 0)]
+    names = [SearchSetting(model="cnn", width=None, dataset="mnist", method=m, aggregator=a, k=k).name
+             for m, a, k in parsed.approach]
+    assert names == ["cnn-mnist-guided-k13-e20-p10-b64-s0-oracle", "cnn-mnist-guided-output-k15-e20-p10-b64-s0-oracle",
+                     "cnn-mnist-guess-k0-e20-p10-b64-s0-oracle"]
+    with pytest.raises(ValueError, match="projection"):
+        SearchSetting(method="guided", aggregator="mean", k=2)
+
+
 def test_choose_takes_the_log_mean_of_the_trials_within_five_percent():
     study = optuna.create_study()
     distribution = {PARAM: FloatDistribution(-6, 0)}

@@ -27,6 +27,7 @@ TINY = {
     "resnet18": dict(name="resnet18", input_shape=DIGITS, width=4),
     "resnet18-imagenet-stem": dict(name="resnet18", input_shape=DIGITS, width=4, small_input=False),
     "vit": dict(name="vit", input_shape=DIGITS, width=16, layers=2, heads=2),
+    "cnn": dict(name="cnn", input_shape=DIGITS, width=2),
 }
 
 

@@ -19,10 +19,11 @@ presets, run through the results cache:
   alone: accuracy and validation loss against epochs and training time; plus :func:`cost_table`, FLOPs and
   measured time of the heads next to the JVPs (forward mode).
 
-Learning rates: the paper's tuned MNIST rates of FC-256 (``fg_analysis/lrs/fc_nns.csv``); a guided approach with
-J JVPs takes the rate of the paper's projection with k = J tangents (the nearest existing approach: the same
-aggregator and number of JVPs), the guesses alone (3 JVPs) that of projection k = 4. The heads learn with the
-BP rate. No search was run for these (``lr_source`` says ``"paper-nearest"``).
+Learning rates (:func:`rate`): every approach of the training runs, BP and random k included, at the rate of one
+learning-rate search of this package under one protocol (``lrs/searched.csv``, ``lr_source = "searched"``;
+:func:`search_settings` are the searches, run by ``python -m fg_analysis lr-search``); where no search is stored,
+the paper's tuned FC-256 MNIST rates (``"paper"``), a guided approach with J JVPs that of the paper's projection
+with the nearest k (``"paper-nearest"``). The heads learn with the paper's BP rate (:func:`head_rate`).
 
 Stored runs: ``python -m fg_analysis.experiments.guided --preset mnist --publish`` trains the full-MNIST runs
 into ``results/published/GuidedRun``; :func:`stored` reads them without training.
@@ -39,17 +40,16 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
 from fg_analysis import guides, theory
 from fg_analysis.aggregate import projection
 from fg_analysis.cache import ResultsCache
-from fg_analysis.gradients import activity_perturbation, backprop
-from fg_analysis.learning_rates import network_rate
+from fg_analysis.gradients import GradientSource, backprop
+from fg_analysis.learning_rates import model_key, network_rate, searched_rate
 from fg_analysis.metrics import add_ci, ci_halfwidth, cosine
-from fg_analysis.models import StagedNetwork, build_model
+from fg_analysis.models import build_model
 
-__all__ = ["APPROACHES", "CosineConfig", "GuidedRun", "SmallCNN", "TheoryConfig", "TrainingConfig", "cost_table",
+__all__ = ["APPROACHES", "CosineConfig", "GuidedRun", "TheoryConfig", "TrainingConfig", "cost_table",
            "measure_cosines", "measure_theory", "run_cosines", "run_theory", "run_training", "stored", "train_unit",
            "with_theory"]
 
@@ -78,36 +78,6 @@ def approach_name(approach: str, k: int, m: int = 3) -> str:
 def jvp_count(approach: str, k: int, m: int = 3) -> int:
     """JVPs per step: k (random), m + k (guided), m (guess), 1 + k (the output guess alone), 0 (BP)."""
     return {"bp": 0, "random": k, "guided": m + k, "guess": m, "output": 1 + k}[approach]
-
-
-# ------------------------------------------------------------------------------------------------------------
-# a small CNN (stages: two strided convolutions, a linear classifier)
-
-
-class SmallCNN(StagedNetwork):
-    """``conv3×3/2(c1)+ReLU → conv3×3/2(c2)+ReLU → Linear``: three stages, for the guided chapter.
-
-    On MNIST (28×28) with ``channels=(8, 16)`` the activities are 8×14×14, 16×7×7 and 10 (A = 2362).
-    """
-
-    def __init__(self, input_shape=(1, 28, 28), n_classes: int = 10, *, channels=(8, 16)):
-        c0, h, w = input_shape
-        c1, c2 = channels
-        side = lambda s: (s - 1) // 2 + 1  # noqa: E731  (3×3 kernel, stride 2, padding 1)
-        h2, w2 = side(side(h)), side(side(w))
-        stages = [nn.Sequential(nn.Conv2d(c0, c1, 3, stride=2, padding=1), nn.ReLU()),
-                  nn.Sequential(nn.Conv2d(c1, c2, 3, stride=2, padding=1), nn.ReLU()),
-                  nn.Sequential(nn.Flatten(1), nn.Linear(c2 * h2 * w2, n_classes))]
-        super().__init__(stages, ("conv1", "conv2", "output"))
-
-
-def build_network(model: str, input_shape, n_classes: int, *, width: int | None, seed: int) -> StagedNetwork:
-    """``"fc"`` (:func:`fg_analysis.models.build_model`) or ``"cnn"`` (:class:`SmallCNN`), seeded."""
-    if model == "cnn":
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return SmallCNN(tuple(input_shape), n_classes)
-    return build_model(model, input_shape=input_shape, n_classes=n_classes, width=width, seed=seed)
 
 
 def network_label(model: str, width: int | None) -> str:
@@ -277,7 +247,7 @@ class CosineConfig:
         raise ValueError(f"unknown preset {name!r}; choose 'quick' or 'paper'")
 
     def units(self) -> list[CosineUnit]:
-        lr = network_rate("fc", 256, "mnist", method="bp", aggregator="mean", k=1)[0]
+        lr = head_rate()
         return [CosineUnit(model, width, self.dataset, self.checkpoints, self.tangent_counts, self.repeats,
                            self.batch_size, self.batches, self.max_train, lr, lr, self.seed)
                 for model, width in self.networks]
@@ -314,7 +284,8 @@ def measure_cosines(unit: CosineUnit) -> pd.DataFrame:
     x_train, y_train = data.x_train, data.y_train
     if unit.max_train is not None:
         x_train, y_train = x_train[:unit.max_train], y_train[:unit.max_train]
-    model = build_network(unit.model, data.input_shape, data.n_classes, width=unit.width, seed=unit.seed)
+    model = build_model(unit.model, input_shape=data.input_shape, n_classes=data.n_classes, width=unit.width,
+                        seed=unit.seed)
     heads = guides.AuxiliaryHeads.for_network(model, data.input_shape, data.n_classes, seed=unit.seed)
     provider = guides.LocalLosses(heads)
     providers = {"random": None, "guided": provider, "output": guides.LocalLosses(heads, use_heads=False)}
@@ -433,16 +404,56 @@ class GuidedRun:
     max_train: int | None = None
 
 
-def rate(model: str, width: int | None, approach: str, k: int, m: int = 3) -> tuple[float, str]:
-    """``(lr, source)``: the paper's FC-256 MNIST rates for every network here (the nearest of the paper's tables);
-    random k: projection k; guided: projection with k = m + k (the same JVPs); guess: projection k = 4."""
+def head_rate() -> float:
+    """The heads' local-loss SGD rate: the paper's BP rate of FC-256 on MNIST (for every network here)."""
+    return network_rate("fc", 256, "mnist", method="bp", aggregator="mean", k=1)[0]
+
+
+def search_method(approach: str, k: int) -> tuple[str, str, int]:
+    """``(method, aggregator, k)`` of an approach in the learning-rate tables and searches
+    (:mod:`fg_analysis.experiments.lr_search`): BP, random k as the paper's projection (``frog``), the guided
+    approaches under their own names (:data:`fg_analysis.learning_rates.GUIDED_APPROACHES`)."""
     if approach == "bp":
-        return network_rate("fc", 256, "mnist", method="bp", aggregator="mean", k=1)[0], "paper"
+        return "bp", "mean", 1
     if approach == "random":
-        return network_rate("fc", 256, "mnist", method="fg", aggregator="projection", k=k)[0], "paper"
+        return "fg", "projection", k
+    return approach, "projection", k
+
+
+def rate(model: str, width: int | None, approach: str, k: int, m: int = 3, *,
+         dataset: str = "mnist") -> tuple[float, str]:
+    """``(lr, source)`` of a training run: the rate searched here for the network and approach (``"searched"``,
+    ``lrs/searched.csv``; ``python -m fg_analysis lr-search run --approach guided:13 ...``), else the paper's FC-256
+    MNIST rates (the nearest of the paper's tables): BP and random k (the projection with k) as ``"paper"``, a
+    guided approach that of the projection with the nearest number of JVPs (``"paper-nearest"``)."""
+    method, aggregator, k_table = search_method(approach, k)
+    try:
+        return searched_rate(model=model_key(model, width), dataset=dataset, method=method, aggregator=aggregator,
+                             k=k_table), "searched"
+    except ValueError:
+        pass
+    if approach in ("bp", "random"):
+        return network_rate("fc", 256, "mnist", method=method, aggregator=aggregator, k=k_table)[0], "paper"
     jvps = jvp_count(approach, k, m)  # guided, output and guess
     nearest = min((2, 4, 16), key=lambda j: (abs(j - jvps), -j))
     return network_rate("fc", 256, "mnist", method="fg", aggregator="projection", k=nearest)[0], "paper-nearest"
+
+
+def gradient_source(approach: str, k: int, model, input_shape, n_classes: int, *, mode: str = "oracle",
+                    head_lr: float | None = None, seed: int = 0):
+    """The gradient source of an approach for ``model`` (a callable ``source(model, x, y, generator=)`` as
+    :func:`fg_analysis.training.train` takes it): BP, random k (activity perturbation, projection), or a
+    :class:`fg_analysis.guides.GuidedSource` with auxiliary heads seeded by ``seed`` (learning at ``head_lr``,
+    default :func:`head_rate`); what the training runs and the learning-rate search both train with."""
+    if approach == "bp":
+        return GradientSource("bp")
+    if approach == "random":
+        return GradientSource("fg", k=k, aggregator="projection", mode=mode)
+    if approach not in ("guided", "output", "guess"):
+        raise ValueError(f"unknown approach {approach!r}; choose bp, random, guided, output or guess")
+    heads = guides.AuxiliaryHeads.for_network(model, input_shape, n_classes, seed=seed)
+    return guides.GuidedSource(heads, k=k, head_lr=head_rate() if head_lr is None else head_lr, mode=mode,
+                               use_heads=approach != "output", label=approach_name(approach, k))
 
 
 @dataclass(frozen=True)
@@ -473,32 +484,28 @@ class TrainingConfig:
             return cls(seeds=(seed, seed + 1, seed + 2), epochs=50, max_train=None)
         raise ValueError(f"unknown preset {name!r}; choose 'quick', 'mnist' or 'paper'")
 
+    def search_settings(self) -> list:
+        """The learning-rate searches behind :func:`rate` (:class:`fg_analysis.experiments.lr_search.SearchSetting`):
+        every network and approach of this config, each trial trained as the runs are (the same data, epochs,
+        patience, batch size and JVP mode) with the first seed."""
+        from fg_analysis.experiments.lr_search import SearchSetting
+
+        return [SearchSetting(model=model, width=width, dataset=self.dataset, method=method, aggregator=aggregator,
+                              k=k, epochs=self.epochs, patience=self.patience, batch_size=64, seed=self.seeds[0],
+                              mode=self.mode, max_train=self.max_train)
+                for model, width in self.networks
+                for method, aggregator, k in (search_method(a, j) for a, j in self.approaches)]
+
     def runs(self) -> list[GuidedRun]:
         units = []
-        head_lr = network_rate("fc", 256, "mnist", method="bp", aggregator="mean", k=1)[0]
+        head_lr = head_rate()
         for model, width in self.networks:
             for approach, k in self.approaches:
-                lr, source = rate(model, width, approach, k)
+                lr, source = rate(model, width, approach, k, dataset=self.dataset)
                 for seed in self.seeds:
                     units.append(GuidedRun(model, width, self.dataset, approach, k, seed, lr, source, head_lr,
                                            self.epochs, self.patience, 64, self.mode, self.max_train))
         return units
-
-
-class _Backprop:
-    label = "BP"
-
-    def __call__(self, model, x, y, *, generator=None):
-        return backprop(model, x, y)
-
-
-class _Random:
-    def __init__(self, k: int, mode: str):
-        self.k, self.mode, self.label = k, mode, f"random k={k}"
-
-    def __call__(self, model, x, y, *, generator=None):
-        return activity_perturbation(model, x, y, k=self.k, aggregator="projection", mode=self.mode,
-                                     generator=generator)
 
 
 def train_unit(unit: GuidedRun, *, progress: bool = False) -> pd.DataFrame:
@@ -508,19 +515,14 @@ def train_unit(unit: GuidedRun, *, progress: bool = False) -> pd.DataFrame:
     from fg_analysis.training import train
 
     data = load_dataset(unit.dataset, seed=unit.seed)
-    model = build_network(unit.model, data.input_shape, data.n_classes, width=unit.width, seed=unit.seed)
-    heads = guides.AuxiliaryHeads.for_network(model, data.input_shape, data.n_classes, seed=unit.seed)
-    if unit.approach == "bp":
-        source = _Backprop()
-    elif unit.approach == "random":
-        source = _Random(unit.k, unit.mode)
-    else:
-        source = guides.GuidedSource(heads, k=unit.k, head_lr=unit.head_lr, mode=unit.mode,
-                                     use_heads=unit.approach != "output", label=approach_name(unit.approach, unit.k))
+    model = build_model(unit.model, input_shape=data.input_shape, n_classes=data.n_classes, width=unit.width,
+                        seed=unit.seed)
+    source = gradient_source(unit.approach, unit.k, model, data.input_shape, data.n_classes, mode=unit.mode,
+                             head_lr=unit.head_lr, seed=unit.seed)
     generator = torch.Generator().manual_seed(unit.seed)
     result = train(model, data, source, lr=unit.lr, batch_size=unit.batch_size, epochs=unit.epochs,
                    patience=unit.patience, max_train=unit.max_train, generator=generator, progress=progress,
-                   description=f"{network_label(unit.model, unit.width)} {source.label}")
+                   description=f"{network_label(unit.model, unit.width)} {approach_name(unit.approach, unit.k)}")
     history = result.history
     history["test_accuracy"] = result.test_accuracy
     history["test_loss"] = result.test_loss
@@ -528,7 +530,7 @@ def train_unit(unit: GuidedRun, *, progress: bool = False) -> pd.DataFrame:
     seconds = getattr(source, "seconds", {"heads": 0.0})
     history["heads_time_s"] = seconds["heads"]
     history["jvps"] = jvp_count(unit.approach, unit.k)
-    history["label"] = source.label
+    history["label"] = approach_name(unit.approach, unit.k)
     return history
 
 
@@ -601,7 +603,7 @@ def cost_table(*, model: str = "fc", width: int | None = 256, batch_size: int = 
     from fg_analysis.env import torch_threads
 
     shape = (1, 28, 28)
-    net = build_network(model, shape, 10, width=width, seed=seed)
+    net = build_model(model, input_shape=shape, n_classes=10, width=width, seed=seed)
     heads = guides.AuxiliaryHeads.for_network(net, shape, 10, seed=seed)
     sample = torch.zeros(1, *shape)
     per_stage, h = [], sample
@@ -910,16 +912,29 @@ def cost_sentence(cost: pd.DataFrame) -> str:
 def main(argv: list[str] | None = None) -> int:
     """``python -m fg_analysis.experiments.guided --preset mnist --publish [--part training|cosines]``: run (or
     read) a preset's training runs and network cosines and print the final table."""
-    from fg_analysis.cli import experiment_parser, resolve_common
+    from fg_analysis.cli import experiment_parser, positive_count, resolve_common
     from fg_analysis.sweep import executor_from
 
     parser = experiment_parser("guided", "Guided tangents: network cosines and training runs",
                                presets=("quick", "mnist", "paper"))
-    parser.add_argument("--part", choices=("training", "cosines", "both"), default="both")
+    parser.add_argument("--part", choices=("training", "cosines", "both", "search"), default="both",
+                        help="'search': the learning-rate searches of the preset's training runs (Optuna studies "
+                             "in results/studies; then `python -m fg_analysis lr-search promote`)")
+    parser.add_argument("--trials", type=positive_count, default=20,
+                        help="with --part search: finished trials per search (default 20)")
     args = parser.parse_args(argv)
     _, cache = resolve_common(parser, args)
     start = time.perf_counter()
     with executor_from(args.executor) as executor:
+        if args.part == "search":
+            from fg_analysis.experiments.lr_search import SearchError, choose, search
+
+            for setting in TrainingConfig.preset(args.preset, seed=args.seed).search_settings():
+                study = search(setting, trials=args.trials, executor=executor, progress=not args.no_progress)
+                try:
+                    print(f"{setting.name}: lr={choose(study)['lr']:.4g}")
+                except SearchError as error:
+                    print(f"{setting.name}: {error}")
         if args.part in ("cosines", "both"):
             cosines = run_cosines(CosineConfig.preset(args.preset, seed=args.seed), cache=cache,
                                   progress=not args.no_progress, executor=executor)

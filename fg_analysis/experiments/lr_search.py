@@ -230,7 +230,13 @@ def run_trial(trial: SearchTrial, *, device: str = "cpu", pruner=None, finished:
     data = load_dataset(setting.dataset, seed=setting.seed, device=resolved)
     net = build_model(setting.model, input_shape=data.input_shape, n_classes=data.n_classes, width=setting.width,
                       seed=setting.seed, device=resolved)
-    source = GradientSource(setting.method, k=setting.k, aggregator=setting.aggregator, mode=setting.mode)
+    if setting.method in learning_rates.GUIDED_APPROACHES:
+        from fg_analysis.experiments.guided import gradient_source
+
+        source = gradient_source(setting.method, setting.k, net, data.input_shape, data.n_classes, mode=setting.mode,
+                                 seed=setting.seed)
+    else:
+        source = GradientSource(setting.method, k=setting.k, aggregator=setting.aggregator, mode=setting.mode)
     n_train = len(data.y_train) if setting.max_train is None else min(setting.max_train, len(data.y_train))
     watch = _EpochWatch(source, data, math.ceil(n_train / setting.batch_size), _pruning_trial(pruner, finished))
     generator = torch.Generator(device=resolved).manual_seed(setting.seed)
@@ -547,22 +553,32 @@ def promote(names: Sequence[str] = (), *, studies: str | os.PathLike | None = No
 # command line
 
 
+APPROACH_HELP = ("bp, fg, mean:K or projection:K; the guided tangents of fg_analysis.guides: guided:K (the heads' "
+                 "guesses + K random), output:K (the output guess + K random) or guess (the guesses alone)")
+
+
 def _approach(text: str) -> tuple[str, str, int]:
-    """``bp``, ``fg`` (k = 1 mean), ``mean:K``, ``projection:K`` → (method, aggregator, k)."""
+    """``bp``, ``fg`` (k = 1 mean), ``mean:K``, ``projection:K``, ``guided:K``, ``output:K``, ``guess`` →
+    (method, aggregator, k)."""
     name, _, k = text.partition(":")
     if name == "bp" and not k:
         return "bp", "mean", 1
     if name == "fg" and not k:
         return "fg", "mean", 1
+    if name == "guess" and not k:
+        return "guess", "projection", 0
     if name in ("mean", "projection") and k.isdigit() and int(k) >= 1:
         return "fg", name, int(k)
-    raise argparse.ArgumentTypeError(f"bad approach {text!r}; use bp, fg, mean:K or projection:K")
+    if name in ("guided", "output") and k.isdigit():
+        return name, "projection", int(k)
+    raise argparse.ArgumentTypeError(f"bad approach {text!r}; use {APPROACH_HELP}")
 
 
 def _run_command(args) -> int:
     approaches = args.approach or list(PAPER_APPROACHES)
-    batch = args.batch_size or (64 if args.model == "fc" else 128)
-    settings = [SearchSetting(model=args.model, width=args.width if args.model == "fc" else None,
+    batch = args.batch_size or (64 if args.model in ("fc", "cnn") else 128)
+    width = {"fc": args.width or 256, "cnn": args.width}.get(args.model)
+    settings = [SearchSetting(model=args.model, width=width,
                               dataset=args.dataset, method=m, aggregator=a, k=k, epochs=args.epochs,
                               patience=args.patience, batch_size=batch, seed=args.seed, mode=args.mode,
                               max_train=args.max_train) for m, a, k in approaches]
@@ -614,12 +630,11 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Learning-rate search on Optuna (studies in results/studies).")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run (or resume) the search of one or more settings")
-    run.add_argument("--model", default="fc", choices=("fc", "resnet18", "vit"))
-    run.add_argument("--width", type=int, default=256, help="FC width (default 256)")
+    run.add_argument("--model", default="fc", choices=("fc", "resnet18", "vit", "cnn"))
+    run.add_argument("--width", type=int, default=None, help="FC width (default 256), CNN base channels (default 8)")
     run.add_argument("--dataset", default="digits")
     run.add_argument("--approach", action="append", type=_approach, default=[],
-                     help="bp, fg, mean:K or projection:K (repeatable; default: BP, FG, mean and projection with "
-                          "k in {2, 4, 16})")
+                     help=f"{APPROACH_HELP} (repeatable; default: BP, FG, mean and projection with k in {{2, 4, 16}})")
     run.add_argument("--trials", type=int, default=100, help="budget: finished trials per setting (default 100)")
     run.add_argument("--epochs", type=int, default=20)
     run.add_argument("--patience", type=int, default=10)
