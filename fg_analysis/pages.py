@@ -94,6 +94,16 @@ def record_label(record: dict) -> str:
     return f"{record['kind']}{preset}, commit {str(record['commit'])[:7]}, {record['saved']}, {record['device']}"
 
 
+def show(figure) -> None:
+    """Display a matplotlib figure now and close it: inside a loop each figure then appears where it is made,
+    next to the text displayed after it, instead of all of them at the end of the cell."""
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    display(figure)
+    plt.close(figure)
+
+
 def show_records(*frames) -> None:
     """Display one line naming the stored records a page shows; the book runner collects them (from this
     output's metadata) for the status page."""

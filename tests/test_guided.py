@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
+from scipy import stats
 
 from fg_analysis.cache import ResultsCache
 from fg_analysis.experiments import guided
@@ -53,9 +55,46 @@ def test_training_units_and_tables(cache):
     assert list(table["jvps"]) == [0, 4, 4, 3]
     assert (table.loc[table["label"].str.startswith("guess"), "heads_time_s"] > 0).all()
     assert set(table["lr_source"]) == {"paper", "paper-nearest"}
-    assert "Test accuracy" in guided.training_sentence(frame)
+    assert "Test accuracy" in guided.training_sentence(frame, "FC-16")
+    with pytest.raises(ValueError, match="FC-256"):
+        guided.training_sentence(frame, "FC-256")
     assert guided.stored(config, cache=cache) is not None
     assert guided.stored(guided.TrainingConfig(epochs=2, max_train=64), cache=cache) is None
+
+
+def synthetic_training(accuracies: dict) -> pd.DataFrame:
+    """A training frame as train_unit makes it: two epochs per (label, seed) with the given test accuracies."""
+    rows = []
+    for (label, jvps), per_seed in accuracies.items():
+        for seed, accuracy in enumerate(per_seed):
+            for epoch in (0, 1):
+                rows.append({"network": "FC-8", "label": label, "jvps": jvps, "seed": seed, "epoch": epoch,
+                             "lr": 0.1, "lr_source": "test", "val_loss": 1.0 - 0.1 * epoch, "val_accuracy": 0.5,
+                             "test_accuracy": accuracy, "train_time_s": 1.0 + epoch, "heads_time_s": 0.25,
+                             "max_train": 100})
+    return pd.DataFrame(rows)
+
+
+def test_guided_against_random_pairs_by_seed_with_a_t_interval():
+    frame = synthetic_training({("random k=4", 4): [0.80, 0.70, 0.90], ("guess + 1 random", 4): [0.85, 0.74, 0.96],
+                                ("BP", 0): [0.99, 0.98, 0.97]})
+    row, = guided.guided_against_random(frame).itertuples()
+    differences = np.array([0.05, 0.04, 0.06])
+    half = stats.t.ppf(0.975, 2) * differences.std(ddof=1) / np.sqrt(3)
+    assert (row.jvps, row.guided, row.random, row.seeds) == (4, "guess + 1 random", "random k=4", 3)
+    assert row.difference == pytest.approx(0.05) and row.ci == pytest.approx(half)
+    assert row.verdict == "holds"  # 0.05 ± 0.025: paired, the seeds' spread (0.7–0.9) cancels
+    table = guided.final_table(frame)
+    random = table[table["label"] == "random k=4"].iloc[0]
+    assert random.test_accuracy_ci == pytest.approx(stats.t.ppf(0.975, 2) * 0.1 / np.sqrt(3))
+    assert "0.800 ± 0.248" in guided.training_table(frame)["test acc. (95% CI)"].tolist()
+    one_seed = guided.guided_against_random(frame[frame["seed"] == 0])
+    assert one_seed["verdict"].tolist() == ["inconclusive"]
+
+
+def test_search_sentence_reads_the_searched_table():
+    config = guided.TrainingConfig(networks=(("fc", 7),), approaches=(("bp", 0),))
+    assert guided.search_sentence(config).startswith("None of the 1 rates is searched")
 
 
 def test_rates_are_searched_else_the_nearest_paper_approach():

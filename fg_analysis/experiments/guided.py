@@ -45,7 +45,7 @@ from fg_analysis import guides, theory
 from fg_analysis.aggregate import projection
 from fg_analysis.cache import ResultsCache
 from fg_analysis.gradients import GradientSource, backprop
-from fg_analysis.learning_rates import model_key, network_rate, searched_rate
+from fg_analysis.learning_rates import model_key, network_rate, searched_rate, searched_table
 from fg_analysis.metrics import add_ci, ci_halfwidth, cosine
 from fg_analysis.models import build_model
 
@@ -473,15 +473,17 @@ class TrainingConfig:
     @classmethod
     def preset(cls, name: str, *, seed: int = 0) -> "TrainingConfig":
         """``quick``: FC-256, 1000 MNIST training samples, 2 epochs, one seed, BP, random k = 16, guesses + 13
-        random and the guesses alone (:data:`QUICK_APPROACHES`); ``mnist`` (stored, every approach):
-        the first 10000 of the 50000 training samples (validation and test sets whole), 5 epochs, one seed (about
-        15 minutes on a busy 2-core machine); ``paper``: all 50000, 50 epochs, three seeds."""
+        random and the guesses alone (:data:`QUICK_APPROACHES`); ``mnist`` (stored, every approach): FC-256 and
+        the small CNN, the first 10000 of the 50000 training samples (validation and test sets whole), 5 epochs,
+        three seeds (the rates of its searches: ``--part search``); ``paper``: both networks on all 50000, 50
+        epochs, three seeds."""
+        networks = (("fc", 256), ("cnn", None))
         if name == "quick":
             return cls(seeds=(seed,), epochs=2, max_train=1000, approaches=QUICK_APPROACHES)
         if name == "mnist":
-            return cls(seeds=(seed,), epochs=5, max_train=10000)
+            return cls(networks=networks, seeds=(seed, seed + 1, seed + 2), epochs=5, max_train=10000)
         if name == "paper":
-            return cls(seeds=(seed, seed + 1, seed + 2), epochs=50, max_train=None)
+            return cls(networks=networks, seeds=(seed, seed + 1, seed + 2), epochs=50, max_train=None)
         raise ValueError(f"unknown preset {name!r}; choose 'quick', 'mnist' or 'paper'")
 
     def search_settings(self) -> list:
@@ -531,6 +533,7 @@ def train_unit(unit: GuidedRun, *, progress: bool = False) -> pd.DataFrame:
     history["heads_time_s"] = seconds["heads"]
     history["jvps"] = jvp_count(unit.approach, unit.k)
     history["label"] = approach_name(unit.approach, unit.k)
+    history["network"] = network_label(unit.model, unit.width)
     return history
 
 
@@ -560,26 +563,94 @@ def stored(config: TrainingConfig, *, cache: ResultsCache | None = None) -> pd.D
 
 
 def learning_curves(frame: pd.DataFrame, metric: str = "val_accuracy") -> pd.DataFrame:
-    """Mean ± 95% CI of ``metric`` over seeds per (label, epoch), with the mean training time."""
-    grouped = frame.groupby(["label", "jvps", "epoch"], as_index=False).agg(
+    """Mean ± 95% t interval of ``metric`` over seeds per (network, label, epoch), with the mean training time."""
+    grouped = frame.groupby(["network", "label", "jvps", "epoch"], as_index=False).agg(
         mean=(metric, "mean"), std=(metric, "std"), count=(metric, "count"), train_time_s=("train_time_s", "mean"))
     return add_ci(grouped)
 
 
 def final_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per approach: JVPs, rate (and its source), best validation loss and accuracy, test accuracy
-    (best-validation state), training seconds, and the heads' share of them (mean over seeds)."""
-    last = frame.sort_values("epoch").groupby(["label", "seed"]).tail(1)
-    best = frame.groupby(["label", "seed"], as_index=False).agg(best_val_loss=("val_loss", "min"),
-                                                                best_val_accuracy=("val_accuracy", "max"))
-    merged = last.merge(best, on=["label", "seed"])
-    table = merged.groupby(["label", "jvps", "lr", "lr_source"], as_index=False).agg(
-        test_accuracy=("test_accuracy", "mean"), best_val_loss=("best_val_loss", "mean"),
-        best_val_accuracy=("best_val_accuracy", "mean"), train_time_s=("train_time_s", "mean"),
-        heads_time_s=("heads_time_s", "mean"), seeds=("seed", "nunique"))
+    """One row per network and approach: JVPs, rate (and its source), best validation loss and accuracy, test
+    accuracy (best-validation state) with its 95% t interval over the seeds, training seconds, and the heads'
+    share of them (means over seeds)."""
+    keys = ["network", "label", "seed"]
+    last = frame.sort_values("epoch").groupby(keys).tail(1)
+    best = frame.groupby(keys, as_index=False).agg(best_val_loss=("val_loss", "min"),
+                                                   best_val_accuracy=("val_accuracy", "max"))
+    merged = last.merge(best, on=keys)
+    table = merged.groupby(["network", "label", "jvps", "lr", "lr_source"], as_index=False).agg(
+        test_accuracy=("test_accuracy", "mean"), test_accuracy_std=("test_accuracy", "std"),
+        best_val_loss=("best_val_loss", "mean"), best_val_accuracy=("best_val_accuracy", "mean"),
+        train_time_s=("train_time_s", "mean"), heads_time_s=("heads_time_s", "mean"), seeds=("seed", "nunique"))
+    table["test_accuracy_ci"] = ci_halfwidth(table["test_accuracy_std"], table["seeds"])
     table["heads_share"] = table["heads_time_s"] / table["train_time_s"]
     order = {label: i for i, label in enumerate(_label_order(table["label"]))}
-    return table.sort_values("label", key=lambda s: s.map(order)).reset_index(drop=True)
+    networks = {name: i for i, name in enumerate(dict.fromkeys(["FC-256", "CNN", *table["network"]]))}
+    return table.sort_values(["network", "label"], key=lambda s: s.map(networks if s.name == "network" else order)
+                             ).reset_index(drop=True)
+
+
+def training_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """:func:`final_table` as the chapter shows it: the test accuracy with its 95% t interval as text, the
+    columns renamed for readers."""
+    from fg_analysis.metrics import format_ci
+
+    table = final_table(frame)
+    table["test_accuracy"] = [format_ci(m, c) for m, c in zip(table["test_accuracy"], table["test_accuracy_ci"])]
+    columns = {"network": "network", "label": "approach", "jvps": "JVPs", "lr": "lr", "lr_source": "rate from",
+               "test_accuracy": "test acc. (95% CI)", "best_val_loss": "best val. loss", "train_time_s": "train s",
+               "heads_share": "heads' share"}
+    return table[list(columns)].rename(columns=columns)
+
+
+def search_sentence(config: TrainingConfig) -> str:
+    """Where the rates of ``config``'s runs come from, computed from ``lrs/searched.csv``: how many of its
+    settings have a searched rate, with how many trials each, when and at which commit."""
+    from fg_analysis.learning_rates import approach as table_approach
+
+    table = searched_table()
+    rows = []
+    for setting in config.search_settings():
+        match = table[(table["model"] == setting.network) & (table["dataset"] == setting.dataset)
+                      & (table["gradient_approach"] == table_approach(setting.method, setting.aggregator, setting.k))
+                      & ((table["k"] == float(setting.k)) | (setting.method == "bp"))]
+        match = match[(match["epochs"] == setting.epochs) & (match["max_train"] == setting.max_train)]
+        if len(match):
+            rows.append(match.iloc[0])
+    total = len(config.search_settings())
+    if not rows:
+        return (f"None of the {total} rates is searched yet (`python -m fg_analysis.experiments.guided --preset "
+                f"mnist --part search`, then `python -m fg_analysis lr-search promote`): the runs use the paper's.")
+    found = pd.DataFrame(rows)
+    budgets = sorted({int(b) for b in found["budget"]})
+    at_edge = int(found["at_edge"].astype(bool).sum())
+    return (f"{len(found)} of the {total} rates come from this package's search under the runs' protocol "
+            f"(Optuna TPE over $\\log_{{10}}$ lr in [−6, 0], {'/'.join(map(str, budgets))} trials per setting "
+            f"against the paper's 100, the reference's choice among the trials within 5% of the best validation "
+            f"loss; searched {found['searched'].min()} at commit{'s' if found['commit'].nunique() > 1 else ''} "
+            f"{', '.join(sorted(found['commit'].unique()))}); {at_edge} of them lie at an edge of the range.")
+
+
+def guided_against_random(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per network and number of JVPs with both a random and a guided approach (guesses + random): the test
+    accuracy difference guided − random, paired by seed (the same initial weights and batch order), its mean
+    with the 95% t interval over the seeds, and the verdict of "guided beats random"
+    (:func:`fg_analysis.metrics.compare`: inconclusive when the interval contains 0 or there is one seed)."""
+    from fg_analysis.metrics import compare, mean_ci
+
+    last = frame.sort_values("epoch").groupby(["network", "label", "seed"]).tail(1)
+    rows = []
+    for (network, jvps), same in last.groupby(["network", "jvps"], sort=False):
+        random = same[same["label"].str.startswith("random")]
+        for label, guided in same[same["label"].str.startswith("guess +")].groupby("label", sort=False):
+            if random.empty:
+                continue
+            paired = guided.set_index("seed")["test_accuracy"] - random.set_index("seed")["test_accuracy"]
+            mean, ci = mean_ci(paired.dropna().to_numpy())
+            rows.append({"network": network, "jvps": int(jvps), "guided": label,
+                         "random": random["label"].iloc[0], "difference": mean, "ci": ci,
+                         "seeds": int(paired.notna().sum()), "verdict": compare(mean, ci, 0.0, 0.0)})
+    return pd.DataFrame(rows, columns=["network", "jvps", "guided", "random", "difference", "ci", "seeds", "verdict"])
 
 
 def _label_order(labels) -> list[str]:
@@ -767,26 +838,29 @@ def figure_network(frame: pd.DataFrame, *, network: str, checkpoint: int, metric
     return fig
 
 
-def figure_training(frame: pd.DataFrame, *, metric: str = "val_accuracy", x: str = "epoch"):
-    """``metric`` per approach against epochs or training seconds (``x="train_time_s"``), mean over seeds."""
+def figure_training(frame: pd.DataFrame, *, network: str = "FC-256", metric: str = "val_accuracy",
+                    x: str = "epoch"):
+    """``metric`` of one network per approach against epochs or training seconds (``x="train_time_s"``): the
+    mean over seeds, with the 95% t interval as a band when there are several."""
     import matplotlib.pyplot as plt
 
     from fg_analysis import plots
 
-    labels = _label_order(frame["label"])
+    curves = learning_curves(frame[frame["network"] == network], metric)
     fig, ax = _axes()
     palette = plt.cm.tab10
-    for index, label in enumerate(labels):
-        part = frame[frame["label"] == label].groupby("epoch", as_index=False).agg(
-            value=(metric, "mean"), seconds=("train_time_s", "mean")).sort_values("epoch")
-        style = {"color": plots.PALETTE["bp"]} if label == "BP" else {"color": palette(index % 10)}
-        jvps = int(frame.loc[frame["label"] == label, "jvps"].iloc[0])
-        dashed = label.startswith("random")
-        ax.plot(part["seconds"] if x == "train_time_s" else part["epoch"], part["value"], marker="o", markersize=3,
-                linestyle="--" if dashed else "-", label=label if label == "BP" else f"{label} ({jvps} JVPs)",
-                **style)
+    for index, label in enumerate(_label_order(curves["label"])):
+        part = curves[curves["label"] == label].sort_values("epoch")
+        color = plots.PALETTE["bp"] if label == "BP" else palette(index % 10)
+        jvps = int(part["jvps"].iloc[0])
+        where = part["train_time_s"] if x == "train_time_s" else part["epoch"]
+        ax.plot(where, part["mean"], marker="o", markersize=3, color=color,
+                linestyle="--" if label.startswith("random") else "-",
+                label=label if label == "BP" else f"{label} ({jvps} JVPs)")
+        if part["ci"].notna().any():
+            ax.fill_between(where, part["ci_low"], part["ci_high"], color=color, alpha=0.15, linewidth=0)
     ax.set(xlabel="training seconds (steps only)" if x == "train_time_s" else "epoch",
-           ylabel=metric.replace("_", " "))
+           ylabel=metric.replace("_", " "), title=network)
     if metric == "val_loss":
         ax.set_yscale("log")
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
@@ -861,33 +935,35 @@ def network_sentence(numbers: dict) -> str:
             f"$E[\\cos^2]$ is within {n['theory_gap']:.4f} of the closed form at every JVP count.")
 
 
-def training_sentence(frame: pd.DataFrame) -> str:
-    """The final accuracies of a training frame, computed from :func:`final_table`."""
+def training_sentence(frame: pd.DataFrame, network: str = "FC-256") -> str:
+    """The final accuracies of one network's runs, computed from :func:`final_table` and
+    :func:`guided_against_random`."""
+    from fg_analysis.metrics import format_ci
+
+    if network not in set(frame["network"]):
+        raise ValueError(f"no training runs of {network!r}; the frame has {sorted(set(frame['network']))}")
+    frame = frame[frame["network"] == network]
     table = final_table(frame)
     best_fg = table[table["label"] != "BP"].sort_values("test_accuracy", ascending=False).iloc[0]
     bp = table[table["label"] == "BP"]
-    parts = [f"{row.label} {row.test_accuracy:.3f}" for row in table.itertuples()]
+    seeds = int(table["seeds"].min())
+    parts = [f"{row.label} {format_ci(row.test_accuracy, row.test_accuracy_ci)}" for row in table.itertuples()]
     epochs = int(frame["epoch"].max())
     samples = frame["max_train"].iloc[0]
     data = "all 50000" if pd.isna(samples) else f"{int(samples)}"
-    text = (f"Test accuracy after at most {epochs} epochs on {data} MNIST training samples (best-validation state): "
-            + ", ".join(parts) + f". The best forward-gradient approach is **{best_fg.label}** "
-            f"({int(best_fg.jvps)} JVPs)")
+    text = (f"**{network}.** Test accuracy after at most {epochs} epochs on {data} MNIST training samples "
+            f"(best-validation state; mean {'± 95% t interval ' if seeds > 1 else ''}over {seeds} "
+            f"seed{'s' if seeds > 1 else ''}): " + ", ".join(parts) + f". The best forward-gradient approach is "
+            f"**{best_fg.label}** ({int(best_fg.jvps)} JVPs)")
     if not bp.empty:
         gap = float(bp["test_accuracy"].iloc[0]) - best_fg.test_accuracy
         text += f", {abs(gap):.3f} {'below' if gap > 0 else 'above'} BP"
-    pairs = []
-    for jvps in sorted(set(table["jvps"]) - {0}):
-        same = table[table["jvps"] == jvps]
-        random = same[same["label"].str.startswith("random")]
-        guided = same[same["label"].str.startswith("guess +")]
-        if len(random) and len(guided):
-            pairs.append(f"at {jvps} JVPs the guesses change the test accuracy by "
-                         f"{float(guided['test_accuracy'].iloc[0] - random['test_accuracy'].iloc[0]):+.3f}")
+    pairs = [f"at {row.jvps} JVPs {row.guided} against {row.random}: {format_ci(row.difference, row.ci)} "
+             f"({row.verdict})" for row in guided_against_random(frame).itertuples()]
     share = table.loc[table["label"].str.startswith("guess"), "heads_share"]
-    return (text + ("; " + "; ".join(pairs) if pairs else "") + f". The heads take {100 * share.min():.0f}–"
-            f"{100 * share.max():.0f}% of the guided approaches' training time (one seed: differences are not tested "
-            "for significance).")
+    return (text + (". Paired by seed, the guesses change the test accuracy " + "; ".join(pairs) if pairs else "")
+            + f". The heads take {100 * share.min():.0f}–{100 * share.max():.0f}% of the guided approaches' "
+            "training time.")
 
 
 def cost_sentence(cost: pd.DataFrame) -> str:
