@@ -64,12 +64,14 @@ def _approach_style(label: str, index: int, count: int):
 # ------------------------------------------------------------------------------------------------ RQ1
 
 
-def rq1_versus(frame: pd.DataFrame, metric: str, *, x: str = "k", aggregator: str, hue_values=None):
-    """One aggregator's measured ``metric`` against ``x`` with the closed form (RQ1)."""
+def rq1_versus(frame: pd.DataFrame, metric: str, *, x: str = "k", aggregator: str, hue_values=None,
+               log_y: bool | None = None):
+    """One aggregator's measured ``metric`` against ``x`` with the closed form (RQ1); ``log_y`` as in
+    :func:`fg_analysis.experiments.approximation.plot_versus`."""
     from fg_analysis.experiments import approximation
 
-    return _fit(approximation.plot_versus(frame, metric, x=x, hue_values=hue_values, aggregators=(aggregator,)),
-                4.6)
+    return _fit(approximation.plot_versus(frame, metric, x=x, hue_values=hue_values, aggregators=(aggregator,),
+                                          log_y=log_y), 4.6)
 
 
 def rq1_normalization(frame: pd.DataFrame, *, aggregator: str, n_values=(16, 256)):

@@ -88,12 +88,6 @@ def records(*frames) -> list[dict]:
     return list(unique.values())
 
 
-def record_label(record: dict) -> str:
-    """``"BenchConfig paper, commit 2f2e0e1, 2026-12-01, cpu"``."""
-    preset = f" {record['preset']}" if record.get("preset") else ""
-    return f"{record['kind']}{preset}, commit {str(record['commit'])[:7]}, {record['saved']}, {record['device']}"
-
-
 def show(figure) -> None:
     """Display a matplotlib figure now and close it: inside a loop each figure then appears where it is made,
     next to the text displayed after it, instead of all of them at the end of the cell."""
@@ -110,14 +104,34 @@ def show_records(*frames) -> None:
     from IPython.display import Markdown, display
 
     found = records(*frames)
-    groups: dict[str, int] = {}
+    display(Markdown(records_line(found)), metadata={"fg_records": found})
+
+
+def records_line(found: Sequence[dict], *, commits_shown: int = 4) -> str:
+    """One sentence naming stored records (from :func:`records`): per kind and device how many, when saved and
+    at which commits (the first ``commits_shown``; the status page lists every record).
+
+    >>> line = records_line([{"kind": "TrainingRun", "preset": "", "commit": c, "saved": "2026-12-01",
+    ...                       "device": "cpu"} for c in ("aaaaaaa", "bbbbbbb", "aaaaaaa")])
+    >>> line
+    'Records shown here: 3 TrainingRun records (cpu, saved 2026-12-01, commits aaaaaaa, bbbbbbb).'
+    """
+    if not found:
+        return "Everything on this page was computed by this build."
+    groups: dict[tuple, list[dict]] = {}
     for record in found:
-        label = record_label(record)
-        groups[label] = groups.get(label, 0) + 1
-    text = ("Records shown here: " + "; ".join(f"{label}" + (f" (×{count})" if count > 1 else "")
-                                               for label, count in groups.items()) + "."
-            if found else "Everything on this page was computed by this build.")
-    display(Markdown(text), metadata={"fg_records": found})
+        groups.setdefault((record["kind"], record.get("preset", ""), record["device"]), []).append(record)
+    parts = []
+    for (kind, preset, device), members in groups.items():
+        dates = sorted({r["saved"] for r in members})
+        commits = sorted({str(r["commit"])[:7] for r in members})
+        shown = ", ".join(commits[:commits_shown]) + (f" and {len(commits) - commits_shown} more"
+                                                     if len(commits) > commits_shown else "")
+        label = f"{kind}{' ' + preset if preset else ''}"
+        count = f"{len(members)} {label} records" if len(members) > 1 else f"{label}"
+        saved = dates[0] if len(dates) == 1 else f"{dates[0]}..{dates[-1]}"
+        parts.append(f"{count} ({device}, saved {saved}, commit{'s' if len(commits) > 1 else ''} {shown})")
+    return "Records shown here: " + "; ".join(parts) + "."
 
 
 # ------------------------------------------------------------------------------------------------ RQ2

@@ -117,6 +117,37 @@ def test_run_uses_the_cache_and_scorecard_rows_are_well_formed(cache, monkeypatc
                                                                      ("projection", 16, 16), ("mean", 16, 16)}
 
 
+def test_stored_reads_what_run_stored_and_says_how_much(cache, monkeypatch):
+    config = ApproximationConfig(dims=(4, 16), tangent_counts=(1, 4), samples=100, angles=())
+    assert approximation.stored(config, cache=cache) is None
+    part = dataclasses.replace(config, dims=(4,))
+    approximation.run(part, cache=cache, progress=False)
+    monkeypatch.setattr(approximation, "measure_cell", lambda *a, **k: pytest.fail("stored() computed a cell"))
+    found = approximation.stored(config, cache=cache)
+    assert (found.attrs["stored"], found.attrs["units"]) == (len(part.cells()), len(config.cells()))
+    assert set(found["n"]) == {4} and len(found.attrs["records"]) == len(part.cells())
+    assert "2 of the paper's 4 cells so far" in approximation.stored_setup(found)
+    pd.testing.assert_frame_equal(found.reset_index(drop=True),
+                                  approximation.run(part, cache=cache, progress=False).reset_index(drop=True))
+
+
+def test_theory_agreement_counts_cells_inside_the_closed_forms_interval(cache):
+    config = ApproximationConfig(dims=(8, 32), tangent_counts=(1, 2, 8), samples=300, angles=())
+    frame = approximation.run(config, cache=cache, progress=False)
+    table = approximation.theory_agreement(frame).set_index(["aggregator", "metric"])
+    checked = approximation.with_theory(frame)
+    for (aggregator, metric), row in table.iterrows():
+        cells = checked[(checked["aggregator"] == aggregator) & (checked["metric"] == metric)]
+        random = cells[cells["std"] > 1e-6]
+        # an independent count: |mean − theory| against the t quantile times the standard error
+        limit = stats.t.ppf(0.975, random["count"] - 1) * random["std"] / np.sqrt(random["count"])
+        assert row["cells"] == len(cells) and row["exact"] == len(cells) - len(random)
+        assert row["within_95"] == pytest.approx(float(((random["mean"] - random["theory"]).abs() <= limit).mean()))
+    assert table.loc[("projection", "cosine"), "exact"] == 1  # k = n = 8: the projection is exact
+    sentence = approximation.agreement_sentence(frame)
+    assert "n = 8..32, k = 1..8" in sentence and "cells are exact in theory" in sentence
+
+
 def test_figures_draw(cache):
     import matplotlib.pyplot as plt
 

@@ -207,9 +207,31 @@ def run(config: ApproximationConfig, *, device: str = "cpu", cache: ResultsCache
     cache = cache or ResultsCache()
     frame = cache.sweep(config.cells(), partial(measure_cell, device=str(device)), device=device,
                         description="RQ1 approximation", progress=progress, executor=executor)
+    return _finished(frame)
+
+
+def _finished(frame: pd.DataFrame) -> pd.DataFrame:
     frame["normalize"] = frame["normalize"].astype(bool)
     frame = frame.drop(columns=[c for c in ("approaches",) if c in frame.columns])
     return add_ci(frame)
+
+
+def stored(config: ApproximationConfig | None = None, *, cache: ResultsCache | None = None) -> pd.DataFrame | None:
+    """The cells of ``config`` (default: the ``paper`` preset) that are stored, as :func:`run` returns them, read
+    from the cache only (writable root, then ``results/published``); ``None`` when none is. Nothing is computed.
+
+    ``frame.attrs`` has ``"stored"`` and ``"units"`` (cells found, of how many) and ``"records"`` (the record of
+    each stored cell: config, environment with device and commit, date saved).
+    """
+    config = config or ApproximationConfig.preset("paper")
+    cache = cache or ResultsCache()
+    cells = config.cells()
+    frames, records = cache.read(cells)
+    if not frames:
+        return None
+    frame = _finished(pd.concat(frames, ignore_index=True))
+    frame.attrs = {"records": records, "stored": len(frames), "units": len(cells)}
+    return frame
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -253,6 +275,43 @@ def with_theory(frame: pd.DataFrame) -> pd.DataFrame:
     with np.errstate(divide="ignore", invalid="ignore"):
         out["z"] = (out["mean"] - out["theory"]) / (out["std"] / np.sqrt(out["count"]))
     return out
+
+
+def theory_agreement(frame: pd.DataFrame) -> pd.DataFrame:
+    """The closed forms against every cell of ``frame`` (raw normal tangents; cosine and norm ratio): per
+    aggregator and metric the cells, those the theory makes exact (zero spread: k = n for the projection, n = 1),
+    the share of the others whose measured mean lies within the 95% interval of the closed form
+    (``|z| ≤ t_{0.975, count-1}``, :func:`with_theory`; about 95% if the closed forms are right) and the
+    largest ``|z|``, with the n and k where it occurs."""
+    rows = []
+    for (aggregator, metric), group in with_theory(frame).groupby(["aggregator", "metric"]):
+        random = group[group["std"] > 1e-6]
+        inside = random["z"].abs() <= t_quantile(random["count"].to_numpy(dtype=float))
+        worst = random.loc[random["z"].abs().idxmax()] if len(random) else None
+        rows.append({"aggregator": aggregator, "metric": metric, "cells": len(group),
+                     "exact": len(group) - len(random), "within_95": float(inside.mean()) if len(random) else np.nan,
+                     "max_abs_z": float(abs(worst["z"])) if worst is not None else np.nan,
+                     "at_n": int(worst["n"]) if worst is not None else None,
+                     "at_k": int(worst["k"]) if worst is not None else None})
+    return pd.DataFrame(rows)
+
+
+def agreement_sentence(frame: pd.DataFrame) -> str:
+    """How the closed forms fare on ``frame``'s cells, in one sentence computed from :func:`theory_agreement`."""
+    table = theory_agreement(frame)
+    random = table[table["cells"] > table["exact"]]
+    cells = int((random["cells"] - random["exact"]).sum())
+    share = float(((random["cells"] - random["exact"]) * random["within_95"]).sum() / cells) if cells else np.nan
+    worst = random.loc[random["max_abs_z"].idxmax()] if len(random) else None
+    ns, ks = sorted(frame["n"].unique()), sorted(frame["k"].unique())
+    text = (f"Over the {cells} random cells (n = {ns[0]}..{ns[-1]}, k = {ks[0]}..{ks[-1]}; cosine and norm ratio of "
+            f"{', '.join(sorted(random['aggregator'].unique()))}) the measured mean lies within the 95% interval "
+            f"of the closed form in {100 * share:.1f}% of them (about 95% is expected by chance alone)")
+    if worst is not None:
+        text += (f"; the largest deviation is |z| = {worst['max_abs_z']:.2f} ({worst['aggregator']} "
+                 f"{worst['metric'].replace('_', ' ')} at n = {worst['at_n']}, k = {worst['at_k']})")
+    exact = int(table["exact"].sum())
+    return text + (f". {exact} cells are exact in theory (no spread) and measured so." if exact else ".")
 
 
 def reference_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -438,8 +497,10 @@ def scorecard(frame: pd.DataFrame, config: ApproximationConfig | None = None) ->
     return pd.DataFrame(rows, columns=list(SCORECARD_COLUMNS))
 
 
-def summary_markdown(frame: pd.DataFrame, config: ApproximationConfig | None = None) -> str:
-    """The RQ1 page's closing paragraph, computed from ``frame``: the n = 64, k = 16 numbers and the claims."""
+def summary_markdown(frame: pd.DataFrame, config: ApproximationConfig | None = None, *,
+                     where: str = "In this run") -> str:
+    """The RQ1 page's closing paragraph, computed from ``frame``: the n = 64, k = 16 numbers and the claims
+    (``where`` opens the sentence that counts them: ``"In the stored grid"`` for :func:`stored`)."""
     from fg_analysis.pages import scorecard_count
     from fg_analysis.plots import markdown_table
 
@@ -454,7 +515,7 @@ def summary_markdown(frame: pd.DataFrame, config: ApproximationConfig | None = N
                     "$|g|$ ($\\sqrt{n/k} = 2$).")
     except KeyError:
         pass
-    text.append(f"In this run {scorecard_count(claims).replace('claims', 'RQ1 claims', 1)}:")
+    text.append(f"{where} {scorecard_count(claims).replace('claims', 'RQ1 claims', 1)}:")
     return " ".join(text) + "\n\n" + markdown_table(claims[["claim", "paper", "ours", "verdict"]])
 
 
@@ -473,7 +534,33 @@ def scorecard_rows(preset: str = "quick", *, device: str = "cpu", cache: Results
                    seed: int = 0) -> pd.DataFrame:
     """Run (or read from the cache) the preset's sweep, as the RQ1 notebook does, and return its claims."""
     config = ApproximationConfig.preset(preset, seed=seed)
-    return scorecard(run(config, device=device, cache=cache, progress=False), config)
+    rows = scorecard(run(config, device=device, cache=cache, progress=False), config)
+    if preset == "paper":
+        return rows
+    return pd.concat([rows, stored_rows(cache=cache)], ignore_index=True)
+
+
+def stored_rows(config: ApproximationConfig | None = None, *, cache: ResultsCache | None = None) -> pd.DataFrame:
+    """The RQ1 claims on the stored ``paper`` grid (:func:`stored`, read-only), with the records they rest on;
+    no rows (and nothing computed) when none is stored. Claims on cells not stored yet are left out."""
+    from fg_analysis.experiments import record_text
+
+    frame = stored(config, cache=cache)
+    if frame is None:
+        return pd.DataFrame(columns=list(SCORECARD_COLUMNS))
+    rows = scorecard(frame, ApproximationConfig.preset("paper"))
+    rows["setup"] = stored_setup(frame)
+    rows["record"] = record_text(frame.attrs["records"])
+    rows["claim"] = rows["claim"] + " (stored paper-protocol runs)"
+    return rows
+
+
+def stored_setup(frame: pd.DataFrame) -> str:
+    """How the stored grid of :func:`stored` relates to the paper's, with how many cells are stored."""
+    found, total = frame.attrs.get("stored", "?"), frame.attrs.get("units", "?")
+    grid = "the paper's grid" if found == total else f"{found} of the paper's {total} cells so far"
+    return (f"stored paper-protocol runs: {grid} (n = 2^0..2^16, k = 2^0..2^10, 1000 samples, 100 for n ≥ 2^15; "
+            "t intervals)")
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -483,10 +570,12 @@ _TITLES = {"cosine": "cos(ĝ, g)", "norm_ratio": "|ĝ| / |g|", "error": "|g − 
 
 
 def plot_versus(frame: pd.DataFrame, metric: str = "cosine", *, x: str = "k", hue_values=None,
-                aggregators=("projection", "mean", "sum"), normalize: bool = False):
+                aggregators=("projection", "mean", "sum"), normalize: bool = False, log_y: bool | None = None):
     """One panel per aggregator: measured ``metric`` (mean ± 95% CI, points) against ``x`` (``"k"`` or ``"n"``)
     for several values of the other variable, with the closed form (lines) and the 95% band of the MEAN over
-    the cell's samples around it (``± t_{0.975, samples-1} std/sqrt(samples)``, shaded; raw tangents only)."""
+    the cell's samples around it (``± t_{0.975, samples-1} std/sqrt(samples)``, shaded; raw tangents only).
+    ``log_y``: a log y axis (default: for every metric but the cosine; on a log-log plot the cosine's
+    ``sqrt(k/n)`` law is a straight line)."""
     import matplotlib.pyplot as plt
 
     from fg_analysis.plots import band, color_map, errorbars, log2_axis
@@ -514,7 +603,7 @@ def plot_versus(frame: pd.DataFrame, metric: str = "cosine", *, x: str = "k", hu
                 ax.plot(grid, mean, color=colors[value], linewidth=1)
                 band(ax, grid, mean - half, mean + half, color=colors[value], alpha=0.3)
         log2_axis(ax, "x")
-        if metric != "cosine":
+        if (metric != "cosine") if log_y is None else log_y:
             ax.set_yscale("log")
         ax.set_xlabel(x)
         ax.set_title(f"{aggregator}{' (unit tangents)' if normalize else ''}")
