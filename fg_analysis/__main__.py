@@ -34,8 +34,13 @@ def _delegate(name: str, argv: list[str]) -> int:
 
 
 def _records_command(args: argparse.Namespace) -> int:
-    from fg_analysis.cache import PUBLISHED, stored_summary
+    from fg_analysis.cache import PUBLISHED, ResultsCache, stored_summary
 
+    if args.presets:
+        from fg_analysis.experiments.stored import stored_runs_markdown
+
+        print(stored_runs_markdown(ResultsCache(args.root or PUBLISHED, published=None)))
+        return 0
     print(stored_summary(args.root or PUBLISHED).to_markdown(index=False))
     return 0
 
@@ -66,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="One line per kind of stored result and device: units, summed wall time, the longest unit, "
                     "the commits and dates they were saved on.")
     records_parser.add_argument("--root", default=None, help="a results folder (default results/published)")
+    records_parser.add_argument("--presets", action="store_true",
+                                help="one line per stored preset (the README's Stored runs table): units stored "
+                                     "of all, measured time, command (fg_analysis.experiments.stored)")
     records_parser.set_defaults(func=_records_command)
 
     for name, (_, help_text) in DELEGATED.items():
