@@ -287,11 +287,15 @@ def test_summary_rows_store_the_numbers_and_the_verdicts():
 def test_tiny_end_to_end_run_is_cached_with_its_environment_and_verdicts():
     config = bench.BenchConfig.preset("quick", models=(bench.fc(8),), reference_model="fc-8", ks=(1, 2, 4, 16),
                                       fit_ks=(1, 2, 4), repeats=1, warmup=0, memory_depths=(2, 4),
-                                      memory_batch=16, memory_probe_bytes=8 * 2 ** 20, approximation_samples=4)
+                                      memory_batch=16, memory_probe_bytes=8 * 2 ** 20, approximation_samples=4,
+                                      guided_models=(("fc", 8),), guided_jvps=(4,))
     cache = ResultsCache(tempfile.mkdtemp(), published=None)
     frame = bench.run(config, cache=cache, progress=False)
     assert frame.attrs["record"]["environment"]["device"] == "cpu"
-    assert set(frame.section) == {"step", "floor", "memory", "approximation", "zero_tangents", "summary"}
+    assert set(frame.section) == {"step", "floor", "memory", "approximation", "zero_tangents", "guided", "summary"}
+    guided = frame[frame.section == "guided"]
+    assert list(guided.approach) == ["random k=4", "guess + 1 random"] and set(guided.model) == {"FC-8"}
+    assert (guided.head_flops > 0).tolist() == [False, True] and (guided.step_ms > 0).all()
     steps = frame[(frame.section == "step") & (frame.phase == "step")]
     assert {"bp", "vmap", "loop", "oneoff", "activity-forward", "activity-oracle"} == set(steps.method)
     assert set(steps[steps.method == "oneoff"].k) == {1, 4, 16} and set(steps[steps.method.str.startswith(
@@ -305,6 +309,7 @@ def test_tiny_end_to_end_run_is_cached_with_its_environment_and_verdicts():
     assert again.attrs["record"]["saved"] == frame.attrs["record"]["saved"]  # read back, not re-measured
     report = bench.format_report(frame, result)
     assert "Targets for the CPU, set for the FC-1024 (measured on fc-8" in report and "sampling floor" in report
+    assert "Guided tangents: FLOPs per sample" in report
 
 
 def test_presets_and_cli_help(capsys):

@@ -83,6 +83,8 @@ class BenchConfig:
         max_tangent_elements: steps whose tangents would exceed this many numbers (k·P) are skipped.
         memory_*: the depths, width, batch and k of the peak-memory measurement and the size of its probe.
         approximation_*: n, k and samples of the approximation-throughput measurement.
+        guided_models, guided_jvps: the networks (``(model, width)``) and numbers of JVPs at which the guided
+            tangents' auxiliary heads are costed next to the JVPs (:mod:`fg_analysis.bench.guided`; CPU only).
         threads: torch's intra-op CPU threads during the run (0 keeps torch's default). The CPU presets use 1:
             on a shared machine a second thread mostly waits at barriers for a core another process holds,
             which turns medians into noise; one thread gives stable ratios.
@@ -110,6 +112,8 @@ class BenchConfig:
     approximation_n: int = 1024
     approximation_k: int = 16
     approximation_samples: int = 1000
+    guided_models: tuple[tuple[str, int | None], ...] = (("fc", 256), ("cnn", None))
+    guided_jvps: tuple[int, ...] = (4, 16)
     threads: int = 1
     seed: int = 0
 
@@ -137,7 +141,7 @@ class BenchConfig:
             config = cls(preset="quick", repeats=7, **base)
         elif name == "live":
             config = cls(preset="live", models=(fc(256),), reference_model="fc-256", repeats=3,
-                         memory_batch=512, approximation_samples=300, **base)
+                         memory_batch=512, approximation_samples=300, guided_models=(), **base)
         elif name in ("paper", "full"):
             gpu = resolved.type == "cuda"
             sota = PAPER_SOTA if gpu else tuple(replace(spec, ks=(1, 4), batch=min(spec.batch, 16) if

@@ -346,6 +346,13 @@ def format_report(frame: pd.DataFrame, result: dict) -> str:
             table = zeros.pivot_table(index=["perturbation", "k"], columns="method", values="seconds") * 1000
             lines += ["", "Forward mode with PyTorch's zero tangents materialized or skipped "
                           "(fg_analysis.zero_tangents), median milliseconds:", table.reset_index().to_string(index=False)]
+        guided = _section(frame, "guided")
+        if len(guided):
+            lines += ["", "Guided tangents: FLOPs per sample of the forward pass, the JVPs' tangent passes and the "
+                          "auxiliary heads (forward + backward), and forward-mode step milliseconds "
+                          "(fg_analysis.bench.guided):",
+                      guided[["model", "approach", "jvps", "forward_flops", "jvp_flops", "head_flops", "step_ms",
+                              "heads_ms"]].to_string(index=False)]
     gpu = targets_for(result["device"]) is GPU_TARGETS
     model = record.get("config", {}).get("reference_model", "the reference model")
     lines += ["", f"Targets for {'a GPU' if gpu else 'the CPU'}, set for the FC-1024 (measured on {model}; "

@@ -2,7 +2,7 @@
 
 The result is one tidy frame: rows of sections ``step`` and ``floor`` (:mod:`fg_analysis.bench.steps`),
 ``memory`` (:mod:`fg_analysis.bench.memory`), ``approximation`` (:mod:`fg_analysis.bench.approximation`),
-``zero_tangents`` (:mod:`fg_analysis.bench.zeros`) and ``summary`` (the headline ratios and the targets' verdicts,
+``zero_tangents`` (:mod:`fg_analysis.bench.zeros`), ``guided`` (:mod:`fg_analysis.bench.guided`) and ``summary`` (the headline ratios and the targets' verdicts,
 :func:`fg_analysis.bench.report.summary_rows`).
 """
 
@@ -12,6 +12,7 @@ import pandas as pd
 
 from fg_analysis.bench.approximation import benchmark_approximation
 from fg_analysis.bench.config import BenchConfig
+from fg_analysis.bench.guided import benchmark_guided
 from fg_analysis.bench.memory import benchmark_memory
 from fg_analysis.bench.report import summary, summary_rows
 from fg_analysis.bench.steps import benchmark_steps
@@ -33,7 +34,8 @@ def compute(config: BenchConfig, *, progress: bool = True) -> pd.DataFrame:
         frame = pd.concat([benchmark_steps(config, device, progress=progress),
                            benchmark_memory(config, device, progress=progress),
                            benchmark_approximation(config, device),
-                           benchmark_zero_tangents(config, device)], ignore_index=True)
+                           benchmark_zero_tangents(config, device),
+                           benchmark_guided(config, device)], ignore_index=True)
     result = summary(frame, reference_model=config.reference_model, fit_ks=config.fit_ks, device=device.type)
     return pd.concat([frame, summary_rows(result)], ignore_index=True)
 
