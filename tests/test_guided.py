@@ -132,7 +132,7 @@ def test_cost_table_counts_the_heads_next_to_the_jvps():
     heads = cost[cost["head_flops"] > 0]
     assert len(heads) == 1 and 0 < float(heads["head_share_of_forward_flops"].iloc[0]) < 0.5
     assert (cost["step_ms"] > 0).all()
-    assert "kFLOPs" in guided.cost_sentence(cost)
+    assert "the FC-32 forward pass costs" in guided.cost_sentence(cost, "FC-32")
 
 
 def test_small_cnn_has_three_stages():

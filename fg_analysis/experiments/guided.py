@@ -743,7 +743,8 @@ def chapter(preset: str = "quick", *, seed: int = 0, device: str = "cpu", cache:
     theory_frame = run_theory(TheoryConfig.preset(preset, seed=seed), cache=cache)
     cosines = run_cosines(CosineConfig.preset(preset, seed=seed), cache=cache)
     training = run_training(TrainingConfig.preset(preset, seed=seed), cache=cache)
-    cost = cost_table(seed=seed)
+    cost = pd.concat([cost_table(model=model, width=width, seed=seed).assign(network=network_label(model, width))
+                      for model, width in (("fc", 256), ("cnn", None))], ignore_index=True)
     stored_cos = _stored_cosines(CosineConfig.preset("mnist", seed=seed), cache)
     stored_training = stored(TrainingConfig.preset("mnist", seed=seed), cache=cache)
     return Chapter(theory_frame, cosines, training, cost, stored_cos, stored_training, time.perf_counter() - start)
@@ -966,11 +967,14 @@ def training_sentence(frame: pd.DataFrame, network: str = "FC-256") -> str:
             "training time.")
 
 
-def cost_sentence(cost: pd.DataFrame) -> str:
-    """The heads' FLOPs and time next to the JVPs', from :func:`cost_table`."""
+def cost_sentence(cost: pd.DataFrame, network: str) -> str:
+    """The heads' FLOPs and time next to the JVPs' on one network, from :func:`cost_table` (rows of several
+    networks told apart by a ``network`` column)."""
+    if "network" in cost:
+        cost = cost[cost["network"] == network]
     guided = cost[cost["head_flops"] > 0]
     forward = int(cost["forward_flops"].iloc[0])
-    return (f"Per sample the FC-256 forward pass costs {forward / 1e3:.0f} kFLOPs; the two heads, forward and "
+    return (f"Per sample the {network} forward pass costs {forward / 1e3:.0f} kFLOPs; the heads, forward and "
             f"backward, {int(guided['head_flops'].iloc[0]) / 1e3:.0f} kFLOPs "
             f"({100 * guided['head_share_of_forward_flops'].iloc[0]:.1f}% of a forward pass), which is "
             + " and ".join(f"{100 * r.head_share_of_jvp_flops:.1f}% of the {r.jvps} JVPs' tangent FLOPs"
