@@ -8,6 +8,7 @@ import pytest
 from scipy import stats
 
 from fg_analysis.cache import ResultsCache
+from fg_analysis import pages
 from fg_analysis.experiments import guided
 from fg_analysis.experiments.lr_search import SearchTrial, run_trial
 from fg_analysis.learning_rates import GUIDED_APPROACHES, paper_lr, searched_table
@@ -90,6 +91,28 @@ def test_guided_against_random_pairs_by_seed_with_a_t_interval():
     assert "0.800 ± 0.248" in guided.training_table(frame)["test acc. (95% CI)"].tolist()
     one_seed = guided.guided_against_random(frame[frame["seed"] == 0])
     assert one_seed["verdict"].tolist() == ["inconclusive"]
+
+
+def test_scorecard_rows_test_fourniers_claim_on_the_stored_runs(cache):
+    assert guided.scorecard_rows(cache=cache).empty  # nothing stored: no rows, nothing trained
+    config = guided.TrainingConfig.preset("mnist")
+    better = {"random": 0.0, "guided": 0.02}
+    for unit in config.runs():  # a synthetic stored run per unit: guided 0.02 above random, paired by seed
+        accuracy = 0.9 + 0.01 * unit.seed + better.get(unit.approach, 0.0)
+        frame = pd.DataFrame({"epoch": [0, 1], "val_loss": [2.0, 1.0], "val_accuracy": [0.5, 0.8],
+                              "train_time_s": [0.0, 1.0], "test_accuracy": accuracy, "heads_time_s": 0.1,
+                              "jvps": guided.jvp_count(unit.approach, unit.k), "max_train": unit.max_train,
+                              "label": guided.approach_name(unit.approach, unit.k), "seed": unit.seed,
+                              "lr": unit.lr, "lr_source": unit.lr_source,
+                              "network": guided.network_label(unit.model, unit.width)})
+        cache.save(unit, frame, wall_time=1.0)
+    rows = guided.scorecard_rows(cache=cache)
+    assert len(rows) == 4 and set(rows["verdict"]) == {"holds"}  # 2 networks × (4, 16 JVPs)
+    assert set(rows["source"]) == {"Fournier et al."} and rows["record"].str.startswith("GuidedRun ×42").all()
+    assert rows["claim"].str.contains("FC-256, 16 JVPs: guess \\+ 13 random against random k=16").any()
+    tables = dict(pages.scorecard_tables(pd.concat([rows.assign(question="Guided"),
+                                                    rows.assign(question="RQ3", source="paper")])))
+    assert list(tables) == ["RQ3: claims of the paper", "Beyond the paper, guided tangents: claims of Fournier et al."]
 
 
 def test_search_sentence_reads_the_searched_table():

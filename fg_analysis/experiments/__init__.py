@@ -38,11 +38,11 @@ from fg_analysis.metrics import verdict as _verdict
 SCORECARD_COLUMNS = ("question", "claim", "source", "paper", "ours", "verdict", "setup", "section", "record")
 
 #: modules searched (in this order) for ``scorecard_rows`` by the scorecard page
-SCORECARD_MODULES = ("approximation", "optimization", "rq3", "rq4")
+SCORECARD_MODULES = ("approximation", "optimization", "rq3", "rq4", "guided")
 
 #: the page of each question, for rows that name no section
 QUESTION_PAGES = {"RQ1": "rq1_approximation", "RQ2": "rq2_optimization", "RQ3": "rq3_networks",
-                  "RQ4": "rq4_tradeoffs"}
+                  "RQ4": "rq4_tradeoffs", "Guided": "guided_tangents"}
 
 
 def claim(question: str, claim: str, paper: str, ours: str, verdict, setup: str = "", *,

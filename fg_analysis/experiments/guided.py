@@ -986,6 +986,36 @@ def cost_sentence(cost: pd.DataFrame, network: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------------------
+# the scorecard
+
+
+def scorecard_rows(preset: str = "quick", *, device: str = "cpu", cache: ResultsCache | None = None,
+                   seed: int = 0) -> pd.DataFrame:
+    """The chapter's tested claim on the stored ``mnist`` training runs (read-only; nothing is trained): Fournier
+    et al.'s "local-loss guesses drastically improve on random noise", as guesses + random against random
+    tangents at equal JVPs, per network and JVP count (:func:`guided_against_random`, paired by seed). No rows
+    when the runs are not stored. ``preset`` and ``device`` are accepted for the scorecard's uniform call."""
+    from fg_analysis.experiments import SCORECARD_COLUMNS, claim, record_text
+
+    frame = stored(TrainingConfig.preset("mnist", seed=seed), cache=cache)
+    if frame is None:
+        return pd.DataFrame(columns=list(SCORECARD_COLUMNS))
+    from fg_analysis.metrics import format_ci
+
+    samples = frame["max_train"].iloc[0]
+    setup = (f"stored runs: {int(samples) if pd.notna(samples) else 50000} MNIST training samples, "
+             f"{int(frame['epoch'].max())} epochs, seeds {', '.join(map(str, sorted(frame['seed'].unique())))}, "
+             "searched rates; test accuracy, paired by seed")
+    record = record_text(frame.attrs["records"])
+    rows = [claim("Guided", f"Local-loss guesses improve on random tangents at equal JVPs ({row.network}, "
+                            f"{row.jvps} JVPs: {row.guided} against {row.random})", "qualitative",
+                  f"test accuracy {format_ci(row.difference, row.ci)} ({row.seeds} seeds)", row.verdict, setup,
+                  source="Fournier et al.", section="guided_tangents#guided-training", record=record)
+            for row in guided_against_random(frame).itertuples()]
+    return pd.DataFrame(rows, columns=list(SCORECARD_COLUMNS))
+
+
+# ------------------------------------------------------------------------------------------------------------
 # command line
 
 
