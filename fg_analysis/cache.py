@@ -38,7 +38,7 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -238,6 +238,22 @@ class ResultsCache:
                 frames.append(with_config_columns(found[0], config))
                 records.append(found[1])
         return frames, records
+
+    def stored(self, configs: Sequence, *, prepare: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+               complete: bool = False, device: str | object = "cpu") -> pd.DataFrame | None:
+        """The stored results among ``configs`` as one frame (:meth:`read`; nothing is computed), passed through
+        ``prepare`` when given; ``None`` when none is stored, or with ``complete=True`` when any is missing.
+
+        ``frame.attrs``: ``"records"`` (each stored config's record: config, environment with device and commit,
+        date saved), ``"stored"`` and ``"units"`` (how many of ``configs`` were found, of how many).
+        """
+        frames, records = self.read(configs, device=device)
+        if not frames or (complete and len(frames) < len(configs)):
+            return None
+        frame = pd.concat(frames, ignore_index=True)
+        frame = prepare(frame) if prepare is not None else frame
+        frame.attrs = {"records": records, "stored": len(frames), "units": len(configs)}
+        return frame
 
     def records(self, kind: str | type) -> Iterator[tuple[pd.DataFrame, dict]]:
         """Every verified ``(frame, record)`` stored for a config class (writable root, then published), for

@@ -224,14 +224,7 @@ def stored(config: ApproximationConfig | None = None, *, cache: ResultsCache | N
     each stored cell: config, environment with device and commit, date saved).
     """
     config = config or ApproximationConfig.preset("paper")
-    cache = cache or ResultsCache()
-    cells = config.cells()
-    frames, records = cache.read(cells)
-    if not frames:
-        return None
-    frame = _finished(pd.concat(frames, ignore_index=True))
-    frame.attrs = {"records": records, "stored": len(frames), "units": len(cells)}
-    return frame
+    return (cache or ResultsCache()).stored(config.cells(), prepare=_finished)
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -552,14 +552,7 @@ def run_training(config: TrainingConfig, *, cache: ResultsCache | None = None, p
 def stored(config: TrainingConfig, *, cache: ResultsCache | None = None) -> pd.DataFrame | None:
     """The runs of ``config`` read from the cache only (writable root, then ``results/published``); ``None``
     unless every run is stored. Nothing is trained. Records in ``frame.attrs["records"]``."""
-    cache = cache or ResultsCache()
-    units = config.runs()
-    frames, records = cache.read(units)
-    if len(frames) < len(units):
-        return None
-    frame = pd.concat(frames, ignore_index=True)
-    frame.attrs["records"] = records
-    return frame
+    return (cache or ResultsCache()).stored(config.runs(), complete=True)
 
 
 def learning_curves(frame: pd.DataFrame, metric: str = "val_accuracy") -> pd.DataFrame:
@@ -751,15 +744,13 @@ def chapter(preset: str = "quick", *, seed: int = 0, device: str = "cpu", cache:
 
 
 def _stored_cosines(config: CosineConfig, cache: ResultsCache) -> pd.DataFrame | None:
-    units = config.units()
-    frames, records = cache.read(units)
-    if len(frames) < len(units):
-        return None
-    frame = pd.concat(frames, ignore_index=True)
+    return cache.stored(config.units(), prepare=_with_cosine_intervals, complete=True)
+
+
+def _with_cosine_intervals(frame: pd.DataFrame) -> pd.DataFrame:
     frame["cos2_ci"] = ci_halfwidth(frame["cos2_std"], frame["count"])
     frame["cos_ci"] = ci_halfwidth(frame["cos_std"], frame["count"])
     frame["weight_cos_ci"] = ci_halfwidth(frame["weight_cos_std"].fillna(0), frame["weight_count"].fillna(1))
-    frame.attrs["records"] = records
     return frame
 
 

@@ -181,14 +181,7 @@ def stored(config: OptimizationConfig | None = None, *, cache: ResultsCache | No
     config, environment with device and commit, date saved).
     """
     config = config or OptimizationConfig.preset("paper")
-    cache = cache or ResultsCache()
-    units = config.runs()
-    frames, records = cache.read(units)
-    if not frames:
-        return None
-    frame = _labelled(pd.concat(frames, ignore_index=True))
-    frame.attrs = {"records": records, "stored": len(frames), "units": len(units)}
-    return frame
+    return (cache or ResultsCache()).stored(config.runs(), prepare=_labelled)
 
 
 def _labelled(frame: pd.DataFrame) -> pd.DataFrame:

@@ -257,14 +257,7 @@ def stored(config: RQ3Config, *, cache: ResultsCache | None = None, partial: boo
     and the date it was saved) in ``frame.attrs["records"]``, in the order of :meth:`RQ3Config.runs`, and
     ``frame.attrs["stored"]`` / ``["units"]``: how many of the config's units were found, of how many.
     """
-    cache = cache or ResultsCache()
-    units = config.runs()
-    frames, records = cache.read(units)
-    if not frames or (len(frames) < len(units) and not partial):
-        return None
-    frame = _labelled(pd.concat(frames, ignore_index=True))
-    frame.attrs = {"records": records, "stored": len(frames), "units": len(units)}
-    return frame
+    return (cache or ResultsCache()).stored(config.runs(), prepare=_labelled, complete=not partial)
 
 
 def provenance(frame: pd.DataFrame) -> pd.DataFrame:
