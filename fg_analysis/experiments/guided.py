@@ -533,26 +533,33 @@ def train_unit(unit: GuidedRun, *, progress: bool = False) -> pd.DataFrame:
     history["heads_time_s"] = seconds["heads"]
     history["jvps"] = jvp_count(unit.approach, unit.k)
     history["label"] = approach_name(unit.approach, unit.k)
-    history["network"] = network_label(unit.model, unit.width)
     return history
 
 
 def run_training(config: TrainingConfig, *, cache: ResultsCache | None = None, progress: bool = False,
                  executor=None) -> pd.DataFrame:
-    """Every run of ``config`` through the cache (one thread each on a CPU); one row per run and epoch."""
+    """Every run of ``config`` through the cache (one thread each on a CPU); one row per run and epoch, with the
+    run's config fields and its ``network`` label."""
     from fg_analysis.env import torch_threads
 
     cache = cache or ResultsCache()
     with torch_threads(1):
         frame = cache.sweep(config.runs(), partial(train_unit), description="guided training", progress=progress,
                             executor=executor)
+    return _with_network(frame)
+
+
+def _with_network(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with a ``network`` column (``"FC-256"``, ``"CNN"``) from its config columns model and width."""
+    frame["network"] = [network_label(m, None if pd.isna(w) else int(w)) for m, w in zip(frame["model"],
+                                                                                       frame["width"])]
     return frame
 
 
 def stored(config: TrainingConfig, *, cache: ResultsCache | None = None) -> pd.DataFrame | None:
     """The runs of ``config`` read from the cache only (writable root, then ``results/published``); ``None``
     unless every run is stored. Nothing is trained. Records in ``frame.attrs["records"]``."""
-    return (cache or ResultsCache()).stored(config.runs(), complete=True)
+    return (cache or ResultsCache()).stored(config.runs(), prepare=_with_network, complete=True)
 
 
 def learning_curves(frame: pd.DataFrame, metric: str = "val_accuracy") -> pd.DataFrame:
