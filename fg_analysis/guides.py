@@ -51,7 +51,8 @@ from fg_analysis.jvp import check_mode
 from fg_analysis.tangents import Normal, TangentLaw, tangent_law
 
 __all__ = ["AuxiliaryHeads", "Context", "FromCallable", "Guided", "GuidedDetails", "GuidedSource", "LocalLosses",
-           "PreviousEstimate", "forward_flops", "guided_activity_perturbation", "guided_forward_gradient"]
+           "PreviousEstimate", "forward_flops", "gaussian_length_rows", "guided_activity_perturbation",
+           "guided_forward_gradient", "projection_without"]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -356,6 +357,11 @@ def guided_activity_perturbation(model: nn.Module, x: torch.Tensor, y: torch.Ten
     4. ``ĝ_b = P_{span V_b} ∂L_b/∂a_b`` (the estimator's projection, batched), then stage s's weight gradient =
        VJP of stage s at its own input with cotangent ``ĝ_{b,s} / B``.
 
+    The projection depends only on the span, so every guess is first rescaled to the length of a Gaussian
+    tangent, ``sqrt(A)`` (:func:`gaussian_length_rows`: the Gram matrix stays well conditioned however small the
+    guess), and a guess that is zero for a sample (a head, or the output, so confident that ``softmax − onehot``
+    underflows) adds nothing to that sample's span and is left out of it (:func:`projection_without`).
+
     ``provider=None`` and a (k, A) tensor ``random`` is :func:`~fg_analysis.gradients.activity_perturbation`'s
     projection on those tangents. BatchNorm in train mode needs ``mode="oracle"``.
     """
@@ -369,6 +375,7 @@ def guided_activity_perturbation(model: nn.Module, x: torch.Tensor, y: torch.Ten
     batch = x.shape[0]
     context = Context(x=x, y=y, activities=tuple(output.detach() for output in outputs))
     guesses = provider(context) if provider is not None else logits.new_zeros(batch, 0, dimension)
+    guesses, absent = gaussian_length_rows(guesses)
     if isinstance(random, torch.Tensor):
         if random.ndim != 2 or random.shape[1] != dimension:
             raise ValueError(f"random tangents must have shape (k, {dimension}); got {tuple(random.shape)}")
@@ -388,12 +395,37 @@ def guided_activity_perturbation(model: nn.Module, x: torch.Tensor, y: torch.Ten
     else:
         truth = per_sample_activity_gradients(staged, loss)  # ∂L_b/∂a_b
         d = check_finite(torch.einsum("bka,ba->bk", V, truth))
-    estimate = estimator.combine(V, d)
+    estimate = estimator.combine(V, d) if not bool(absent.any()) else projection_without(V, d, absent)
     grads = _local_vjps(outputs, _split(estimate / batch, shapes), groups)
     gradient = Gradient(loss.detach(), _order(model, grads))
     if details:
         return gradient, GuidedDetails(V, d, estimate.detach(), law.count, truth)
     return gradient
+
+
+def gaussian_length_rows(guesses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(rows, absent)``: each guess row of ``guesses`` (B, m, A) rescaled to length ``sqrt(A)`` (that of a
+    standard Gaussian tangent, ``E|v|² = A``), and the mask (B, m) of the rows that are zero and stay so."""
+    norms = torch.linalg.vector_norm(guesses, dim=-1, keepdim=True)
+    absent = norms.squeeze(-1) == 0
+    scale = torch.where(norms > 0, guesses.shape[-1] ** 0.5 / norms.clamp_min(torch.finfo(guesses.dtype).tiny), 0.0)
+    return guesses * scale, absent
+
+
+def projection_without(V: torch.Tensor, d: torch.Tensor, absent: torch.Tensor) -> torch.Tensor:
+    """``P_{span} g`` of each sample from ``d = V g``, the span of its rows of ``V`` (B, K, A) that are not
+    ``absent`` (B, m), the first m rows being the guesses; an absent row is zero, so its ``d`` is 0.
+
+    The Gram system ``(V Vᵀ) c = d`` in float64 with each absent row's equation replaced by ``c_i = 0``: the rows
+    present solve their own system, ``ĝ = Vᵀ c`` is their projection. Equal to
+    :func:`fg_analysis.aggregate.projection` when no row is absent.
+    """
+    mask = torch.zeros(V.shape[:2], dtype=torch.bool, device=V.device)
+    mask[:, :absent.shape[1]] = absent
+    V64 = V.to(torch.float64)
+    gram = V64 @ V64.transpose(-1, -2) + torch.diag_embed(mask.to(torch.float64))
+    c = torch.linalg.solve(gram, torch.where(mask, 0.0, d.to(torch.float64)))
+    return (c.unsqueeze(-2) @ V64).squeeze(-2).to(V.dtype)
 
 
 # ----------------------------------------------------------------------------------------------------------

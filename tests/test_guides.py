@@ -78,6 +78,39 @@ def test_true_activity_gradient_as_guess_recovers_backprop():
         torch.testing.assert_close(gradient.grads[name], reference[name])
 
 
+def test_a_zero_guess_is_left_out_of_the_span_and_scale_does_not_matter():
+    """A guess that is zero for one sample (a head so confident that softmax − onehot underflows) leaves that
+    sample's projection onto the other tangents, as lstsq on them gives; a tiny guess gives the unit guess's
+    estimate (the projection depends only on the span)."""
+    net, x, y = _network()
+    _, seen = guides.guided_activity_perturbation(net, x, y, k=2, mode="oracle", details=True)
+    truth = seen.truth
+    rows = torch.randn(6, 2, truth.shape[1], generator=torch.Generator().manual_seed(4), dtype=truth.dtype)
+    rows[3, 0] = 0.0  # sample 3 has a zero first guess
+    for scale in (1.0, 1e-30):
+        provider = guides.FromCallable(lambda context: scale * rows)
+        _, seen = guides.guided_activity_perturbation(net, x, y, provider=provider, k=3, mode="oracle", details=True,
+                                                      generator=torch.Generator().manual_seed(9))
+        for b in range(6):
+            V = seen.tangents[b]
+            V = V[1:] if b == 3 else V  # the zero row adds nothing to the span
+            assert torch.linalg.matrix_rank(V) == V.shape[0]
+            reference = V.T @ torch.linalg.lstsq(V.T, truth[b, :, None]).solution.squeeze(-1)
+            torch.testing.assert_close(seen.estimate[b], reference)
+        if scale == 1.0:
+            unit = seen.estimate
+        else:
+            torch.testing.assert_close(seen.estimate, unit)
+
+
+def test_projection_without_nothing_absent_is_the_projection():
+    generator = torch.Generator().manual_seed(7)
+    V = torch.randn(4, 5, 30, generator=generator, dtype=torch.float64)
+    d = torch.randn(4, 5, generator=generator, dtype=torch.float64)
+    torch.testing.assert_close(guides.projection_without(V, d, torch.zeros(4, 2, dtype=torch.bool)),
+                               projection(V, d))
+
+
 def test_forward_mode_equals_oracle_with_per_sample_guesses():
     net, x, y = _network()
     heads = guides.AuxiliaryHeads.for_network(net, (1, 8, 8), 10).double()
