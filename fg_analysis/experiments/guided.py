@@ -632,8 +632,8 @@ def search_sentence(config: TrainingConfig) -> str:
 
 
 def guided_against_random(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per network and number of JVPs with both a random and a guided approach (guesses + random): the test
-    accuracy difference guided − random, paired by seed (the same initial weights and batch order), its mean
+    """Per network and number of JVPs with both a random and a guided approach (the heads' guesses + random, or
+    the output guess + random): the test accuracy difference guided − random, paired by seed (the same initial weights and batch order), its mean
     with the 95% t interval over the seeds, and the verdict of "guided beats random"
     (:func:`fg_analysis.metrics.compare`: inconclusive when the interval contains 0 or there is one seed)."""
     from fg_analysis.metrics import compare, mean_ci
@@ -642,7 +642,8 @@ def guided_against_random(frame: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (network, jvps), same in last.groupby(["network", "jvps"], sort=False):
         random = same[same["label"].str.startswith("random")]
-        for label, guided in same[same["label"].str.startswith("guess +")].groupby("label", sort=False):
+        guesses = same["label"].str.startswith("guess +") | same["label"].str.startswith("output guess +")
+        for label, guided in same[guesses].groupby("label", sort=False):
             if random.empty:
                 continue
             paired = guided.set_index("seed")["test_accuracy"] - random.set_index("seed")["test_accuracy"]
@@ -857,7 +858,9 @@ def figure_training(frame: pd.DataFrame, *, network: str = "FC-256", metric: str
                 linestyle="--" if label.startswith("random") else "-",
                 label=label if label == "BP" else f"{label} ({jvps} JVPs)")
         if part["ci"].notna().any():
-            ax.fill_between(where, part["ci_low"], part["ci_high"], color=color, alpha=0.15, linewidth=0)
+            low, high = (part["ci_low"], part["ci_high"]) if "accuracy" not in metric else (
+                part["ci_low"].clip(0, 1), part["ci_high"].clip(0, 1))  # an accuracy's interval within [0, 1]
+            ax.fill_between(where, low, high, color=color, alpha=0.15, linewidth=0)
     ax.set(xlabel="training seconds (steps only)" if x == "train_time_s" else "epoch",
            ylabel=metric.replace("_", " "), title=network)
     if metric == "val_loss":
@@ -1009,7 +1012,7 @@ def scorecard_rows(preset: str = "quick", *, device: str = "cpu", cache: Results
                             f"{row.jvps} JVPs: {row.guided} against {row.random})", "qualitative",
                   f"test accuracy {format_ci(row.difference, row.ci)} ({row.seeds} seeds)", row.verdict, setup,
                   source="Fournier et al.", section="guided_tangents#guided-training", record=record)
-            for row in guided_against_random(frame).itertuples()]
+            for row in guided_against_random(frame).itertuples() if row.guided.startswith("guess +")]
     return pd.DataFrame(rows, columns=list(SCORECARD_COLUMNS))
 
 
