@@ -17,7 +17,7 @@ import pandas as pd
 
 from fg_analysis.cache import ResultsCache
 
-__all__ = ["STORED", "StoredPreset", "stored_runs", "stored_runs_markdown"]
+__all__ = ["STORED", "StoredPreset", "duration", "stored_runs", "stored_runs_markdown"]
 
 
 class StoredPreset(NamedTuple):
@@ -103,14 +103,23 @@ def stored_runs(cache: ResultsCache | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def duration(seconds: float) -> str:
+    """``"45 s"``, ``"14 min"`` or ``"2.4 h"``.
+
+    >>> duration(45.2), duration(840), duration(8640)
+    ('45 s', '14 min', '2.4 h')
+    """
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 3600 else f"{seconds / 3600:.1f} h"
+
+
 def stored_runs_markdown(cache: ResultsCache | None = None) -> str:
     """:func:`stored_runs` as the README's Markdown table."""
     lines = ["| stored runs | command | units | measured time (sum of units) | longest unit | saved |",
              "| --- | --- | --- | --- | --- | --- |"]
     for row in stored_runs(cache).itertuples(index=False):
-        hours = row.hours
-        time_text = f"{hours:.1f} h" if hours >= 1 else f"{hours * 60:.0f} min"
         units = f"{row.stored} of {row.units}" if row.stored < row.units else f"all {row.units}"
-        lines.append(f"| {row[0]} | `{row.command}` | {units} | {time_text} | {row.longest_min:.0f} min | "
-                     f"{row.saved} |")
+        lines.append(f"| {row[0]} | `{row.command}` | {units} | {duration(row.hours * 3600)} | "
+                     f"{duration(row.longest_min * 60)} | {row.saved} |")
     return "\n".join(lines)
