@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["GUIDED_APPROACHES", "PAPER_DATASETS", "TABLES", "approach", "closed_form_rate", "model_key", "network_rate", "paper_lr",
-           "searched_rate", "searched_table", "table"]
+           "searched_rate", "searched_row", "searched_table", "table"]
 
 TABLES = ("math", "math__custom_tangents", "fc_nns", "sota_nns")
 
@@ -87,7 +87,7 @@ def model_key(model: str, width: int | None = None) -> str:
     return model
 
 
-def _lookup(rows: pd.DataFrame, where: str, *, method: str, aggregator: str, k: int, **keys) -> float:
+def _row(rows: pd.DataFrame, where: str, *, method: str, aggregator: str, k: int, **keys) -> pd.Series:
     gradient_approach = approach(method, aggregator, k)
     mask = rows["gradient_approach"] == gradient_approach
     if gradient_approach != "bp":
@@ -102,7 +102,7 @@ def _lookup(rows: pd.DataFrame, where: str, *, method: str, aggregator: str, k: 
         raise ValueError(f"no unique learning rate for {gradient_approach} k={k} {keys} in {where} "
                          f"({len(found)} rows match); settings it has:\n"
                          f"{candidates.drop_duplicates().head(20).to_string(index=False)}")
-    return float(found["lr"].iloc[0])
+    return found.iloc[0]
 
 
 def paper_lr(table_name: str, *, method: str, aggregator: str = "mean", k: int = 1, **keys) -> float:
@@ -112,13 +112,21 @@ def paper_lr(table_name: str, *, method: str, aggregator: str = "mean", k: int =
     Raises ``ValueError`` naming the available values when the paper has no rate for the setting (for example
     the projection with k = 1, which the paper did not run: its single-tangent baseline is ``fg-mean``).
     """
-    return _lookup(table(table_name), f"table {table_name!r}", method=method, aggregator=aggregator, k=k, **keys)
+    return float(_row(table(table_name), f"table {table_name!r}", method=method, aggregator=aggregator, k=k,
+                      **keys)["lr"])
+
+
+def searched_row(*, model: str, dataset: str, method: str, aggregator: str = "mean", k: int = 1) -> pd.Series:
+    """Our searched rate for one setting with its provenance: the row of ``lrs/searched.csv`` (``lr``, the
+    search's budget, epochs, training samples, date, commit, ...); ``model`` as in the tables (``"fc_w=256"``).
+    Raises ``ValueError`` naming what the table has when no row matches."""
+    return _row(searched_table(), "lrs/searched.csv (promote a search's result into it to add one)",
+                method=method, aggregator=aggregator, k=k, model=model, dataset=dataset)
 
 
 def searched_rate(*, model: str, dataset: str, method: str, aggregator: str = "mean", k: int = 1) -> float:
-    """Our searched rate for one setting; ``model`` as in the tables (``"fc_w=256"``)."""
-    return _lookup(searched_table(), "lrs/searched.csv (promote a search's result into it to add one)",
-                   method=method, aggregator=aggregator, k=k, model=model, dataset=dataset)
+    """Our searched rate for one setting (:func:`searched_row`'s ``lr``)."""
+    return float(searched_row(model=model, dataset=dataset, method=method, aggregator=aggregator, k=k)["lr"])
 
 
 def closed_form_rate(problem: str, n: int, *, method: str, k: int = 1, aggregator: str = "mean",

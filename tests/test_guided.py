@@ -118,6 +118,11 @@ def test_scorecard_rows_test_fourniers_claim_on_the_stored_runs(cache):
 def test_search_sentence_reads_the_searched_table():
     config = guided.TrainingConfig(networks=(("fc", 7),), approaches=(("bp", 0),))
     assert guided.search_sentence(config).startswith("None of the 1 rates is searched")
+    shipped = guided.TrainingConfig.preset("mnist")
+    rows = searched_table()
+    stored_here = rows[(rows["dataset"] == "mnist") & (rows["epochs"] == 5) & (rows["max_train"] == 10000)]
+    expected = f"{len(stored_here)} of the {len(shipped.search_settings())} rates come from this package's search"
+    assert guided.search_sentence(shipped).startswith(expected)
 
 
 def test_rates_are_searched_else_the_nearest_paper_approach():
@@ -161,6 +166,23 @@ def test_cost_table_counts_the_heads_next_to_the_jvps():
 def test_small_cnn_has_three_stages():
     net = build_model("cnn", input_shape=(1, 28, 28), n_classes=10, seed=0)
     assert [tuple(s) for s in net.activity_shapes((1, 28, 28))] == [(8, 14, 14), (16, 7, 7), (10,)]
+
+
+def test_a_search_that_cannot_run_is_one_line(tmp_path, monkeypatch, capsys):
+    """Another process holds the first study's lock: exit status 2, one line naming it, nothing run."""
+    import fcntl
+
+    from fg_analysis.experiments.lr_search import study_path
+
+    monkeypatch.setenv("FG_STUDIES", str(tmp_path))
+    first = guided.TrainingConfig.preset("quick").search_settings()[0]
+    path = study_path(first)
+    with open(path.with_suffix(".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        status = guided.main(["--preset", "quick", "--part", "search", "--trials", "1", "--no-progress"])
+    error = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(error) == 1 and "being searched by another process" in error[0]
+    assert not path.exists()
 
 
 def test_chapter_refuses_a_gpu():

@@ -32,6 +32,7 @@ into ``results/published/GuidedRun``; :func:`stored` reads them without training
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -45,7 +46,7 @@ from fg_analysis import guides, theory
 from fg_analysis.aggregate import projection
 from fg_analysis.cache import ResultsCache
 from fg_analysis.gradients import GradientSource, backprop
-from fg_analysis.learning_rates import model_key, network_rate, searched_rate, searched_table
+from fg_analysis.learning_rates import model_key, network_rate, searched_rate, searched_row
 from fg_analysis.metrics import add_ci, ci_halfwidth, cosine
 from fg_analysis.models import build_model
 
@@ -606,17 +607,15 @@ def training_table(frame: pd.DataFrame) -> pd.DataFrame:
 def search_sentence(config: TrainingConfig) -> str:
     """Where the rates of ``config``'s runs come from, computed from ``lrs/searched.csv``: how many of its
     settings have a searched rate, with how many trials each, when and at which commit."""
-    from fg_analysis.learning_rates import approach as table_approach
-
-    table = searched_table()
     rows = []
     for setting in config.search_settings():
-        match = table[(table["model"] == setting.network) & (table["dataset"] == setting.dataset)
-                      & (table["gradient_approach"] == table_approach(setting.method, setting.aggregator, setting.k))
-                      & ((table["k"] == float(setting.k)) | (setting.method == "bp"))]
-        match = match[(match["epochs"] == setting.epochs) & (match["max_train"] == setting.max_train)]
-        if len(match):
-            rows.append(match.iloc[0])
+        try:
+            row = searched_row(model=setting.network, dataset=setting.dataset, method=setting.method,
+                               aggregator=setting.aggregator, k=setting.k)
+        except ValueError:
+            continue
+        if row["epochs"] == setting.epochs and row["max_train"] == setting.max_train:  # searched as these runs train
+            rows.append(row)
     total = len(config.search_settings())
     if not rows:
         return (f"None of the {total} rates is searched yet (`python -m fg_analysis.experiments.guided --preset "
@@ -633,8 +632,9 @@ def search_sentence(config: TrainingConfig) -> str:
 
 def guided_against_random(frame: pd.DataFrame) -> pd.DataFrame:
     """Per network and number of JVPs with both a random and a guided approach (the heads' guesses + random, or
-    the output guess + random): the test accuracy difference guided − random, paired by seed (the same initial weights and batch order), its mean
-    with the 95% t interval over the seeds, and the verdict of "guided beats random"
+    the output guess + random): the test accuracy difference guided − random, paired by seed (the same initial
+    weights and batch order), its mean with the 95% t interval over the seeds, and the verdict of "guided beats
+    random"
     (:func:`fg_analysis.metrics.compare`: inconclusive when the interval contains 0 or there is one seed)."""
     from fg_analysis.metrics import compare, mean_ci
 
@@ -642,10 +642,10 @@ def guided_against_random(frame: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (network, jvps), same in last.groupby(["network", "jvps"], sort=False):
         random = same[same["label"].str.startswith("random")]
+        if random.empty:
+            continue
         guesses = same["label"].str.startswith("guess +") | same["label"].str.startswith("output guess +")
         for label, guided in same[guesses].groupby("label", sort=False):
-            if random.empty:
-                continue
             paired = guided.set_index("seed")["test_accuracy"] - random.set_index("seed")["test_accuracy"]
             mean, ci = mean_ci(paired.dropna().to_numpy())
             rows.append({"network": network, "jvps": int(jvps), "guided": label,
@@ -997,11 +997,11 @@ def scorecard_rows(preset: str = "quick", *, device: str = "cpu", cache: Results
     tangents at equal JVPs, per network and JVP count (:func:`guided_against_random`, paired by seed). No rows
     when the runs are not stored. ``preset`` and ``device`` are accepted for the scorecard's uniform call."""
     from fg_analysis.experiments import SCORECARD_COLUMNS, claim, record_text
+    from fg_analysis.metrics import format_ci
 
     frame = stored(TrainingConfig.preset("mnist", seed=seed), cache=cache)
     if frame is None:
         return pd.DataFrame(columns=list(SCORECARD_COLUMNS))
-    from fg_analysis.metrics import format_ci
 
     samples = frame["max_train"].iloc[0]
     setup = (f"stored runs: {int(samples) if pd.notna(samples) else 50000} MNIST training samples, "
@@ -1041,11 +1041,12 @@ def main(argv: list[str] | None = None) -> int:
             from fg_analysis.experiments.lr_search import SearchError, choose, search
 
             for setting in TrainingConfig.preset(args.preset, seed=args.seed).search_settings():
-                study = search(setting, trials=args.trials, executor=executor, progress=not args.no_progress)
                 try:
+                    study = search(setting, trials=args.trials, executor=executor, progress=not args.no_progress)
                     print(f"{setting.name}: lr={choose(study)['lr']:.4g}")
-                except SearchError as error:
-                    print(f"{setting.name}: {error}")
+                except SearchError as error:  # another process searches it, a worker died, no complete trial
+                    print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+                    return 2
         if args.part in ("cosines", "both"):
             cosines = run_cosines(CosineConfig.preset(args.preset, seed=args.seed), cache=cache,
                                   progress=not args.no_progress, executor=executor)
