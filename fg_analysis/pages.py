@@ -488,14 +488,18 @@ def rq4_summary(numbers: dict, *, name: str, device: str) -> str:
 
 
 def scorecard_tables(card: pd.DataFrame) -> Iterable[tuple[str, str]]:
-    """``(heading, Markdown table)`` per question (RQ1..RQ4, then the chapters beyond the paper) and source: the
+    """``(heading, Markdown table)`` per question (in the order of
+    :data:`fg_analysis.experiments.QUESTION_PAGES`: RQ1..RQ4, then the chapters beyond the paper) and source: the
     paper's claims first, then other literature's. Every row links to the page section it comes from."""
-    questions = sorted(card["question"].unique(), key=lambda q: (not str(q).startswith("RQ"), str(q)))
+    from fg_analysis.experiments import QUESTION_PAGES, QUESTION_TITLES
+
+    order = list(QUESTION_PAGES)
+    questions = sorted(card["question"].unique(), key=lambda q: (order.index(q) if q in order else len(order), q))
     for question in questions:
         rows = card[card["question"] == question]
         for source, part in sorted(rows.groupby("source", sort=False), key=lambda item: item[0] != "paper"):
             shown = part.assign(claim=[f'<a href="{_link(s)}">{c}</a>' for c, s in zip(part["claim"], part["section"])])
-            heading = (f"{'Beyond the paper, ' + question.lower() + ' tangents' if question == 'Guided' else question}: "
+            heading = (f"{QUESTION_TITLES.get(question, question)}: "
                        + ("claims of the paper" if source == "paper" else f"claims of {source}"))
             yield heading, table(shown, ["claim", "paper", "ours", "verdict"],
                                  rename={"paper": "claimed" if source != "paper" else "paper"})

@@ -40,9 +40,12 @@ SCORECARD_COLUMNS = ("question", "claim", "source", "paper", "ours", "verdict", 
 #: modules searched (in this order) for ``scorecard_rows`` by the scorecard page
 SCORECARD_MODULES = ("approximation", "optimization", "rq3", "rq4", "guided")
 
-#: the page of each question, for rows that name no section
+#: the page of each question, for rows that name no section; the scorecard lists the questions in this order
 QUESTION_PAGES = {"RQ1": "rq1_approximation", "RQ2": "rq2_optimization", "RQ3": "rq3_networks",
                   "RQ4": "rq4_tradeoffs", "Guided": "guided_tangents"}
+
+#: the scorecard's heading of a question that is not its own name
+QUESTION_TITLES = {"Guided": "Beyond the paper, guided tangents"}
 
 
 def claim(question: str, claim: str, paper: str, ours: str, verdict, setup: str = "", *,
