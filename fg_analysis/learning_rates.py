@@ -29,8 +29,8 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
-__all__ = ["GUIDED_APPROACHES", "PAPER_DATASETS", "TABLES", "approach", "closed_form_rate", "model_key", "network_rate", "paper_lr",
-           "searched_rate", "searched_row", "searched_table", "table"]
+__all__ = ["GUIDED_APPROACHES", "PAPER_DATASETS", "TABLES", "approach", "closed_form_rate", "model_key",
+           "network_rate", "paper_lr", "searched_rate", "searched_row", "searched_table", "table"]
 
 TABLES = ("math", "math__custom_tangents", "fc_nns", "sota_nns")
 

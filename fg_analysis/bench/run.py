@@ -2,8 +2,8 @@
 
 The result is one tidy frame: rows of sections ``step`` and ``floor`` (:mod:`fg_analysis.bench.steps`),
 ``memory`` (:mod:`fg_analysis.bench.memory`), ``approximation`` (:mod:`fg_analysis.bench.approximation`),
-``zero_tangents`` (:mod:`fg_analysis.bench.zeros`), ``guided`` (:mod:`fg_analysis.bench.guided`) and ``summary`` (the headline ratios and the targets' verdicts,
-:func:`fg_analysis.bench.report.summary_rows`).
+``zero_tangents`` (:mod:`fg_analysis.bench.zeros`), ``guided`` (:mod:`fg_analysis.bench.guided`) and ``summary``
+(the headline ratios and the targets' verdicts, :func:`fg_analysis.bench.report.summary_rows`).
 """
 
 from __future__ import annotations
