@@ -19,7 +19,8 @@ histories, test accuracies and final weights against :func:`fg_analysis.training
   ``c`` (``d / k`` for the mean; ``(V Vᵀ)⁻¹ d`` for the projection from
   :func:`fg_analysis.aggregate.coefficients`, Cholesky in float64), ``ĝ_b = Vᵀ c_b``, and a second sweep of the
   same stage VJPs with cotangents ``ĝ_b / B`` gives the local weight gradients;
-* plain SGD, early stopping, divergence (NaN/≥ ``max_loss`` losses, non-finite derivatives), the per-epoch log
+* plain SGD, the reference's per-epoch stopping rule (:func:`fg_analysis.training.epoch_stop`; a non-finite
+  training loss or derivative ends the run as diverged), the per-epoch log
   (train/validation loss and accuracy, cosine and norm ratio on the first batch) and the best-validation state
   whose test accuracy is reported, as :func:`fg_analysis.training.train`.
 
@@ -51,11 +52,11 @@ from torch.func import functional_call, stack_module_state, vjp, vmap
 from fg_analysis.aggregate import coefficients
 from fg_analysis.metrics import cosine, norm_ratio
 from fg_analysis.tangents import tangent_law
+from fg_analysis.training import epoch_stop
 
 __all__ = ["BatchedThroughput", "batchable", "group_units", "measure_throughput", "run_batched", "throughput",
            "train_batched"]
 
-MAX_LOSS = 10.0
 EVAL_BATCH = 1024
 
 
@@ -259,7 +260,7 @@ class _Pass:
                                                       "projection")
             loss, finite, grads, bp = (self._step if any_fg else self._bp_step)(params, xb, yb, V, W, is_bp)
             losses, finite = loss.tolist(), finite.tolist()
-            ok = [alive[j] and math.isfinite(losses[j]) and losses[j] < MAX_LOSS and finite[j]
+            ok = [alive[j] and math.isfinite(losses[j]) and finite[j]
                   for j in range(count)]
             mask = torch.tensor(ok, device=device)
             with torch.no_grad():
@@ -344,13 +345,12 @@ def train_batched(units: Sequence, *, device: str | torch.device = "cpu",
         improved = []
         for r in active:
             row = r.rows[-1]
-            if r.stopped == "diverged" or not math.isfinite(row["val_loss"]):
-                r.stopped = "diverged"
-            elif row["val_loss"] < r.best_loss:
+            reason, better = epoch_stop(math.nan if r.stopped == "diverged" else row["val_loss"], r.best_loss,
+                                        epoch, r.best_epoch, patience=r.unit.patience)
+            if better:
                 r.best_loss, r.best_epoch = row["val_loss"], epoch
                 improved.append(r.index)
-            elif epoch - r.best_epoch >= r.unit.patience:
-                r.stopped = "early-stop"
+            r.stopped = reason
             if r.stopped is None and epoch >= r.unit.epochs:
                 r.stopped = "epochs"
         if improved:

@@ -2,9 +2,17 @@
 
 ``x ← x − lr · ĝ`` with no momentum, as in the paper's closed-form experiments (Flügel et al.,
 arXiv 2410.17764, Sec. IV-B): ``ĝ`` is the true gradient (``method="bp"``) or a k-tangent forward gradient
-(``method="fg"``) with a chosen aggregator and tangent law. A run stops after ``patience`` consecutive steps
-without a new best value, on a non-finite value or gradient (a divergence, recorded as ``"non-finite"`` with the
+(``method="fg"``) with a chosen aggregator and tangent law. A run stops by its stopping rule (below) after
+``patience`` stalled steps, on a non-finite value or gradient (a divergence, recorded as ``"non-finite"`` with the
 step it happened at; the other seeds go on), or at the problem's step limit. The seed seeds only the tangents.
+
+Stopping rules (:data:`STOPPING_RULES`):
+
+* ``"no-decrease"`` (the default, the reference implementation's ``function_optimization/gradient_descent.py``):
+  a step stalls when ``f_t ≥ f_{t−1}``; any decrease against the previous step resets the count. A noisy
+  forward-gradient run that keeps making small decreases goes on.
+* ``"no-new-best"``: a step stalls when ``f_t`` is not below the best value so far; it stops noisy runs early
+  (on Rosenbrock thousands of steps before the reference rule would).
 Several seeds run together as one batch (:func:`descend`), each with its own generator and its own
 :class:`~fg_analysis.estimator.ForwardGradient`.
 
@@ -25,17 +33,19 @@ from fg_analysis.metrics import cosine, norm_ratio
 from fg_analysis.problems import Problem, get_problem
 
 METHODS = ("bp", "fg")
+#: the stopping rules of :func:`descend` (module docstring); the first is the reference implementation's
+STOPPING_RULES = ("no-decrease", "no-new-best")
 
 
 def descend(problem: str | Problem, n: int, *, method: str, k: int = 1, aggregator: str = "mean",
             tangents="normal", lr: float | None = None, seeds=(0,), max_steps: int | None = None,
-            patience: int = 50, mode: str = "forward", record_every: int = 1, dtype: torch.dtype = torch.float64,
-            device: str | torch.device = "cpu") -> pd.DataFrame:
+            patience: int = 50, stopping: str = "no-decrease", mode: str = "forward", record_every: int = 1,
+            dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu") -> pd.DataFrame:
     """Gradient descent for every seed in ``seeds`` at once; one row per (seed, recorded step).
 
     Columns: ``seed, step, f, best_f, cosine, norm_ratio`` (``cosine`` and ``norm_ratio = |ĝ|/|g|`` compare the
     direction used at that step with the true gradient), ``stopped`` (why the run ended, on its last row:
-    ``"patience"``, ``"non-finite"`` or ``"max_steps"``). ``mode`` is one of :data:`fg_analysis.jvp.MODES`:
+    ``"patience"``, ``"non-finite"`` or ``"max_steps"``). ``stopping`` is one of :data:`STOPPING_RULES`. ``mode`` is one of :data:`fg_analysis.jvp.MODES`:
     ``"forward"`` computes the directional derivatives by real forward-mode AD (``torch.func``), ``"oracle"``
     forms the same numbers as ``V ∇f``.
     Rows are kept every ``record_every`` steps plus each run's last step.
@@ -45,6 +55,8 @@ def descend(problem: str | Problem, n: int, *, method: str, k: int = 1, aggregat
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
     check_count(n, "n", "dimension")
     check_count(patience, "patience", "patience (steps without improvement)")
+    if stopping not in STOPPING_RULES:
+        raise ValueError(f"unknown stopping rule {stopping!r}; choose one of {STOPPING_RULES}")
     check_count(record_every, "record_every", "recording interval")
     seeds = list(seeds)
     if not seeds or not all(isinstance(seed, int) and not isinstance(seed, bool) for seed in seeds):
@@ -58,6 +70,7 @@ def descend(problem: str | Problem, n: int, *, method: str, k: int = 1, aggregat
     max_steps = problem.max_steps if max_steps is None else check_count(max_steps, "max_steps", "step limit")
     x = problem.start(n, dtype=dtype, device=device).expand(len(seeds), n).clone()
     best = torch.full((len(seeds),), float("inf"), dtype=dtype, device=device)
+    previous = best.clone()
     stall = torch.zeros(len(seeds), dtype=torch.long, device=device)
     active = torch.ones(len(seeds), dtype=torch.bool, device=device)
     rows, finished = [], {}
@@ -73,7 +86,9 @@ def descend(problem: str | Problem, n: int, *, method: str, k: int = 1, aggregat
             direction = _fg_directions(problem, estimators, torch.where(finite.unsqueeze(-1), x, 0.0), grad, mode)
         improved = value < best
         best = torch.where(improved & active, value, best)
-        stall = torch.where(improved, 0, stall + 1)
+        progress = improved if stopping == "no-new-best" else ~(value >= previous)  # NaN: never a stall
+        stall = torch.where(progress, 0, stall + 1)
+        previous = value
         # one transfer per quantity and step; the per-seed bookkeeping below is plain Python
         values, bests, cosines, ratios = (t.tolist() for t in (value, best, cosine(direction, grad),
                                                                  norm_ratio(direction, grad)))
@@ -115,11 +130,12 @@ def _fg_directions(problem: Problem, estimators: list[ForwardGradient], x: torch
 
 def minimize(problem: str | Problem, n: int, *, method: str, k: int = 1, aggregator: str = "mean",
              tangents="normal", lr: float | None = None, seed: int = 0, max_steps: int | None = None,
-             patience: int = 50, mode: str = "forward") -> pd.DataFrame:
+             patience: int = 50, stopping: str = "no-decrease", mode: str = "forward",
+             dtype: torch.dtype = torch.float64) -> pd.DataFrame:
     """Minimize one problem in ``R^n`` from the paper's start point; one row per step (see :func:`descend`).
 
     ``lr=None`` takes the paper's tuned rate for the setting
     (:func:`fg_analysis.learning_rates.closed_form_rate`).
     """
     return descend(problem, n, method=method, k=k, aggregator=aggregator, tangents=tangents, lr=lr, seeds=(seed,),
-                   max_steps=max_steps, patience=patience, mode=mode)
+                   max_steps=max_steps, patience=patience, stopping=stopping, mode=mode, dtype=dtype)

@@ -2,11 +2,14 @@
 
 As in the paper ("Fully-connected networks", "ResNet18 and ViT"; Flügel et al., arXiv 2410.17764): plain SGD
 ``θ ← θ − lr · ĝ`` with a constant learning rate, no momentum and no weight decay (``optimizer="momentum"`` and
-``"adam"`` are optional extras); minibatches of ``batch_size``; up to ``epochs`` epochs; early stopping after
-``patience`` epochs without a better validation loss; abort when a training loss is NaN or ``≥ max_loss`` (10),
-or when the forward gradient's directional derivatives are not finite (a divergence: the run returns with
-``stopped="diverged"`` and the step it happened at, never an exception that ends a sweep). The state with the
-best validation loss is kept, and the test accuracy is measured on it.
+``"adam"`` are optional extras); minibatches of ``batch_size``; up to ``epochs`` epochs. The stopping rule is the reference implementation's
+(``nn_training/train.py``), checked once per epoch on the epoch's validation loss (:func:`epoch_stop`): the run
+diverged when that loss is NaN or ``≥ max_loss`` (10), and stops early after ``patience`` epochs without a new
+minimum (min_delta 0). A single training batch with a large loss does not stop a run; a non-finite training loss
+or non-finite directional derivatives end the epoch and the run as diverged (the reference's NaN parameters
+would give a NaN validation loss at that epoch's end). A diverged run returns with ``stopped="diverged"``, never
+an exception that ends a sweep. The state with the best validation loss is kept, and the test accuracy is
+measured on it.
 
 Logged per epoch (epoch 0 is the initial network): train / validation loss and accuracy (evaluated at the end
 of the epoch, eval mode, no gradient), the cosine ``cos(ĝ, ∇L)`` and the norm ratio ``|ĝ|/|∇L|`` between the
@@ -42,9 +45,32 @@ from fg_analysis.data import Dataset, batches
 from fg_analysis.gradients import Gradient, GradientSource, backprop
 from fg_analysis.metrics import cosine, norm_ratio
 
-__all__ = ["OPTIMIZERS", "TrainResult", "evaluate", "make_optimizer", "train"]
+__all__ = ["MAX_LOSS", "OPTIMIZERS", "TrainResult", "epoch_stop", "evaluate", "make_optimizer", "train"]
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
+#: a validation loss at or above this (or NaN) is a divergence (the reference's ``break_at_loss``)
+MAX_LOSS = 10.0
+
+
+def epoch_stop(val_loss: float, best_loss: float, epoch: int, best_epoch: int, *, patience: int,
+               max_loss: float = MAX_LOSS) -> tuple[str | None, bool]:
+    """The reference's per-epoch stopping rule: ``(reason, improved)`` after an epoch with validation loss
+    ``val_loss``, the best so far being ``best_loss`` at ``best_epoch``.
+
+    ``reason`` is ``"diverged"`` (NaN or ``≥ max_loss``), ``"early-stop"`` (no new minimum for ``patience``
+    epochs: ``epoch − best_epoch ≥ patience``) or ``None`` (go on); ``improved`` says whether ``val_loss`` is a
+    new minimum (strictly below, min_delta 0).
+
+    >>> epoch_stop(12.0, 2.3, 5, 0, patience=10), epoch_stop(2.0, 2.3, 5, 0, patience=10)
+    (('diverged', False), (None, True))
+    >>> epoch_stop(2.4, 2.3, 10, 0, patience=10)
+    ('early-stop', False)
+    """
+    if not math.isfinite(val_loss) or val_loss >= max_loss:
+        return "diverged", False
+    if val_loss < best_loss:
+        return None, True
+    return ("early-stop" if epoch - best_epoch >= patience else None), False
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,7 +130,7 @@ def _reference_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> G
 
 
 def train(model: nn.Module, data: Dataset, source: GradientSource, *, lr: float, batch_size: int = 64,
-          epochs: int = 200, patience: int = 10, max_loss: float = 10.0, optimizer: str = "sgd",
+          epochs: int = 200, patience: int = 10, max_loss: float = MAX_LOSS, optimizer: str = "sgd",
           measure_cosine: bool = True, max_train: int | None = None, generator: torch.Generator,
           progress: bool = True, description: str | None = None) -> TrainResult:
     """Train ``model`` in place on ``data`` with gradients from ``source``; see the module docstring.
@@ -157,7 +183,7 @@ def train(model: nn.Module, data: Dataset, source: GradientSource, *, lr: float,
             except FloatingPointError:  # non-finite directional derivatives: the loss diverged
                 estimate = None
             loss = float("nan") if estimate is None else float(estimate.loss)
-            if not math.isfinite(loss) or loss >= max_loss:
+            if not math.isfinite(loss):
                 diverged = True
                 step_time += time.perf_counter() - tick
                 break
@@ -171,14 +197,13 @@ def train(model: nn.Module, data: Dataset, source: GradientSource, *, lr: float,
                 cos, ratio = cosine(estimate.grads, truth.grads), norm_ratio(estimate.grads, truth.grads)
         row = log(epoch, cos, ratio, steps)
         rows.append(row)
-        if diverged or not math.isfinite(row["val_loss"]):
-            stopped = "diverged"
-            break
-        if row["val_loss"] < best_loss:
+        reason, improved = epoch_stop(math.nan if diverged else row["val_loss"], best_loss, epoch, best_epoch,
+                                      patience=patience, max_loss=max_loss)
+        if improved:
             best_loss, best_epoch = row["val_loss"], epoch
             best_state = copy.deepcopy(model.state_dict())
-        elif epoch - best_epoch >= patience:
-            stopped = "early-stop"
+        if reason is not None:
+            stopped = reason
             break
         bar.set_postfix(val_loss=f"{row['val_loss']:.3f}", val_acc=f"{row['val_accuracy']:.3f}", refresh=False)
     bar.close()

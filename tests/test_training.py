@@ -48,6 +48,21 @@ def test_divergence_aborts(digits):
     assert result.stopped == "diverged" and len(result.history) <= 3
 
 
+def test_a_large_batch_loss_does_not_stop_a_run(digits):
+    """The reference's rule looks at the epoch's validation loss only: with the divergence threshold at 2.2, the
+    untrained net's first batches (loss ≈ 2.3) are above it, yet the run goes on because the validation loss at
+    the end of each epoch is below it."""
+    _, result = _train(digits, GradientSource("bp"), lr=1.0, epochs=3, max_loss=2.2)
+    history = result.history
+    assert history.val_loss.iloc[0] > 2.2 and (history.val_loss.iloc[1:] < 2.2).all()
+    assert result.stopped == "epochs" and list(history.epoch) == [0, 1, 2, 3]
+
+
+def test_a_validation_loss_above_the_threshold_is_a_divergence(digits):
+    _, result = _train(digits, GradientSource("bp"), lr=1e-9, epochs=3, max_loss=2.0)
+    assert result.stopped == "diverged" and list(result.history.epoch) == [0, 1]
+
+
 def test_early_stopping(digits):
     # a rate too small to improve the validation loss measurably still improves it; use patience on a flat run
     _, result = _train(digits, GradientSource("bp"), lr=1e-12, epochs=30, patience=2)

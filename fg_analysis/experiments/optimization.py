@@ -4,8 +4,9 @@ The paper's closed-form experiment (Flügel et al., arXiv 2410.17764, Sec. IV-B;
 "Closed-form functions"): plain gradient descent ``x ← x − lr · ĝ`` on sphere, Rosenbrock and
 Styblinski–Tang in ``R^n``, ``n ∈ {1, 2, 4, …, 1024}``, with ``ĝ`` the true gradient (BP), the single-tangent
 forward gradient (FG, k = 1) or the mean / orthogonal projection of ``k ∈ {2, 4, 16}`` forward gradients;
-five seeds (seeding only the tangents), the paper's tuned learning rates (``lrs/math.csv``), stopping after 50
-consecutive non-improving steps, on NaN, or at the step limit. The "custom tangents" runs repeat
+five seeds (seeding only the tangents), the paper's tuned learning rates (``lrs/math.csv``), positions in float32
+(the reference's dtype), stopping after 50 consecutive steps whose ``f`` does not decrease against the previous
+step (the reference's rule, ``"no-decrease"`` in :mod:`fg_analysis.optimize`), on NaN, or at the step limit. The "custom tangents" runs repeat
 Styblinski–Tang at n = 64 with :class:`~fg_analysis.tangents.FixedAngle` tangents, k ∈ {16, 64}.
 
 One unit of the sweep (:class:`OptimizationRun`) is one (problem, n, approach) with all its seeds, run as one
@@ -28,6 +29,7 @@ from functools import partial
 
 import numpy as np
 import pandas as pd
+import torch
 
 from fg_analysis import learning_rates as lrs
 from fg_analysis import theory
@@ -51,7 +53,9 @@ class OptimizationRun:
     """One unit of the sweep: gradient descent on ``problem`` in ``R^n`` for every seed of ``seeds``.
 
     ``theta`` (degrees) selects fixed-angle tangents, otherwise they are normal. ``lr=None`` is the paper's
-    rate. ``max_steps=None`` is the paper's limit for the problem.
+    rate. ``max_steps=None`` is the paper's limit for the problem. ``stopping`` is a rule of
+    :data:`fg_analysis.optimize.STOPPING_RULES` and ``dtype`` the positions' dtype by name; both are part of the
+    cache key.
     """
 
     problem: str
@@ -62,6 +66,8 @@ class OptimizationRun:
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     max_steps: int | None = None
     patience: int = 50
+    stopping: str = "no-decrease"
+    dtype: str = "float32"
     mode: str = "oracle"
     record_every: int = 1
     theta: float | None = None
@@ -75,6 +81,7 @@ class OptimizationConfig:
     ``max_steps`` overrides the paper's step limit per problem (pairs ``(problem, steps)``); traces keep about
     ``record_points`` rows per seed (every ``max(1, steps // record_points)``-th step and the last one).
     ``mode`` is ``"forward"`` (real forward-mode AD) or ``"oracle"`` (the same JVPs as ``V ∇f``, faster).
+    ``stopping`` and ``dtype`` default to the reference implementation's rule and float32.
     """
 
     problems: tuple[str, ...] = PROBLEMS
@@ -83,6 +90,8 @@ class OptimizationConfig:
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     max_steps: tuple[tuple[str, int], ...] = ()
     patience: int = 50
+    stopping: str = "no-decrease"
+    dtype: str = "float32"
     mode: str = "forward"
     record_points: int = 1000
     angle_problem: str = "styblinski-tang"
@@ -117,7 +126,8 @@ class OptimizationConfig:
     def _unit(self, problem, n, method, aggregator, k, theta=None, lr=None) -> OptimizationRun:
         steps = self.steps(problem)
         return OptimizationRun(problem=problem, n=n, method=method, aggregator=aggregator, k=k, seeds=self.seeds,
-                               max_steps=steps, patience=self.patience, mode=self.mode,
+                               max_steps=steps, patience=self.patience, stopping=self.stopping,
+                               dtype=self.dtype, mode=self.mode,
                                record_every=max(1, steps // self.record_points), theta=theta, lr=lr)
 
     def runs(self) -> list[OptimizationRun]:
@@ -151,7 +161,8 @@ def run_unit(unit: OptimizationRun, *, device: str = "cpu") -> pd.DataFrame:
                                                                  aggregator=unit.aggregator, tangents=tangents)
     trace = descend(unit.problem, unit.n, method=unit.method, k=unit.k, aggregator=unit.aggregator,
                     tangents=tangents, lr=lr, seeds=unit.seeds, max_steps=unit.max_steps, patience=unit.patience,
-                    mode=unit.mode, record_every=unit.record_every, device=device)
+                    stopping=unit.stopping, mode=unit.mode, record_every=unit.record_every,
+                    dtype=getattr(torch, unit.dtype), device=device)
     trace["lr"] = lr
     trace["gap"] = trace["f"] - get_problem(unit.problem).minimum(unit.n)
     trace["device"] = str(device)
