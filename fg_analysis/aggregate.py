@@ -9,8 +9,9 @@ All share one signature ``(V, d) -> estimate`` with ``V`` of shape ``(..., k, n)
   the point of ``U`` closest to ``g``; equal to ``g`` when the tangents span ``R^n``.
 
 Inputs are checked, never silently misread: shapes, devices and finiteness must agree, an empty tangent set
-(k = 0) is refused, and integer or bool inputs are promoted to floating point (``V`` to the default dtype, ``d``
-to that of ``V``) since integer arithmetic would truncate the coefficients. Estimates have the dtype of ``V``.
+(k = 0) is refused, and so is a ``V`` or ``d`` that is not real floating point (bool, integer or complex: a mask
+or an index tensor passed by mistake would otherwise give a number). ``V`` and ``d`` may differ in floating-point
+dtype (derivatives of a loss computed in float64 for float32 tangents); estimates have the dtype of ``V``.
 
 >>> import torch
 >>> V = torch.eye(3)[:2]                       # e_1, e_2
@@ -25,7 +26,7 @@ from collections.abc import Callable
 import torch
 
 from fg_analysis import theory
-from fg_analysis.checks import all_finite
+from fg_analysis.checks import all_finite, check_real
 
 # Above this estimate of cond(V Vᵀ) a float64 Cholesky solve loses more than ~6 of its 16 digits, and the
 # projection falls back to an SVD-checked QR solve that works on V itself (cond(V) = sqrt(cond(V Vᵀ))).
@@ -34,23 +35,19 @@ _MAX_GRAM_CONDITION = 1e10
 _MAX_LOW_PRECISION_GRAM_CONDITION = 1e2
 
 
-def _check(V: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _check(V: torch.Tensor, d: torch.Tensor) -> None:
     """:func:`_check_derivatives`, and ``V`` finite."""
-    V, d = _check_derivatives(V, d)
+    _check_derivatives(V, d)
     if not all_finite(V):
         raise ValueError("tangents V contain NaN or inf")
-    return V, d
 
 
-def _check_derivatives(V: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(V, d)`` checked and promoted: tensors of shapes ``(..., k, n)`` with ``k, n >= 1`` and ``(..., k)`` on
-    one device, ``d`` finite (everything but a pass over ``V``). Integer or bool ``V`` becomes the default float
-    dtype and integer or bool ``d`` the dtype of ``V``: integer arithmetic would truncate the coefficients."""
-    for name, tensor in (("tangents V", V), ("directional derivatives d", d)):
-        if not isinstance(tensor, torch.Tensor):
-            raise ValueError(f"{name} must be a torch.Tensor; got {type(tensor).__name__}")
-        if tensor.is_complex():
-            raise ValueError(f"{name} must be real; got dtype {tensor.dtype}")
+def _check_derivatives(V: torch.Tensor, d: torch.Tensor) -> None:
+    """``V`` and ``d`` must be real floating-point tensors (:func:`~fg_analysis.checks.check_real`) of shapes
+    ``(..., k, n)`` with ``k, n >= 1`` and ``(..., k)`` on one device, and ``d`` finite: everything but a pass over
+    ``V``."""
+    check_real(V, "tangents V")
+    check_real(d, "directional derivatives d")
     if V.ndim < 2:
         raise ValueError(f"tangents V must have shape (..., k, n); got shape {tuple(V.shape)}")
     if V.shape[-2] == 0 or V.shape[-1] == 0:
@@ -61,13 +58,8 @@ def _check_derivatives(V: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, 
                          f"(one per tangent); got {tuple(d.shape)}")
     if V.device != d.device:
         raise ValueError(f"V is on {V.device} but d is on {d.device}; put both on the same device")
-    if not V.is_floating_point():
-        V = V.to(torch.get_default_dtype())
-    if not d.is_floating_point():
-        d = d.to(V.dtype)
     if not all_finite(d):
         raise ValueError("directional derivatives d contain NaN or inf (did the function overflow?)")
-    return V, d
 
 
 def total(V: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
@@ -76,7 +68,7 @@ def total(V: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     Unbiased for ``E[v vᵀ] = I`` only at k = 1; its expected squared norm is
     ``k (n + k + 1) |g|²`` for Gaussian tangents (see :mod:`fg_analysis.theory`).
     """
-    V, d = _check(V, d)
+    _check(V, d)
     return torch.einsum("...k,...kn->...n", d.to(V.dtype), V)
 
 
@@ -86,7 +78,7 @@ def mean(V: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     Unbiased when ``E[v vᵀ] = I`` (Baydin et al., arXiv 2202.08587); it points where the sum points.
     The 1/k scales the k derivatives, not the n-vector: one pass over ``V`` and no second n-sized result.
     """
-    V, d = _check(V, d)
+    _check(V, d)
     return torch.einsum("...k,...kn->...n", d.to(V.dtype) / V.shape[-2], V)
 
 
@@ -109,7 +101,7 @@ def projection(V: torch.Tensor, d: torch.Tensor, *, scale_correction: bool = Fal
     Raises:
         ValueError: if ``k > n`` or the tangents are linearly dependent (numerically rank-deficient).
     """
-    V, d = _check(V, d)
+    _check(V, d)
     k, n = V.shape[-2], V.shape[-1]
     if k > n:
         raise ValueError(f"projection needs k <= n linearly independent tangents; got k={k} for n={n} "
@@ -205,7 +197,7 @@ def coefficients(V: torch.Tensor, d: torch.Tensor, aggregator: str) -> torch.Ten
     >>> coefficients(V, V @ torch.tensor([1., 2., 3.]), "projection")
     tensor([0.5000, 2.0000])
     """
-    V, d = _check_derivatives(V, d)
+    _check_derivatives(V, d)
     if aggregator == "sum":
         return d
     if aggregator == "mean":

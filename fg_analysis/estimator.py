@@ -44,8 +44,8 @@ from torch import nn
 from fg_analysis import jvp as jvp_module
 from fg_analysis import zero_tangents
 from fg_analysis.aggregate import AGGREGATORS, Aggregator, coefficients, get_aggregator, projection
-from fg_analysis.checks import check_count
-from fg_analysis.params import Params, numel, ravel, unraveler
+from fg_analysis.checks import check_count, check_floating_dtype, floating_dtype
+from fg_analysis.params import Params, numel, unraveler
 from fg_analysis.tangents import TangentLaw, tangent_law
 
 __all__ = ["Estimate", "ForwardGradient", "batch_norms_in_training", "forward_gradient", "module_objective"]
@@ -108,7 +108,8 @@ class ForwardGradient:
     def sample(self, n: int, *, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
                ) -> torch.Tensor:
         """``V`` (k × n) from the law, written into one reused buffer (a new draw each call: the returned tensor
-        is overwritten by the next call)."""
+        is overwritten by the next call). ``dtype`` must be real floating point."""
+        check_floating_dtype(dtype)
         device = torch.device(device) if device is not None else (
             self.generator.device if self.generator is not None else torch.device("cpu"))
         buffer = self._buffer
@@ -193,11 +194,10 @@ class ForwardGradient:
 
 
 def _first(params: Params) -> torch.Tensor:
-    if isinstance(params, torch.Tensor):
-        return params
-    if not isinstance(params, Mapping) or not params:
-        raise ValueError(f"params must be a tensor or a non-empty dict of tensors; got {type(params).__name__}")
-    return next(iter(params.values()))
+    """The (first) parameter tensor, whose dtype and device the tangents take, once :func:`floating_dtype` has
+    checked that all parameters share one real floating-point dtype (a dtype test per tensor, nothing more)."""
+    floating_dtype(params)
+    return params if isinstance(params, torch.Tensor) else next(iter(params.values()))
 
 
 def batch_norms_in_training(model: nn.Module) -> bool:
@@ -219,6 +219,7 @@ def module_objective(model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Te
     named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
     if not named:
         raise ValueError("the module has no trainable parameters (requires_grad=True) to estimate a gradient for")
+    floating_dtype(dict(named), "parameters")  # one flat vector holds them all: one real floating-point dtype
     frozen = {name: p.detach() for name, p in model.named_parameters() if not p.requires_grad}
     buffers = dict(model.named_buffers())
 
@@ -245,7 +246,8 @@ def forward_gradient(f: Callable[..., torch.Tensor] | nn.Module, params: Params 
     Args:
         f: ``f(params, *args) -> scalar``, or an ``nn.Module`` together with ``loss_fn(outputs, targets)``
             (then ``args = (inputs, targets)`` and ``params`` defaults to the module's trainable parameters).
-        params: a tensor or a dict of tensors; the estimate has the same structure.
+        params: a tensor or a dict of tensors of one real floating-point dtype (bool, integer, complex or mixed
+            dtypes are a ``ValueError``); the estimate has the same structure.
         k, aggregator, tangents, mode, scale_correction, generator: as for :class:`ForwardGradient`.
         per_tensor: one independent tangent set per parameter tensor, aggregated tensor by tensor (the
             reference code's per-layer projection), instead of one global tangent across all parameters.
@@ -289,7 +291,7 @@ def _estimate(estimator: ForwardGradient, f, params: Params, args: tuple, per_te
         raise ValueError("per_tensor=True needs a dict of named parameter tensors")
     if estimator.mode != "forward":
         raise ValueError("per_tensor=True computes its JVPs with torch.func (mode='forward')")
-    flat = ravel(params)[0]
+    flat = _first(params)
     tangent_sets = {name: estimator.law.sample(estimator.k, p.numel(), generator=estimator.generator,
                                                dtype=flat.dtype, device=flat.device).reshape(estimator.k, *p.shape)
                     for name, p in params.items()}

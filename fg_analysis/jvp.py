@@ -14,9 +14,11 @@ Sec. III; Baydin et al., arXiv 2202.08587), used by every module, command and pa
 variant). Non-finite derivatives raise :class:`NonFiniteDerivatives`, a ``FloatingPointError`` that the
 package's loops record as a divergence instead of ending a sweep.
 
-Functions are ``f(params, *args) -> scalar`` with ``params`` a tensor or a dict of tensors; tangents are flat,
-``V`` of shape ``(k, P)`` (see :mod:`fg_analysis.params`). :func:`module_loss` turns an ``nn.Module`` and a
-loss into such a function through ``torch.func.functional_call``.
+Functions are ``f(params, *args) -> scalar`` (a floating-point value) with ``params`` a tensor or a dict of
+tensors of one real floating-point dtype; tangents are flat, ``V`` of shape ``(k, P)`` (see
+:mod:`fg_analysis.params`), in the parameters' dtype. Anything else (bool, integer or complex tensors, mixed
+dtypes) is a one-line ``ValueError`` (:mod:`fg_analysis.checks`). :func:`module_loss` turns an ``nn.Module``
+and a loss into such a function through ``torch.func.functional_call``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from torch import nn
 from torch.autograd import forward_ad
 from torch.func import functional_call, grad_and_value, jvp, vmap
 
-from fg_analysis.checks import all_finite
+from fg_analysis.checks import all_finite, check_real, floating_dtype
 from fg_analysis.params import Params, numel, ravel, unraveler
 
 #: how directional derivatives are computed (see the module docstring)
@@ -58,24 +60,40 @@ def check_scalar(value: torch.Tensor) -> torch.Tensor:
 
 
 def _check_value(value: torch.Tensor) -> torch.Tensor:
-    """f must return a real tensor: say so plainly instead of failing deep inside torch.func. (A tensor of
-    values, e.g. one per sample, gives one derivative per value and tangent.)"""
+    """f must return a real floating-point tensor: say so plainly instead of failing deep inside torch.func, or,
+    for an integer or bool value, silently giving zero derivatives (a rounded or thresholded loss is piecewise
+    constant). (A tensor of values, e.g. one per sample, gives one derivative per value and tangent.)"""
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"f must return a scalar tensor; got {type(value).__name__}")
     if value.is_complex():
         raise ValueError("f must return a real scalar; got a complex value (forward gradients need a real loss)")
+    if not value.is_floating_point():
+        raise ValueError(f"f must return a floating-point value; got dtype {value.dtype}, whose derivatives are "
+                         "zero: compute the loss in floating point (no rounding, casting or comparison at the end)")
     return value
 
 
 def _check_tangents(params: Params, V: torch.Tensor) -> None:
+    """``V`` of shape (k, P), real floating point in the parameters' one dtype, on their device, and finite."""
+    dtype = floating_dtype(params)
+    check_real(V, "tangents")
     size = numel(params)
     if V.ndim != 2 or V.shape[1] != size:
         raise ValueError(f"tangents must have shape (k, P) = (k, {size}); got {tuple(V.shape)}")
     flat_device = next(iter(params.values())).device if isinstance(params, Mapping) else params.device
     if V.device != flat_device:
         raise ValueError(f"tangents are on {V.device} but the parameters are on {flat_device}")
+    _check_dtypes(V.dtype, dtype, "the parameters")
     if not all_finite(V):
         raise ValueError("tangents contain NaN or inf")
+
+
+def _check_dtypes(tangents: torch.dtype, other: torch.dtype, what: str) -> None:
+    """Tangents must have the dtype of the parameters (or gradient) they perturb: torch.func would otherwise
+    compute in whichever dtype it promotes to, and ``d`` would change dtype with k."""
+    if tangents != other:
+        raise ValueError(f"tangents have dtype {tangents} but {what} {other}: sample them in that dtype "
+                         f"(e.g. law.sample(k, n, dtype={other}))")
 
 
 def _check_derivatives(d: torch.Tensor) -> torch.Tensor:
@@ -140,11 +158,13 @@ def per_tensor_jvps(f: ScalarFunction, params: Mapping[str, torch.Tensor], tange
     if set(tangents) != set(params):
         raise ValueError(f"need one tangent set per parameter tensor: missing {sorted(set(params) - set(tangents))}, "
                          f"unknown {sorted(set(tangents) - set(params))}")
+    floating_dtype(params)
     derivatives, value = {}, None
     for name, p in params.items():
         if tangents[name].shape[1:] != p.shape:
             raise ValueError(f"tangents for {name!r} must have shape (k, *{tuple(p.shape)}); "
                              f"got {tuple(tangents[name].shape)}")
+        _check_dtypes(check_real(tangents[name], f"tangents[{name!r}]").dtype, p.dtype, f"params[{name!r}]")
 
         def along(v, name=name):
             return jvp(lambda q: f({**params, name: q}, *args), (params[name],), (v,))
@@ -156,15 +176,19 @@ def per_tensor_jvps(f: ScalarFunction, params: Mapping[str, torch.Tensor], tange
 
 def gradient(f: ScalarFunction, params: Params, *args) -> tuple[torch.Tensor, torch.Tensor]:
     """``(f(params), ∇f(params))`` by reverse-mode AD, the gradient flattened to shape (P,)."""
+    floating_dtype(params)
     grads, value = grad_and_value(lambda p, *a: check_scalar(f(p, *a)))(params, *args)
     return value, ravel(grads)[0]
 
 
 def oracle_jvps(grad: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
     """The exact directional derivatives ``V g`` from a known (flat) gradient ``g``: no forward mode at all."""
+    check_real(V, "tangents")
+    check_real(grad, "the gradient")
     if grad.ndim != 1 or V.shape[-1] != grad.shape[0]:
         raise ValueError(f"tangents (..., k, P) and a flat gradient (P,) must agree in P; got "
                          f"{tuple(V.shape)} and {tuple(grad.shape)}")
+    _check_dtypes(V.dtype, grad.dtype, "the gradient")
     return V @ grad
 
 

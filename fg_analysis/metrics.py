@@ -50,6 +50,17 @@ LEVEL = 0.95
 # closeness of an estimate to the gradient
 
 
+def _float64(value, name: str):
+    """``value`` (a tensor, array or list) as a float64 tensor. Integers are converted exactly; bool and complex
+    are refused (:func:`fg_analysis.checks.check_real`): a mask would otherwise give a number, and a complex
+    vector lose its imaginary part."""
+    import torch
+
+    from fg_analysis.checks import check_real
+
+    return check_real(torch.as_tensor(value), name, integers=True).detach().to(torch.float64)
+
+
 def _dot_and_norms(a, b):
     """(a·b, |a|², |b|²) in float64; tensors reduce over their last dimension, dicts over all entries."""
     import torch
@@ -62,14 +73,14 @@ def _dot_and_norms(a, b):
             raise ValueError(f"the two dicts must have the same keys; differ in {missing[:5]}")
         dot = aa = bb = 0.0
         for key in a:
-            x = torch.as_tensor(a[key]).detach().to(torch.float64).reshape(-1)
-            y = torch.as_tensor(b[key]).detach().to(device=x.device, dtype=torch.float64).reshape(-1)
+            x = _float64(a[key], f"entry {key!r} of the first argument").reshape(-1)
+            y = _float64(b[key], f"entry {key!r} of the second argument").to(x.device).reshape(-1)
             if x.shape != y.shape:
                 raise ValueError(f"entry {key!r}: shapes {tuple(a[key].shape)} and {tuple(b[key].shape)} differ")
             dot, aa, bb = dot + float(x @ y), aa + float(x @ x), bb + float(y @ y)
         return dot, aa, bb
-    x = torch.as_tensor(a).detach().to(torch.float64)
-    y = torch.as_tensor(b).detach().to(device=x.device, dtype=torch.float64)
+    x = _float64(a, "the first argument")
+    y = _float64(b, "the second argument").to(x.device)
     if x.ndim == 0 or y.ndim == 0:
         raise ValueError("cosine/norm_ratio need vectors (shape (..., n)), got a scalar")
     x, y = torch.broadcast_tensors(x, y)
@@ -87,8 +98,8 @@ def cosine(a, b):
     tensors with the same keys are one flat vector each (the global cosine over all parameters).
 
     >>> import torch
-    >>> cosine(torch.tensor([1.0, 0.0]), torch.tensor([1.0, 1.0]))   # 1/sqrt(2)
-    0.7071067811865475
+    >>> round(cosine(torch.tensor([1.0, 0.0]), torch.tensor([1.0, 1.0])), 12)   # 1/sqrt(2)
+    0.707106781187
     >>> cosine(torch.eye(2), torch.tensor([1.0, 0.0])).tolist()       # batched over rows
     [1.0, 0.0]
     """
@@ -131,8 +142,8 @@ def relative_error(estimate, truth):
                       for key in truth}
         _, squared, bb = _dot_and_norms(difference, {key: torch.as_tensor(truth[key]) for key in truth})
         return math.sqrt(squared / bb) if bb > 0 else math.nan
-    x = torch.as_tensor(estimate).detach().to(torch.float64)
-    y = torch.as_tensor(truth).detach().to(device=x.device, dtype=torch.float64)
+    x = _float64(estimate, "the estimate")
+    y = _float64(truth, "the truth").to(x.device)
     _, squared, bb = _dot_and_norms(x - y, y)
     if isinstance(squared, float):
         return math.sqrt(squared / bb) if bb > 0 else math.nan
@@ -215,6 +226,23 @@ def format_ci(mean: float, ci: float | None = None, digits: int = 3) -> str:
     if abs(mean) >= 10 ** digits:
         return f"{mean:.1f} ± {ci:.1f}"
     return f"{mean:.{digits}f} ± {ci:.{digits}f}"
+
+
+def paired_difference(a, b, *, level: float = LEVEL) -> tuple[float, float, int]:
+    """``(mean, half-width, count)`` of the paired differences ``a_s − b_s`` over the keys ``s`` both have.
+
+    ``a`` and ``b`` map a pairing key (a seed: the same data order and initial weights) to a value (Series or
+    dicts); missing or NaN values drop their pair. The interval is :func:`mean_ci` of the differences, so a
+    shared seed-to-seed spread cancels: ``a > b`` holds when ``compare(mean, ci, 0, 0)`` does. One pair has no
+    interval (NaN half-width).
+
+    >>> mean, ci, count = paired_difference({0: 0.95, 1: 0.85, 2: 0.90}, {0: 0.94, 1: 0.83, 2: 0.88, 3: 0.5})
+    >>> round(mean, 4), round(ci, 4), count          # differences 0.01, 0.02, 0.02 over seeds 0-2
+    (0.0167, 0.0143, 3)
+    """
+    difference = (pd.Series(a, dtype=float) - pd.Series(b, dtype=float)).dropna()
+    mean, ci = mean_ci(difference.to_numpy(), level=level)
+    return mean, ci, int(difference.size)
 
 
 # -------------------------------------------------------------------------------------------------------

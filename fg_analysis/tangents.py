@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from fg_analysis.checks import check_count
+from fg_analysis.checks import check_count, check_floating_dtype, check_real
 
 
 @dataclass(frozen=True)
@@ -40,19 +40,19 @@ class TangentLaw:
 
         Raises:
             ValueError: ``k`` or ``n`` not a positive integer (Python or NumPy; bool and floats are refused),
-                ``batch_shape`` not a tuple of non-negative integers, a dtype (or ``out``) that is not floating
-                point, ``out`` of the wrong shape, or a generator on another device.
+                ``batch_shape`` not a tuple of non-negative integers, a dtype that is not a real floating-point
+                ``torch.dtype`` (bool, integer, complex; float16 and bfloat16 work) or an ``out`` that is not a
+                real floating-point tensor, ``out`` of the wrong shape, or a generator on another device.
         """
         k = check_count(k, "k", "number of tangents")
         n = check_count(n, "n", "dimension")
         batch_shape = _check_batch_shape(batch_shape)
-        if out is None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
-            raise ValueError(f"tangents need a floating-point dtype such as torch.float32; got dtype={dtype!r}")
-        if out is not None:
+        if out is None:
+            check_floating_dtype(dtype)
+        else:
+            check_real(out, "out")
             if tuple(out.shape) != (*batch_shape, k, n):
                 raise ValueError(f"out must have shape {(*batch_shape, k, n)}; got {tuple(out.shape)}")
-            if not out.dtype.is_floating_point:
-                raise ValueError(f"out must have a floating-point dtype; got {out.dtype}")
             dtype, device = out.dtype, out.device
         if generator is not None and device is not None and torch.device(device).type != generator.device.type:
             raise ValueError(f"generator lives on {generator.device} but device={device!r}: create the "
@@ -97,14 +97,16 @@ def _normal(shape, generator, dtype, device) -> torch.Tensor:
 
 
 def _haar_orthonormal(k, n, batch_shape, generator, dtype, device) -> torch.Tensor:
-    """Rows of a Haar-distributed random matrix with orthonormal rows (QR of a Gaussian, sign-fixed)."""
+    """Rows of a Haar-distributed random matrix with orthonormal rows (QR of a Gaussian, sign-fixed); below
+    float32 (float16, bfloat16, which QR does not take) drawn in float32 and rounded to ``dtype``."""
     if k > n:
         raise ValueError(f"at most n orthonormal tangents exist in R^n; got k={k} for n={n}")
-    G = _normal((*batch_shape, n, k), generator, dtype, device)
+    work = dtype if torch.finfo(dtype).bits >= 32 else torch.float32
+    G = _normal((*batch_shape, n, k), generator, work, device)
     Q, R = torch.linalg.qr(G)
     signs = torch.sign(torch.diagonal(R, dim1=-2, dim2=-1))
     signs = torch.where(signs == 0, torch.ones_like(signs), signs)
-    return (Q * signs.unsqueeze(-2)).transpose(-1, -2)
+    return (Q * signs.unsqueeze(-2)).transpose(-1, -2).to(dtype)
 
 
 @dataclass(frozen=True)

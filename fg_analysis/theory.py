@@ -14,10 +14,11 @@ Hence (Flügel et al., arXiv 2410.17764, Sec. III; ``reference/paper.md``)::
     E|mean|² / |g|²   = (n + k + 1) / k,         E|mean| / |g| = E[cos_mean] (n + k - 1) / k
     E|P_U g|² / |g|²  = k / n,                   E|g - P_U g|² / |g|² = (n - k) / n
 
-All functions take numbers or NumPy arrays for ``k`` and ``n`` (broadcast together), use ``lgamma``-based
-expressions (stable for n up to 10⁹) and return NumPy arrays (0-d for scalar input). ``k`` and ``n`` must be
-positive integers (Python or NumPy integers, or integral floats such as ``1e6``); anything else (2.5, NaN, bool,
-0) is a ValueError naming the argument.
+All functions take numbers or NumPy arrays for ``k`` and ``n`` (broadcast together; one ``n`` for
+:func:`min_tangents_for_cosine`), use ``lgamma``-based expressions (stable for n up to 10⁹) and return NumPy
+arrays (0-d for scalar input). ``k`` and ``n`` must be positive integers (Python or NumPy integers, or integral
+floats such as ``1e6``); anything else (2.5, NaN, 0, a bool, also inside a list such as ``[4, True]``) is a
+ValueError naming the argument.
 
 >>> round(float(expected_cosine("projection", 16, 64)), 3), round(float(expected_cosine("mean", 16, 64)), 3)
 (0.494, 0.444)
@@ -30,28 +31,46 @@ import numbers
 import numpy as np
 from scipy import special, stats
 
-from fg_analysis.checks import check_count
-
 AGGREGATOR_NAMES = ("projection", "mean", "sum")
 
 
-def _counts(value, name: str) -> np.ndarray:
-    """``value`` (a number or array of them) as a float array of positive integers, or a one-line ValueError
+def _not_numbers(value, array: np.ndarray) -> np.ndarray:
+    """The mask of entries of ``value`` (read as ``array = np.asarray(value)``) that are not real numbers: all of
+    a bool, complex, string or object array, and the bools of a list such as ``[4, True]``, which NumPy reads as
+    the number 1."""
+    if array.dtype.kind not in "iuf":
+        return np.ones(array.shape, dtype=bool)
+    if array.ndim == 0 or isinstance(value, np.ndarray):
+        return np.zeros(array.shape, dtype=bool)
+    return np.vectorize(lambda entry: isinstance(entry, (bool, np.bool_)), otypes=[bool])(
+        np.asarray(value, dtype=object))
+
+
+def _counts(value, name: str, minimum: int = 1) -> np.ndarray:
+    """``value`` (a number or array of them) as a float array of integers ``>= minimum``, or a one-line ValueError
     naming the argument and its first bad entry. Python and NumPy integers pass, and so do integral floats such
-    as ``1e6`` or a rounded grid; bool, non-integral floats, NaN, inf, values below 1 and non-numbers do not."""
+    as ``1e6`` or a rounded grid; bool (also inside a list), non-integral floats, NaN, inf, values below
+    ``minimum`` and non-numbers do not."""
     array = np.asarray(value)
-    if array.dtype.kind in "iu":
-        bad = array < 1
-    elif array.dtype.kind == "f":
+    bad = _not_numbers(value, array)
+    if not bad.any():
         with np.errstate(invalid="ignore"):
-            bad = ~np.isfinite(array) | (array < 1) | (array != np.floor(array))
-    else:  # bool, complex, strings, objects
-        bad = np.ones(array.shape, dtype=bool)
+            bad = ~np.isfinite(array) | (array < minimum) | (array != np.floor(array))
     if np.any(bad):
-        where = "" if array.ndim == 0 else f"[{', '.join(map(str, np.argwhere(bad)[0]))}]"
-        entry = value if array.ndim == 0 else array[tuple(np.argwhere(bad)[0])].item()
-        raise ValueError(f"{name} must be a positive integer (or an array of them); got {name}{where}={entry!r}")
+        kind = "positive" if minimum == 1 else "non-negative"
+        if array.ndim == 0:
+            raise ValueError(f"{name} must be a {kind} integer; got {name}={value!r}")
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        entry = array[index].item() if isinstance(value, np.ndarray) else np.asarray(value, dtype=object)[index]
+        raise ValueError(f"{name} must be an array of {kind} integers; got {name}{list(index)}={entry!r}")
     return array.astype(float)
+
+
+def _count(value, name: str) -> int:
+    """One count by the rule of :func:`_counts`, for an argument that cannot be an array, as a Python int."""
+    if np.ndim(value) != 0:
+        raise ValueError(f"{name} must be one positive integer here; got an array of shape {np.shape(value)}")
+    return int(_counts(value, name))
 
 
 def _arrays(k, n):
@@ -182,9 +201,8 @@ def min_tangents_for_cosine(target: float, n: int, aggregator: str = "projection
     _check_name(aggregator)
     if isinstance(target, bool) or not isinstance(target, numbers.Real) or not 0.0 < target <= 1.0:
         raise ValueError(f"target cosine must lie in (0, 1]; got {target!r}")
-    n = check_count(n, "n", "dimension")
-    k_max = check_count(k_max, "k_max", "largest number of tangents") if k_max is not None else (
-        n if aggregator == "projection" else 1000 * n)
+    n = _count(n, "n")
+    k_max = _count(k_max, "k_max") if k_max is not None else (n if aggregator == "projection" else 1000 * n)
     if expected_cosine(aggregator, k_max, n) < target:
         return None
     low, high = 1, k_max
@@ -204,19 +222,15 @@ def min_tangents_for_cosine(target: float, n: int, aggregator: str = "projection
 def _guided_arrays(k, n, rho, m):
     """``(k, n, ρ, m)`` broadcast as float arrays: ``k >= 0`` and ``m >= 0`` integers, ``n > m``, ``ρ`` in [0, 1]
     (taken as 0 where ``m = 0``: without guesses ``P_U g = 0``)."""
-    k_array, m_array = np.asarray(k), np.asarray(m)
-    for name, value, array in (("k", k, k_array), ("m", m, m_array)):
-        if array.dtype.kind not in "iuf" or np.any(~np.isfinite(array)) or np.any(array < 0) \
-                or np.any(array != np.floor(array)):
-            raise ValueError(f"{name} must be a non-negative integer (or an array of them); got {name}={value!r}")
-    n_array = _counts(n, "n")
+    k_array, m_array, n_array = _counts(k, "k", minimum=0), _counts(m, "m", minimum=0), _counts(n, "n")
     if np.any(n_array <= m_array):
         raise ValueError(f"the dimension n must exceed the number of guesses m; got n={n!r}, m={m!r}")
-    rho_array = np.asarray(rho, dtype=float)
-    if np.any(~np.isfinite(rho_array)) or np.any(rho_array < 0) or np.any(rho_array > 1 + 1e-12):
-        raise ValueError(f"rho = cos(P_U g, g) must lie in [0, 1]; got rho={rho!r}")
-    k_array, n_array, rho_array, m_array = np.broadcast_arrays(k_array.astype(float), n_array,
-                                                               np.clip(rho_array, 0.0, 1.0), m_array.astype(float))
+    rho_array = np.asarray(rho)
+    if np.any(_not_numbers(rho, rho_array)) or np.any(~np.isfinite(rho_array)) or np.any(rho_array < 0) \
+            or np.any(rho_array > 1 + 1e-12):
+        raise ValueError(f"rho = cos(P_U g, g) must be a number in [0, 1]; got rho={rho!r}")
+    rho_array = np.clip(rho_array.astype(float), 0.0, 1.0)
+    k_array, n_array, rho_array, m_array = np.broadcast_arrays(k_array, n_array, rho_array, m_array)
     return k_array, n_array, np.where(m_array == 0, 0.0, rho_array), m_array  # no guess: P_U g = 0
 
 

@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 import torch
 
-from fg_analysis import aggregate, checks, data, tangents, theory
+from fg_analysis import aggregate, checks, data, jvp, metrics, tangents, theory
 from fg_analysis.cache import ResultsCache
-from fg_analysis.estimator import forward_gradient
+from fg_analysis.estimator import ForwardGradient, forward_gradient, module_objective
 from fg_analysis.optimize import minimize
 from fg_analysis.training import make_optimizer, train
 
@@ -78,6 +78,24 @@ D2 = torch.ones(2, dtype=torch.float64)
 EMPTY_V, EMPTY_D = torch.zeros(0, 4), torch.zeros(0)
 NAN = float("nan")
 COUNT = "must be a positive integer"
+FLOATING = "must be a real floating-point tensor; got dtype"
+REAL = r"must be a real \(floating-point or integer\) tensor; got dtype"
+NOT_FLOATING = (torch.bool, torch.int64, torch.complex128)  # what the engine refuses as tangents or derivatives
+
+
+def _squares(x: torch.Tensor) -> torch.Tensor:
+    """A function of the parameters for the engine's rows: ``|x|²``."""
+    return (x ** 2).sum()
+
+
+def _dtype(dtype: torch.dtype) -> str:
+    """``dtype`` as a message writes it (``torch.bool``), escaped for a regex."""
+    return re.escape(str(dtype))
+
+
+def _id(dtype: torch.dtype) -> str:
+    """``dtype`` in a row id: ``bool``, ``int64``, ``complex128``."""
+    return str(dtype).removeprefix("torch.")
 
 BAD_INPUTS = [
     # ---------------------------------------------------------------- tangents
@@ -90,8 +108,15 @@ BAD_INPUTS = [
                  id="tangents-n-float"),
     pytest.param(tangents.Normal().sample, call(2, 4, batch_shape=(2.5,)), ValueError,
                  r"batch_shape must be a tuple of non-negative integers", id="tangents-batch-shape"),
-    pytest.param(tangents.Normal().sample, call(2, 4, dtype=torch.int64), ValueError,
-                 r"floating-point dtype .*got dtype=torch\.int64$", id="tangents-int-dtype"),
+    *[pytest.param(tangents.Normal().sample, call(2, 4, dtype=dtype), ValueError,
+                   rf"^dtype must be a real floating-point torch\.dtype such as torch\.float32; "
+                   rf"got dtype={_dtype(dtype)}$", id=f"tangents-dtype-{_id(dtype)}") for dtype in NOT_FLOATING],
+    pytest.param(tangents.Normal().sample, call(2, 4, dtype="float32"), ValueError, r"got dtype='float32'$",
+                 id="tangents-dtype-string"),
+    pytest.param(tangents.Orthonormal().sample, call(2, 4, out=torch.empty(2, 4, dtype=torch.bool)), ValueError,
+                 rf"^out {FLOATING} torch\.bool: pass float32 or float64", id="tangents-out-bool"),
+    pytest.param(tangents.Normal().sample, call(2, 4, out=np.empty((2, 4))), ValueError,
+                 r"^out must be a torch\.Tensor; got ndarray$", id="tangents-out-array"),
     pytest.param(tangents.Orthonormal().sample, call(5, 4), ValueError, r"at most n orthonormal .*k=5 for n=4",
                  id="tangents-orthonormal-k>n"),
     pytest.param(tangents.StandardBasis().sample, call(5, 4), ValueError, r"k=5 for n=4", id="tangents-basis-k>n"),
@@ -119,6 +144,20 @@ BAD_INPUTS = [
                    id=f"aggregate-{name}-device") for name, function in aggregate.AGGREGATORS.items()],
     *[pytest.param(function, call([[1.0, 0.0]], torch.ones(1)), ValueError, r"V must be a torch\.Tensor; got list",
                    id=f"aggregate-{name}-list") for name, function in aggregate.AGGREGATORS.items()],
+    *[pytest.param(function, call(V2.to(dtype), D2), ValueError, rf"^tangents V {FLOATING} {_dtype(dtype)}: \S",
+                   id=f"aggregate-{name}-V-{_id(dtype)}")
+      for name, function in aggregate.AGGREGATORS.items() for dtype in NOT_FLOATING],
+    *[pytest.param(function, call(V2, D2.to(dtype)), ValueError,
+                   rf"^directional derivatives d {FLOATING} {_dtype(dtype)}: \S",
+                   id=f"aggregate-{name}-d-{_id(dtype)}")
+      for name, function in aggregate.AGGREGATORS.items() for dtype in NOT_FLOATING],
+    *[pytest.param(aggregate.coefficients, call(V2.to(dtype), D2, name), ValueError,
+                   rf"^tangents V {FLOATING} {_dtype(dtype)}: \S",
+                   id=f"aggregate-coefficients-{name}-V-{_id(dtype)}")
+      for name in aggregate.AGGREGATORS for dtype in NOT_FLOATING],
+    pytest.param(aggregate.coefficients, call(V2, D2.long(), "sum"), ValueError,
+                 rf"^directional derivatives d {FLOATING} torch\.int64: pass float32 or float64",
+                 id="aggregate-coefficients-sum-d-int64"),
     pytest.param(aggregate.projection, call(torch.eye(2)[[0, 0]], torch.ones(2)), ValueError,
                  r"linearly independent tangents; got rank 1 < k=2", id="aggregate-projection-dependent"),
     pytest.param(aggregate.projection, call(torch.ones(3, 2), torch.ones(3)), ValueError, r"k=3 for n=2",
@@ -130,12 +169,18 @@ BAD_INPUTS = [
     pytest.param(aggregate.get_aggregator, call("average"), ValueError, r"unknown aggregator 'average'",
                  id="aggregate-unknown"),
     # ---------------------------------------------------------------- theory
-    pytest.param(theory.expected_cosine, call("projection", NAN, 4), ValueError, rf"^k {COUNT} .*got k=nan$",
+    pytest.param(theory.expected_cosine, call("projection", NAN, 4), ValueError, rf"^k {COUNT}; got k=nan$",
                  id="theory-cosine-k-nan"),
     pytest.param(theory.expected_cosine, call("mean", 2.5, 4), ValueError, r"got k=2\.5$",
                  id="theory-cosine-k-float"),
     pytest.param(theory.expected_cosine, call("mean", True, 4), ValueError, r"got k=True$",
                  id="theory-cosine-k-bool"),
+    pytest.param(theory.expected_cosine, call("mean", [2, True], 4), ValueError,
+                 r"^k must be an array of positive integers; got k\[1\]=True$", id="theory-cosine-k-list-bool"),
+    pytest.param(theory.guided_expected_cosine, call(2, 65, True), ValueError,
+                 r"^rho = cos\(P_U g, g\) must be a number in \[0, 1\]; got rho=True$", id="theory-guided-rho-bool"),
+    pytest.param(theory.guided_expected_cos2, call(2, 65, 0.5, m=False), ValueError,
+                 r"^m must be a non-negative integer; got m=False$", id="theory-guided-m-bool"),
     pytest.param(theory.expected_cosine, call("mean", 2, np.array([4, 0])), ValueError, r"got n\[1\]=0$",
                  id="theory-cosine-n-array"),
     pytest.param(theory.expected_cosine, call("median", 2, 4), ValueError, r"unknown aggregator 'median'",
@@ -158,14 +203,29 @@ BAD_INPUTS = [
     pytest.param(theory.projection_error_bound, call(2, 8.5), ValueError, r"got n=8\.5$", id="theory-bound-n"),
     pytest.param(theory.min_tangents_for_cosine, call(0.0, 8), ValueError, r"target cosine must lie in",
                  id="theory-min-k-target"),
-    pytest.param(theory.min_tangents_for_cosine, call(0.5, 8.5), ValueError, rf"dimension n {COUNT}; got n=8\.5$",
+    pytest.param(theory.min_tangents_for_cosine, call(0.5, 8.5), ValueError, rf"^n {COUNT}; got n=8\.5$",
                  id="theory-min-k-n"),
+    pytest.param(theory.min_tangents_for_cosine, call(0.5, True), ValueError, rf"^n {COUNT}; got n=True$",
+                 id="theory-min-k-n-bool"),
     pytest.param(theory.expected_chi, call(0), ValueError, rf"^m {COUNT}", id="theory-chi"),
     # ---------------------------------------------------------------- checks
     pytest.param(checks.check_count, call(np.float64(2.0), "k", "number of tangents"), ValueError,
                  rf"number of tangents k {COUNT}; got k=", id="checks-count-float"),
     pytest.param(checks.check_count, call(np.bool_(True), "k", "number of tangents"), ValueError, COUNT,
                  id="checks-count-numpy-bool"),
+    *[pytest.param(checks.check_real, call(torch.zeros(2, dtype=dtype), "x"), ValueError, rf"^x {FLOATING} ",
+                   id=f"checks-real-{_id(dtype)}") for dtype in NOT_FLOATING],
+    pytest.param(checks.check_real, call(torch.zeros(2, dtype=torch.bool), "x", integers=True), ValueError,
+                 rf"^x {REAL} torch\.bool: pass float32 or float64", id="checks-real-integers-bool"),
+    pytest.param(checks.check_real, call(np.zeros(2), "x"), ValueError, r"^x must be a torch\.Tensor; got ndarray$",
+                 id="checks-real-array"),
+    pytest.param(checks.check_floating_dtype, call(torch.int32), ValueError, r"got dtype=torch\.int32$",
+                 id="checks-dtype-int"),
+    pytest.param(checks.floating_dtype, call({}), ValueError, r"^params must be a tensor or a non-empty dict",
+                 id="checks-params-empty"),
+    pytest.param(checks.floating_dtype, call({"w": torch.ones(2), "b": torch.ones(2, dtype=torch.float16)}),
+                 ValueError, r"^params must share one dtype; got torch\.float32 for 'w' and torch\.float16 for 'b'",
+                 id="checks-params-mixed"),
     # ---------------------------------------------------------------- data
     pytest.param(data.load_dataset, call("imagenet"), ValueError, r"unknown data set 'imagenet'; choose one of",
                  id="data-unknown-name"),
@@ -230,6 +290,69 @@ BAD_INPUTS = [
                  r"no trainable parameters", id="estimator-all-frozen"),
     pytest.param(lambda f, x: forward_gradient(f, x, k=1, mode="forward"), call(lambda x: x.sum() / 0 * 0,
                  torch.ones(3)), FloatingPointError, r"directional derivatives contain NaN or inf", id="estimator-nan"),
+    *[pytest.param(forward_gradient, call(lambda x: (x.double() ** 2).sum(), torch.ones(3, dtype=dtype), k=2,
+                                          mode=mode), ValueError, rf"^params {FLOATING} {_dtype(dtype)}: \S",
+                   id=f"estimator-params-{_id(dtype)}-{mode}") for dtype in NOT_FLOATING for mode in jvp.MODES],
+    pytest.param(ForwardGradient(2, generator=torch.Generator()).step, call(_squares, torch.ones(3, dtype=torch.bool),
+                 lr=0.1), ValueError, rf"^params {FLOATING} torch\.bool: ", id="estimator-step-bool"),
+    pytest.param(forward_gradient, call(lambda p: (p["a"] ** 2).sum() + (p["b"] ** 2).sum(),
+                                        {"a": torch.ones(2), "b": torch.ones(2, dtype=torch.float64)}, k=2,
+                                        mode="oracle"), ValueError,
+                 r"^params must share one dtype; got torch\.float32 for 'a' and torch\.float64 for 'b': convert",
+                 id="estimator-params-mixed"),
+    pytest.param(forward_gradient, call(_squares, {"w": torch.ones(2), "i": torch.ones(2, dtype=torch.int64)}, k=2,
+                                        per_tensor=True), ValueError, rf"^params\['i'\] {FLOATING} torch\.int64: ",
+                 id="estimator-params-dict-int"),
+    pytest.param(ForwardGradient(2).sample, call(4, dtype=torch.int32), ValueError,
+                 r"^dtype must be a real floating-point torch\.dtype .*got dtype=torch\.int32$",
+                 id="estimator-sample-int-dtype"),
+    *[pytest.param(forward_gradient, call(value, torch.ones(3), k=2, mode=mode), ValueError,
+                   rf"^f must return a floating-point value; got dtype torch\.{kind}, whose derivatives are zero",
+                   id=f"estimator-{kind}-f-{mode}")
+      for kind, value in (("int64", lambda x: (x ** 2).sum().round().long()), ("bool", lambda x: (x ** 2).sum() > 1))
+      for mode in jvp.MODES],
+    pytest.param(module_objective, call(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2).double()),
+                                        torch.nn.functional.mse_loss, flat=True), ValueError,
+                 r"^parameters must share one dtype; got torch\.float32 for '0\.weight' and torch\.float64 for "
+                 r"'1\.weight'", id="estimator-module-mixed"),
+    pytest.param(module_objective, call(torch.nn.Linear(2, 2, dtype=torch.complex64), torch.nn.functional.mse_loss),
+                 ValueError, rf"^parameters\['weight'\] {FLOATING} torch\.complex64: complex values are not supported",
+                 id="estimator-module-complex"),
+    # ---------------------------------------------------------------- jvp
+    *[pytest.param(function, call(_squares, torch.ones(3), torch.eye(3, dtype=dtype)), ValueError,
+                   rf"^tangents {FLOATING} {_dtype(dtype)}: \S", id=f"jvp-{function.__name__}-{_id(dtype)}")
+      for function in (jvp.jvps, jvp.sequential_jvps) for dtype in NOT_FLOATING],
+    *[pytest.param(function, call(_squares, torch.ones(3), torch.eye(3, dtype=torch.float64)), ValueError,
+                   r"^tangents have dtype torch\.float64 but the parameters torch\.float32: sample them in that dtype",
+                   id=f"jvp-{function.__name__}-mixed") for function in (jvp.jvps, jvp.sequential_jvps)],
+    pytest.param(jvp.jvps, call(_squares, torch.ones(3, dtype=torch.int64), torch.eye(3)), ValueError,
+                 rf"^params {FLOATING} torch\.int64: ", id="jvp-jvps-int-params"),
+    pytest.param(jvp.gradient, call(_squares, torch.ones(3, dtype=torch.bool)), ValueError,
+                 rf"^params {FLOATING} torch\.bool: ", id="jvp-gradient-bool-params"),
+    pytest.param(jvp.oracle_jvps, call(torch.ones(3, dtype=torch.int64), torch.eye(3)), ValueError,
+                 rf"^the gradient {FLOATING} torch\.int64: ", id="jvp-oracle-int-gradient"),
+    pytest.param(jvp.oracle_jvps, call(torch.ones(3), torch.eye(3, dtype=torch.bool)), ValueError,
+                 rf"^tangents {FLOATING} torch\.bool: ", id="jvp-oracle-bool-tangents"),
+    pytest.param(jvp.oracle_jvps, call(torch.ones(3), torch.eye(3, dtype=torch.float64)), ValueError,
+                 r"^tangents have dtype torch\.float64 but the gradient torch\.float32", id="jvp-oracle-mixed"),
+    pytest.param(jvp.per_tensor_jvps, call(lambda p: _squares(p["a"]), {"a": torch.ones(2)},
+                                           {"a": torch.eye(2, dtype=torch.float64)}), ValueError,
+                 r"^tangents have dtype torch\.float64 but params\['a'\] torch\.float32", id="jvp-per-tensor-mixed"),
+    pytest.param(jvp.per_tensor_jvps, call(lambda p: _squares(p["a"]), {"a": torch.ones(2)},
+                                           {"a": torch.eye(2, dtype=torch.bool)}), ValueError,
+                 rf"^tangents\['a'\] {FLOATING} torch\.bool: ", id="jvp-per-tensor-bool"),
+    # ---------------------------------------------------------------- metrics
+    *[pytest.param(function, call(torch.tensor([True, False]), torch.ones(2)), ValueError,
+                   rf"^{first} {REAL} torch\.bool: pass float32 or float64", id=f"metrics-{function.__name__}-bool")
+      for function, first in ((metrics.cosine, "the first argument"), (metrics.norm_ratio, "the first argument"),
+                              (metrics.relative_error, "the estimate"))],
+    pytest.param(metrics.cosine, call(torch.ones(2), torch.tensor([1j, 0])), ValueError,
+                 rf"^the second argument {REAL} torch\.complex64: complex values are not supported",
+                 id="metrics-cosine-complex"),
+    pytest.param(metrics.cosine, call({"w": torch.ones(2)}, {"w": np.array([True, False])}), ValueError,
+                 rf"^entry 'w' of the second argument {REAL} torch\.bool: ", id="metrics-cosine-dict-bool"),
+    pytest.param(metrics.relative_error, call({"w": torch.ones(2)}, {"w": torch.tensor([True, False])}), ValueError,
+                 rf"^entry 'w' of the second argument {REAL} torch\.bool: ", id="metrics-relative-error-dict-bool"),
     pytest.param(minimize, call("sphere", 4, method="fg", lr=float("nan")), ValueError,
                  r"learning rate must be a positive number; got lr=nan", id="optimize-lr-nan"),
     pytest.param(minimize, call("sphere", 4, method="fg", lr=0.1, patience=0), ValueError,

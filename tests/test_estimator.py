@@ -111,3 +111,27 @@ def test_batch_norms_in_training_is_what_forward_mode_refuses():
     x, y = torch.randn(4, 2), torch.tensor([0, 1, 0, 1])
     g = forward_gradient(untracked, args=(x, y), loss_fn=nn.functional.cross_entropy, k=2, generator=generator())
     assert all(torch.isfinite(v).all() for v in g.values())
+
+
+def test_module_objective_refuses_mixed_dtypes_and_leaves_the_module_alone():
+    """One flat vector holds every trainable parameter: a float32 and a float64 layer once became float64 views
+    of it, silently changing the module's dtypes."""
+    net = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 2).double())
+    before = {name: p.detach().clone() for name, p in net.named_parameters()}
+    with pytest.raises(ValueError, match=r"^parameters must share one dtype; got torch\.float32 for '0\.weight'"):
+        module_objective(net, nn.functional.mse_loss, flat=True)
+    for name, p in net.named_parameters():
+        assert p.dtype == before[name].dtype and torch.equal(p.detach(), before[name])
+
+
+@pytest.mark.parametrize("params", [torch.ones(3, dtype=torch.int64),
+                                    {"w": torch.ones(3), "mask": torch.ones(3, dtype=torch.bool)}],
+                         ids=["int-tensor", "dict-with-bool"])
+def test_non_floating_params_are_refused_before_any_tangent_is_drawn(params):
+    """The parameters' dtype is checked first (a dict's first float entry once let the tangents be drawn and
+    the failure came from deep inside torch.func): the generator is left where it was."""
+    rng = generator(5)
+    state = rng.get_state()
+    with pytest.raises(ValueError, match=r"must be a real floating-point tensor; got dtype torch\.(int64|bool)"):
+        ForwardGradient(2, generator=rng).step(quadratic, params, lr=0.1)  # f is never reached
+    assert torch.equal(rng.get_state(), state)

@@ -5,6 +5,7 @@ exact algebraic identities (orthonormality, one-hot rows, angles) and known marg
 """
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -281,11 +282,33 @@ def test_bad_batch_shape(batch_shape):
         Normal().sample(2, 4, batch_shape=batch_shape, generator=gen())
 
 
-def test_integer_dtype_or_out_is_refused():
-    with pytest.raises(ValueError, match="floating-point dtype such as torch.float32; got dtype=torch.int64"):
-        Rademacher().sample(2, 4, generator=gen(), dtype=torch.int64)
-    with pytest.raises(ValueError, match="out must have a floating-point dtype; got torch.int32"):
-        Normal().sample(2, 4, generator=gen(), out=torch.empty(2, 4, dtype=torch.int32))
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.complex64, "float32", float])
+def test_non_floating_dtype_is_refused(dtype):
+    with pytest.raises(ValueError, match=rf"^dtype must be a real floating-point torch.dtype such as torch.float32; "
+                                         rf"got dtype={re.escape(repr(dtype))}$"):
+        Rademacher().sample(2, 4, generator=gen(), dtype=dtype)
+
+
+@pytest.mark.parametrize("out, message", [
+    (torch.empty(2, 4, dtype=torch.int32), r"^out must be a real floating-point tensor; got dtype torch.int32: "),
+    (torch.empty(2, 4, dtype=torch.bool), r"^out must be a real floating-point tensor; got dtype torch.bool: "),
+    (np.empty((2, 4)), r"^out must be a torch.Tensor; got ndarray$"),
+])
+def test_non_floating_out_is_refused(out, message):
+    with pytest.raises(ValueError, match=message):
+        Normal().sample(2, 4, generator=gen(), out=out)
+
+
+@pytest.mark.parametrize("law", ALL_LAWS, ids=LAW_IDS)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_low_precision_dtypes_draw_in_every_law(law, dtype):
+    """float16 and bfloat16 are floating dtypes, so every law draws them (the QR-based laws once failed: CPU QR
+    takes no half precision); orthonormal rows stay orthonormal to the dtype's rounding."""
+    V = law.sample(3, 6, generator=gen(3), dtype=dtype)
+    assert V.dtype == dtype and V.shape == (3, 6) and bool(torch.isfinite(V).all())
+    if isinstance(law, Orthonormal):
+        torch.testing.assert_close(V.double() @ V.double().T, torch.eye(3, dtype=torch.float64), rtol=0,
+                                   atol=4 * torch.finfo(dtype).eps)
 
 
 def test_law_parameters_must_be_finite_numbers():

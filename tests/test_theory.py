@@ -178,8 +178,8 @@ def test_bad_aggregator_name(call):
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: theory.expected_cosine("projection", 0, 4), r"^k must be a positive integer .*got k=0$"),
-    (lambda: theory.expected_cosine("mean", 2, 0), r"^n must be a positive integer .*got n=0$"),
+    (lambda: theory.expected_cosine("projection", 0, 4), r"^k must be a positive integer; got k=0$"),
+    (lambda: theory.expected_cosine("mean", 2, 0), r"^n must be a positive integer; got n=0$"),
     (lambda: theory.expected_cosine("mean", np.array([1, 0]), 4), r"got k\[1\]=0$"),
     (lambda: theory.expected_norm_ratio("sum", -1, 4), r"got k=-1$"),
     (lambda: theory.expected_projection_error(0, 4), r"got k=0$"),
@@ -188,11 +188,20 @@ def test_bad_aggregator_name(call):
     (lambda: theory.expected_cosine("mean", 2.5, 4), r"got k=2.5$"),
     (lambda: theory.expected_cosine("mean", 2, np.array([8.0, 8.5])), r"got n\[1\]=8.5$"),
     (lambda: theory.cos2_parameters("mean", True, 4), r"got k=True$"),
-    (lambda: theory.expected_chi(float("inf")), r"^m must be a positive integer .*got m=inf$"),
-    (lambda: theory.min_tangents_for_cosine(0.5, 64.5), r"dimension n must be a positive integer; got n=64.5$"),
-    (lambda: theory.min_tangents_for_cosine(0.5, 64, k_max=0), r"k_max must be a positive integer; got k_max=0$"),
+    (lambda: theory.expected_chi(float("inf")), r"^m must be a positive integer; got m=inf$"),
+    (lambda: theory.min_tangents_for_cosine(0.5, 64.5), r"^n must be a positive integer; got n=64.5$"),
+    (lambda: theory.min_tangents_for_cosine(0.5, 64, k_max=0), r"^k_max must be a positive integer; got k_max=0$"),
+    (lambda: theory.min_tangents_for_cosine(0.5, True), r"^n must be a positive integer; got n=True$"),
+    (lambda: theory.min_tangents_for_cosine(0.5, [8, 16]), r"^n must be one positive integer here; got an array"),
+    (lambda: theory.expected_cosine("mean", [4, True], 8),
+     r"^k must be an array of positive integers; got k\[1\]=True$"),
+    (lambda: theory.expected_cosine("mean", 2, [[8.0, 9.0], [np.True_, 8.0]]), r"got n\[1, 0\]=np.True_$|=True$"),
+    (lambda: theory.guided_expected_cos2(True, 65, 0.5), r"^k must be a non-negative integer; got k=True$"),
+    (lambda: theory.guided_expected_cos2(2, 65, 0.5, m=[1, False]), r"^m must be an array of non-negative integers"),
+    (lambda: theory.guided_expected_cos2(2, 65, True), r"^rho = cos\(P_U g, g\) must be a number in \[0, 1\]"),
 ], ids=["k0", "n0", "array", "norm", "error", "bound", "nan", "fraction", "array-fraction", "bool", "chi-inf",
-        "bisection-n", "bisection-k_max"])
+        "bisection-n", "bisection-k_max", "bisection-bool", "bisection-array", "list-bool", "nested-bool",
+        "guided-k-bool", "guided-m-bool", "guided-rho-bool"])
 def test_bad_k_or_n(call, message):
     with pytest.raises(ValueError, match=message):
         call()
@@ -207,6 +216,9 @@ def test_numpy_integers_and_integral_floats_are_counts():
         assert float(function("projection", 4.0, 1e2)) == float(function("projection", 4, 100))
     assert float(theory.expected_chi(np.uint8(3))) == float(theory.expected_chi(3))
     assert theory.min_tangents_for_cosine(0.5, np.int64(64)) == theory.min_tangents_for_cosine(0.5, 64)
+    assert theory.min_tangents_for_cosine(0.5, 64.0, k_max=64.0) == theory.min_tangents_for_cosine(0.5, 64)
+    assert float(theory.guided_expected_cos2(np.int64(4), 65.0, 0.5, m=1.0)) == float(
+        theory.guided_expected_cos2(4, 65, 0.5))
     assert theory.cos2_distribution("mean", np.int64(2), np.int64(8)).mean() == pytest.approx(2 / 9)
 
 
