@@ -1,4 +1,5 @@
-"""RQ1 experiment: configs, the batched sweep against a per-sample loop, theory agreement, cache reuse, claims."""
+"""RQ1 experiment: configs, the batched sweep against a per-sample loop, theory agreement, cache reuse, the paired
+test of the projection against the mean, claims."""
 
 from __future__ import annotations
 
@@ -17,14 +18,25 @@ from fg_analysis import theory  # noqa: E402
 from fg_analysis.aggregate import get_aggregator  # noqa: E402
 from fg_analysis.cache import ResultsCache  # noqa: E402
 from fg_analysis.experiments import SCORECARD_COLUMNS, approximation  # noqa: E402
-from fg_analysis.experiments.approximation import ApproximationCell, ApproximationConfig  # noqa: E402
-from fg_analysis.metrics import FAILS, HOLDS, INCONCLUSIVE, VERDICTS, add_ci  # noqa: E402
+from fg_analysis.experiments.approximation import ApproximationCell, ApproximationConfig, PairedCosineCell  # noqa: E402
+from fg_analysis.metrics import FAILS, HOLDS, INCONCLUSIVE, VERDICTS, add_ci, compare  # noqa: E402
 from scipy import stats  # noqa: E402
+
+
+PAIRED_CLAIM = "The projection approximates g better than the mean (higher cosine) for k > 1"
 
 
 @pytest.fixture
 def cache(tmp_path):
     return ResultsCache(tmp_path, published=None)
+
+
+def _gain(frame: pd.DataFrame, n: int | None = None, k: int | None = None) -> pd.Series:
+    rows = frame[frame["metric"] == approximation.PAIRED_METRIC]
+    if n is not None:
+        rows = rows[(rows["n"] == n) & (rows["k"] == k) & (rows["law"] == "normal")]
+    row, = (r for _, r in rows.iterrows())
+    return row
 
 
 def test_presets():
@@ -74,6 +86,51 @@ def test_cell_statistics_equal_the_loop_and_do_not_depend_on_chunking(monkeypatc
         assert row["std"] == pytest.approx(np.std(cosines, ddof=1), rel=1e-8)
         assert row["count"] == 9
     assert set(frame["device"]) == {"cpu"}
+
+
+@pytest.mark.parametrize("n, k", [(6, 3), (5, 5), (7, 1)])
+def test_paired_gain_is_the_difference_of_independently_computed_cosines(n, k):
+    """The gain row equals cos(P_U g, g) − cos(mean, g) per draw, P_U g by least squares, the mean by hand, on the
+    cell's own tangents; the theorem cos(P_U g, g) ≥ cos(u, g) for u in span(V) makes its minimum ≥ 0."""
+    cell = ApproximationCell(n=n, k=k, samples=40, dtype="float64")
+    gain = _gain(approximation.measure_cell(cell))
+    V = torch.randn(40, k, n, generator=torch.Generator().manual_seed(approximation.cell_seed(cell)),
+                    dtype=torch.float64)
+    g = torch.ones(n, dtype=torch.float64)
+    differences = []
+    for tangents in V:
+        projection = tangents.T @ torch.linalg.lstsq(tangents.T, g.unsqueeze(1)).solution.squeeze(1)
+        mean = tangents.T @ (tangents @ g) / k
+        cosine = [float(u @ g / (u.norm() * g.norm())) for u in (projection, mean)]
+        differences.append(cosine[0] - cosine[1])
+    assert (gain["aggregator"], gain["normalize"], gain["count"]) == ("projection", False, 40)
+    assert gain["mean"] == pytest.approx(np.mean(differences), rel=1e-9, abs=1e-14)
+    assert gain["std"] == pytest.approx(np.std(differences, ddof=1), rel=1e-7, abs=1e-14)
+    assert gain["min"] == pytest.approx(min(differences), rel=1e-9, abs=1e-14)
+    assert gain["min"] >= -1e-12
+    if k == 1:  # one tangent: P_U g and the mean are parallel, equal cosines on every draw
+        assert abs(gain["mean"]) < 1e-14 and gain["std"] < 1e-14
+    else:
+        assert gain["min"] > 0
+
+
+def test_a_paired_unit_draws_the_tangents_of_its_grid_cell():
+    unit = PairedCosineCell(n=6, k=3, samples=9, seed=2, dtype="float64")
+    grid = approximation.measure_cell(ApproximationCell(n=6, k=3, samples=9, seed=2, dtype="float64"))
+    paired = approximation.measure_paired(unit)
+    keys = ["aggregator", "normalize", "metric"]
+    assert set(map(tuple, paired[keys].to_numpy())) == {(a, z, m) for a, z in approximation.PAIRED_APPROACHES
+                                                        for m in approximation.METRICS} | {
+        ("projection", False, approximation.PAIRED_METRIC)}
+    shared = grid.merge(paired, on=keys, suffixes=("_grid", "_paired"))
+    assert len(shared) == len(paired)
+    for column in ("mean", "std", "count"):
+        np.testing.assert_array_equal(shared[f"{column}_grid"], shared[f"{column}_paired"])
+    config = ApproximationConfig(dims=(1, 4, 64), tangent_counts=(1, 2, 4, 128), samples=30, large_from=64,
+                                 large_samples=10, seed=2, angles=())
+    assert [(u.n, u.k, u.samples) for u in config.paired_cells()] == [(4, 2, 30), (4, 4, 30), (64, 2, 10),
+                                                                      (64, 4, 10)]
+    assert len(ApproximationConfig.preset("paper").paired_cells()) == 115  # 1 < k <= n on the paper's grid
 
 
 def test_measured_cosine_agrees_with_theory():
@@ -156,7 +213,11 @@ def test_figures_draw(cache):
     frame = approximation.run(config, cache=cache, progress=False)
     for fig in (approximation.plot_versus(frame, "cosine"), approximation.plot_versus(frame, "norm_ratio", x="n"),
                 approximation.plot_normalization(frame, n_values=(4, 16)), approximation.plot_fixed_angle(frame)):
-        assert fig.axes
+        fig.canvas.draw()
+        legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+        assert legends  # outside every panel: a legend never covers a curve
+        for legend in legends:
+            assert not any(legend.get_window_extent().overlaps(ax.get_window_extent()) for ax in fig.axes)
         plt.close(fig)
 
 
@@ -174,7 +235,7 @@ def test_summary_markdown_states_the_reference_cell():
 
 def test_claims_are_inconclusive_inside_the_interval_and_fail_outside():
     """A verdict is made from the t interval: the paper's 0.494 inside it holds, a value far outside fails,
-    a tie between the projection and the mean is inconclusive."""
+    the projection against the mean without paired gains is inconclusive."""
     rows = []
     for aggregator, n, k, mean, std in (("projection", 64, 16, 0.50, 0.1), ("mean", 64, 16, 0.499, 0.1),
                                         ("projection", 16, 16, 1.0, 0.0), ("mean", 16, 16, 0.6, 0.1)):
@@ -185,7 +246,70 @@ def test_claims_are_inconclusive_inside_the_interval_and_fail_outside():
     half = stats.t.ppf(0.975, 99) * 0.1 / 10
     assert abs(0.50 - 0.494) < half and card["E[cos(P_U g, g)] at n=64, k=16"] == HOLDS
     assert card["The mean stays far from g even at k = n (n=16)"] == FAILS        # 0.6 ± 0.02 against 0.713
-    assert card["The projection approximates g better than the mean (higher cosine) for k > 1"] == INCONCLUSIVE
+    assert card[PAIRED_CLAIM] == INCONCLUSIVE
+    ours = approximation.scorecard(frame).set_index("claim").loc[PAIRED_CLAIM, "ours"]
+    assert "paired cells stored: 0 of 2" in ours
+
+
+def test_the_paired_claim_holds_where_the_unpaired_intervals_tie_and_leaves_k_1_out(cache):
+    """n = 1024, k = 2: the two cosines' intervals overlap, the paired gain's lies above 0. The k = 1 cells (n = 1,
+    both exact; n = 1024, parallel estimates) are left out of the tally and said to be."""
+    config = ApproximationConfig(dims=(1, 1024), tangent_counts=(1, 2), samples=200, angles=())
+    frame = approximation.run(config, cache=cache, progress=False)
+    proj, mean = (approximation.cell_value(frame, aggregator=a, n=1024, k=2) for a in ("projection", "mean"))
+    assert compare(proj["mean"], proj["ci"], mean["mean"], mean["ci"]) == INCONCLUSIVE  # the unpaired test
+    exact = _gain(frame, 1, 1)
+    assert (exact["mean"], exact["std"], exact["min"]) == (0.0, 0.0, 0.0)
+    gains, cells, parallel = approximation.paired_cells(frame)
+    assert list(gains.index) == [(1024, 2)] and (cells, parallel) == (1, 2)
+    gain = _gain(frame, 1024, 2)
+    assert gain["mean"] - stats.t.ppf(0.975, 199) * gain["std"] / np.sqrt(200) > 0
+    row = approximation.scorecard(frame, config).set_index("claim").loc[PAIRED_CLAIM]
+    assert row["verdict"] == HOLDS and row["section"] == "rq1_approximation#rq1-paired"
+    assert "1 for, 0 ties, 0 against" in row["ours"] and "2 cells with k = 1 left out" in row["ours"]
+    text = approximation.paired_markdown(frame)
+    assert "Over the 1 cells with 1 < k ≤ n" in text and "overlap in 1 of these cells, e.g. n = 1024, k = 2" in text
+
+
+def test_stored_claims_rest_on_the_stored_paired_units(cache):
+    """A grid stored without gain rows: the stored claim is inconclusive with none of its paired units stored,
+    rests on the stored ones after `rq1 --part paired` ran for some, and run() fills in the rest itself."""
+    config = ApproximationConfig(dims=(4, 16), tangent_counts=(1, 2, 4), samples=100, angles=())
+    for cell in config.cells():  # as the stored paper grid: results from before the paired gain was measured
+        frame = approximation.measure_cell(cell)
+        cache.save(cell, frame[frame["metric"] != approximation.PAIRED_METRIC])
+
+    def claim_row():
+        rows = approximation.stored_rows(config, cache=cache)
+        return rows.set_index("claim").loc[PAIRED_CLAIM + " (stored paper-protocol runs)"]
+
+    row = claim_row()
+    assert row["verdict"] == INCONCLUSIVE and "paired cells stored: 0 of 4" in row["ours"]
+    assert "paired units (projection against mean): 0 of 4" in row["setup"]
+    part = dataclasses.replace(config, dims=(16,))
+    approximation.run_paired(part, cache=cache, progress=False)
+    row = claim_row()
+    assert row["verdict"] == HOLDS and "paired cells stored: 2 of 4" in row["ours"]
+    assert "PairedCosineCell" in row["record"] and "2 for, 0 ties, 0 against" in row["ours"]
+    found = approximation.stored(config, cache=cache)
+    assert (found.attrs["paired"], found.attrs["paired_units"]) == (2, 4)
+    frame = approximation.run(config, cache=cache, progress=False)  # computes only the two missing paired units
+    assert len(list((cache.root / "PairedCosineCell").iterdir())) == 4
+    for unit in config.paired_cells():
+        fresh = _gain(approximation.measure_cell(ApproximationCell(n=unit.n, k=unit.k, samples=100)))
+        assert _gain(frame, unit.n, unit.k)["mean"] == pytest.approx(fresh["mean"], rel=1e-12)
+
+
+def test_the_rq1_command_runs_the_paired_part(tmp_path, monkeypatch, capsys):
+    tiny = ApproximationConfig(dims=(4,), tangent_counts=(1, 2, 4), samples=20, angles=())
+    monkeypatch.setenv("FG_RESULTS", str(tmp_path))
+    monkeypatch.setattr(ApproximationConfig, "preset", classmethod(lambda cls, name, seed=0: tiny))
+    assert approximation.main(["--part", "paired", "--no-progress"]) == 0
+    assert "RQ1 paired quick: 2 units" in capsys.readouterr().out
+    assert sorted(folder.name for folder in tmp_path.iterdir()) == ["PairedCosineCell"]
+    assert len(list((tmp_path / "PairedCosineCell").iterdir())) == 2
+    with pytest.raises(SystemExit):
+        approximation.main(["--part", "all"])
 
 
 def test_theory_band_uses_the_t_quantile():

@@ -1,6 +1,6 @@
 """RQ1: how well do multi-tangent forward gradients approximate the true gradient?
 
-The paper's approximation experiment (Flügel et al., arXiv 2410.17764, Sec. IV-A; ``reference/paper.md``,
+The paper's approximation experiment (Flügel et al., arXiv 2410.17764, Sec. IV-A,
 "Approximation quality"): the true gradient is all-ones, ``g = 1 ∈ R^n`` (``|g| = sqrt(n)``); the directional
 derivatives are exact, ``d = V g`` (the "oracle" JVP); for each dimension ``n`` and number of tangents ``k`` a
 batch of independent tangent sets ``V`` (shape ``(samples, k, n)``) is drawn from the normal law and aggregated
@@ -14,8 +14,14 @@ Per sample it measures
 
 and stores their mean, sample std and count per (n, k, aggregator, normalize), from which the book draws
 ``mean ± t_{0.975, count-1} std / sqrt(count)``
-(:func:`fg_analysis.metrics.add_ci`). The fixed-angle ("custom tangents") experiment repeats this at ``n = 64``
-with :class:`~fg_analysis.tangents.FixedAngle` tangents for the mean and the projection.
+(:func:`fg_analysis.metrics.add_ci`). A cell with both the projection and the raw mean also stores their paired
+difference on each draw, ``cosine_gain = cos(P_U g, g) − cos(mean, g)`` (:data:`PAIRED_METRIC`, with its minimum
+over the draws): the mean lies in ``U = span(V)`` and ``P_U g`` is the vector of ``U`` closest in angle to ``g``,
+so the gain is ``≥ 0`` on every draw (up to rounding), and "the projection beats the mean" is a paired test of its mean against 0,
+not a comparison of two intervals (:func:`scorecard`). :class:`PairedCosineCell` measures only that pair, on the
+tangents of the grid cell it pairs with, for grids stored before the gain was recorded. The fixed-angle ("custom
+tangents") experiment repeats this at ``n = 64`` with :class:`~fg_analysis.tangents.FixedAngle` tangents for the
+mean and the projection.
 
 Samples are batched through the aggregators (no Python loop over samples) in chunks of at most
 :data:`MAX_CHUNK_FLOATS` tangent entries, so memory stays bounded at ``n = 2^16, k = 2^10``. Each (n, k) cell is
@@ -50,14 +56,21 @@ from fg_analysis.tangents import FixedAngle, Normal
 
 METRICS = ("cosine", "norm_ratio", "error", "dot")
 
+#: the per-draw paired difference ``cos(P_U g, g) − cos(mean, g)`` (raw tangents): a row of its own (aggregator
+#: ``"projection"``) with ``mean, std, count`` and ``min`` (its smallest value over the draws)
+PAIRED_METRIC = "cosine_gain"
+
 #: (aggregator, normalize) pairs of the paper's normal-tangent experiment; the projection does not depend on the
 #: tangents' lengths (only on their span), so only its raw variant is run
 APPROACHES = (("projection", False), ("mean", False), ("mean", True), ("sum", False), ("sum", True))
 
+#: the two approaches the paired test compares (:data:`PAIRED_METRIC`, :class:`PairedCosineCell`)
+PAIRED_APPROACHES = (("projection", False), ("mean", False))
+
 #: at most this many tangent entries (samples · k · n) are held at once; the projection works in float64 on a copy
 MAX_CHUNK_FLOATS = 2 ** 24
 
-#: the paper's reference values of E[cos] (``reference/paper.md``): (aggregator, n, k) -> value
+#: the paper's reference values of E[cos] (its Sec. III): (aggregator, n, k) -> value
 PAPER_REFERENCE = {("projection", 64, 16): 0.494, ("mean", 64, 16): 0.444, ("projection", 1024, 16): 0.123,
                    ("mean", 1024, 16): 0.122, ("mean", 1024, 1): 0.025, ("projection", 16, 16): 1.0,
                    ("mean", 16, 16): 0.713}
@@ -81,6 +94,28 @@ class ApproximationCell:
     law: str = "normal"
     theta: float | None = None
     dtype: str = "float32"
+
+
+@dataclass(frozen=True)
+class PairedCosineCell:
+    """One unit of the paired test on the normal grid: the projection against the raw mean at one (n, k).
+
+    It measures :meth:`cell`, the :class:`ApproximationCell` of the same ``n, k, samples, seed, dtype`` with only
+    :data:`PAIRED_APPROACHES`; tangents depend only on (seed, n, k, law) and the chunking on (k, n)
+    (:func:`cell_seed`, :func:`chunk_size`), so it draws the very tangents of that grid cell: its projection and
+    mean rows equal the grid cell's, and its :data:`PAIRED_METRIC` row is the paired difference on those draws.
+    """
+
+    n: int
+    k: int
+    samples: int
+    seed: int = 0
+    dtype: str = "float32"
+
+    def cell(self) -> ApproximationCell:
+        """The grid cell whose tangents this unit shares, restricted to the projection and the raw mean."""
+        return ApproximationCell(n=self.n, k=self.k, samples=self.samples, seed=self.seed,
+                                 approaches=PAIRED_APPROACHES, dtype=self.dtype)
 
 
 @dataclass(frozen=True)
@@ -118,10 +153,14 @@ class ApproximationConfig:
                        large_samples=200, large_from=1024, seed=seed)
         raise ValueError(f"unknown preset {name!r}; choose 'quick' or 'paper'")
 
+    def samples_at(self, n: int) -> int:
+        """Tangent sets per cell of dimension ``n``."""
+        return self.samples if n < self.large_from else self.large_samples
+
     def cells(self) -> list[ApproximationCell]:
         """Every unit of the sweep (normal grid first, then fixed angles)."""
-        units = [ApproximationCell(n=n, k=k, samples=self.samples if n < self.large_from else self.large_samples,
-                                   seed=self.seed, approaches=_runnable(self.approaches, k, n), dtype=self.dtype)
+        units = [ApproximationCell(n=n, k=k, samples=self.samples_at(n), seed=self.seed,
+                                   approaches=_runnable(self.approaches, k, n), dtype=self.dtype)
                  for n in self.dims for k in self.tangent_counts]
         angle_approaches = tuple((aggregator, False) for aggregator in self.angle_aggregators)
         units += [ApproximationCell(n=self.angle_dim, k=k, samples=self.angle_samples, seed=self.seed,
@@ -129,6 +168,13 @@ class ApproximationConfig:
                                     theta=float(theta), dtype=self.dtype)
                   for k in self.angle_tangent_counts for theta in self.angles]
         return [unit for unit in units if unit.approaches]
+
+    def paired_cells(self) -> list[PairedCosineCell]:
+        """The units of the paired test on the normal grid, :class:`PairedCosineCell`: every (n, k) with
+        1 < k ≤ n (at k = 1 the projection and the mean are parallel, so their cosines are equal on every draw:
+        no evidence either way), with the samples of the grid cell they pair with."""
+        return [PairedCosineCell(n=n, k=k, samples=self.samples_at(n), seed=self.seed, dtype=self.dtype)
+                for n in self.dims for k in self.tangent_counts if 1 < k <= n]
 
 
 def _runnable(approaches, k: int, n: int) -> tuple[tuple[str, bool], ...]:
@@ -163,7 +209,9 @@ def cell_seed(cell: ApproximationCell) -> int:
 
 
 def measure_cell(cell: ApproximationCell, *, device: str | torch.device = "cpu") -> pd.DataFrame:
-    """Run one cell: one row per (aggregator, normalize, metric) with ``mean``, ``std`` (ddof 1), ``count``.
+    """Run one cell: one row per (aggregator, normalize, metric) with ``mean``, ``std`` (ddof 1), ``count``; with
+    both :data:`PAIRED_APPROACHES`, one more row (the projection's, metric :data:`PAIRED_METRIC`) of the per-draw
+    ``cos(P_U g, g) − cos(mean, g)`` with its ``min`` as well.
 
     Tangents come from one generator seeded with :func:`cell_seed` on ``device``, drawn chunk by chunk (chunk size
     depends only on k and n, so a cell's numbers depend only on the cell and the device's RNG).
@@ -187,27 +235,66 @@ def measure_cell(cell: ApproximationCell, *, device: str | torch.device = "cpu")
             values = sample_metrics(normalized if normalize else V, g, aggregator)
             for metric in METRICS:
                 collected[(aggregator, normalize)][metric].append(values[metric].cpu())
-    rows = []
-    for (aggregator, normalize), by_metric in collected.items():
-        for metric, parts in by_metric.items():
-            values = torch.cat(parts).numpy()
-            rows.append({"aggregator": aggregator, "normalize": normalize, "metric": metric,
-                         "mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-                         "count": len(values)})
+    rows = [_row(aggregator, normalize, metric, torch.cat(parts).numpy())
+            for (aggregator, normalize), by_metric in collected.items() for metric, parts in by_metric.items()]
+    if all(approach in collected for approach in PAIRED_APPROACHES):
+        projection, mean = (torch.cat(collected[approach]["cosine"]).numpy() for approach in PAIRED_APPROACHES)
+        gain = projection - mean
+        rows.append({**_row("projection", False, PAIRED_METRIC, gain), "min": float(gain.min())})
     frame = pd.DataFrame(rows)
     frame["device"] = device.type
     return frame
 
 
+def _row(aggregator: str, normalize: bool, metric: str, values: np.ndarray) -> dict:
+    return {"aggregator": aggregator, "normalize": normalize, "metric": metric, "mean": float(values.mean()),
+            "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0, "count": len(values)}
+
+
+def measure_paired(cell: PairedCosineCell, *, device: str | torch.device = "cpu") -> pd.DataFrame:
+    """Run one paired unit: :func:`measure_cell` of :meth:`PairedCosineCell.cell` (the projection's and the
+    mean's rows, and the :data:`PAIRED_METRIC` row of their per-draw difference)."""
+    return measure_cell(cell.cell(), device=device)
+
+
 def run(config: ApproximationConfig, *, device: str = "cpu", cache: ResultsCache | None = None,
         progress: bool = True, executor=None) -> pd.DataFrame:
     """Every cell of ``config`` through the cache (each cell cached on its own, on ``executor`` when given, see
-    :mod:`fg_analysis.sweep`); one row per (n, k, law, theta, aggregator, normalize, metric) with
-    ``mean, std, count, ci, ci_low, ci_high, device``."""
+    :mod:`fg_analysis.sweep`), and the :class:`PairedCosineCell` units of the cells whose stored result has no
+    :data:`PAIRED_METRIC` row (stored before it was measured), for their gain rows; one row per (n, k, law,
+    theta, aggregator, normalize, metric) with ``mean, std, count, ci, ci_low, ci_high, device``."""
     cache = cache or ResultsCache()
-    frame = cache.sweep(config.cells(), partial(measure_cell, device=str(device)), device=device,
-                        description="RQ1 approximation", progress=progress, executor=executor)
-    return _finished(frame)
+    frame = _finished(cache.sweep(config.cells(), partial(measure_cell, device=str(device)), device=device,
+                                  description="RQ1 approximation", progress=progress, executor=executor))
+    gains = frame[(frame["metric"] == PAIRED_METRIC) & (frame["law"] == "normal")]
+    have = set(gains[["n", "k"]].itertuples(index=False, name=None))
+    missing = [unit for unit in config.paired_cells() if (unit.n, unit.k) not in have]
+    if not missing:
+        return frame
+    return _with_gains(frame, _sweep_paired(missing, device=device, cache=cache, progress=progress,
+                                            executor=executor))
+
+
+def run_paired(config: ApproximationConfig, *, device: str = "cpu", cache: ResultsCache | None = None,
+               progress: bool = True, executor=None) -> pd.DataFrame:
+    """Every unit of ``config.paired_cells()`` through the cache, as :func:`run` (``python -m fg_analysis rq1
+    --part paired``): rows like :func:`run`'s for the projection, the mean and :data:`PAIRED_METRIC`."""
+    return _sweep_paired(config.paired_cells(), device=device, cache=cache or ResultsCache(), progress=progress,
+                         executor=executor)
+
+
+def _sweep_paired(units: list[PairedCosineCell], *, device, cache: ResultsCache, progress: bool,
+                  executor) -> pd.DataFrame:
+    frame = cache.sweep(units, partial(measure_paired, device=str(device)), device=device,
+                        description="RQ1 paired", progress=progress, executor=executor)
+    return _paired_finished(frame)
+
+
+def _with_gains(frame: pd.DataFrame, paired: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the :data:`PAIRED_METRIC` rows of ``paired`` for the cells that have none of their own."""
+    gains = paired[paired["metric"] == PAIRED_METRIC]
+    return pd.concat([frame, gains], ignore_index=True).drop_duplicates(
+        ["n", "k", "law", "theta", "aggregator", "normalize", "metric"], ignore_index=True)
 
 
 def _finished(frame: pd.DataFrame) -> pd.DataFrame:
@@ -216,15 +303,32 @@ def _finished(frame: pd.DataFrame) -> pd.DataFrame:
     return add_ci(frame)
 
 
-def stored(config: ApproximationConfig | None = None, *, cache: ResultsCache | None = None) -> pd.DataFrame | None:
-    """The cells of ``config`` (default: the ``paper`` preset) that are stored, as :func:`run` returns them, read
-    from the cache only (writable root, then ``results/published``); ``None`` when none is. Nothing is computed.
+def _paired_finished(frame: pd.DataFrame) -> pd.DataFrame:
+    return _finished(frame.assign(law="normal", theta=np.nan))
 
-    ``frame.attrs`` has ``"stored"`` and ``"units"`` (cells found, of how many) and ``"records"`` (the record of
-    each stored cell: config, environment with device and commit, date saved).
+
+def stored(config: ApproximationConfig | None = None, *, cache: ResultsCache | None = None) -> pd.DataFrame | None:
+    """The cells of ``config`` (default: the ``paper`` preset) that are stored, as :func:`run` returns them, with
+    the :data:`PAIRED_METRIC` rows of the stored units of ``config.paired_cells()`` (:func:`run_paired`) for the
+    cells that lack their own; read from the cache only (writable root, then ``results/published``); ``None``
+    when no cell is stored. Nothing is computed.
+
+    ``frame.attrs`` has ``"stored"`` and ``"units"`` (cells found, of how many), ``"paired"`` and
+    ``"paired_units"`` (paired units found, of how many) and ``"records"`` (the record of each stored cell and
+    paired unit: config, environment with device and commit, date saved).
     """
     config = config or ApproximationConfig.preset("paper")
-    return (cache or ResultsCache()).stored(config.cells(), prepare=_finished)
+    cache = cache or ResultsCache()
+    frame = cache.stored(config.cells(), prepare=_finished)
+    if frame is None:
+        return None
+    attrs = {**frame.attrs, "paired": 0, "paired_units": len(config.paired_cells())}
+    paired = cache.stored(config.paired_cells(), prepare=_paired_finished)
+    if paired is not None:
+        frame = _with_gains(frame, paired)
+        attrs.update(paired=paired.attrs["stored"], records=attrs["records"] + paired.attrs["records"])
+    frame.attrs = attrs
+    return frame
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -346,7 +450,8 @@ def cell_value(frame: pd.DataFrame, *, aggregator: str, n: int, k: int, metric: 
 
 
 #: the page anchors of the RQ1 page (``notebooks/rq1_approximation.ipynb``) the scorecard rows link to
-SECTIONS = {"cosine": "rq1_approximation#rq1-cosine", "norm": "rq1_approximation#rq1-norm",
+SECTIONS = {"cosine": "rq1_approximation#rq1-cosine", "paired": "rq1_approximation#rq1-paired",
+            "norm": "rq1_approximation#rq1-norm",
             "reference": "rq1_approximation#rq1-reference", "angle": "rq1_approximation#rq1-angle"}
 
 #: float32 resolution of a cosine or norm ratio near 1 (the sweep's dtype): an exact 1 reads as 1 ± 1e-6
@@ -354,6 +459,36 @@ RESOLUTION = 1e-5
 
 #: the paper's numbers are given to three decimals
 PAPER_RESOLUTION = 0.0005
+
+#: float32's machine epsilon: the sweep's float32 estimates round a cosine ``c`` to about ``ROUNDING · c`` (at
+#: k = 1, where the two estimates are parallel, their per-draw cosines differ by about that), so a paired gain
+#: below ``ROUNDING · cos(P_U g, g)`` is rounding, not evidence
+ROUNDING = float(torch.finfo(torch.float32).eps)
+
+
+def paired_cells(frame: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
+    """The paired test's cells in ``frame``: ``(gains, cells, parallel)``. ``gains`` has one row per cell with
+    1 < k ≤ n (raw normal tangents) whose :data:`PAIRED_METRIC` row is in ``frame``, indexed by (n, k), with
+    ``mean, std, count, ci, min`` of the gain, the unpaired cosines ``projection, projection_ci, mean_cos,
+    mean_ci``, and ``verdict``: :func:`fg_analysis.metrics.compare` of the gain's t interval against 0 (resolution
+    ``ROUNDING · cos(P_U g, g)``). ``cells``: how many cells of ``frame`` have both cosines and 1 < k (paired or
+    not); ``parallel``: how many have both with k = 1, where ``P_U g`` and the mean are parallel (equal cosines
+    on every draw; n = 1 among them, where both are exact), left out as no evidence either way."""
+    from fg_analysis.metrics import compare
+
+    normal = frame[(frame["law"] == "normal") & ~frame["normalize"] & (frame["metric"] == "cosine")]
+    both = normal.pivot_table(index=["n", "k"], columns="aggregator", values=["mean", "ci"])
+    if not {("mean", "projection"), ("mean", "mean")} <= set(both.columns):
+        return pd.DataFrame(), 0, 0
+    both = pd.DataFrame({"projection": both[("mean", "projection")], "projection_ci": both[("ci", "projection")],
+                         "mean_cos": both[("mean", "mean")], "mean_ci": both[("ci", "mean")]}).dropna()
+    k = both.index.get_level_values("k")
+    gains = frame[(frame["metric"] == PAIRED_METRIC) & (frame["law"] == "normal") & ~frame["normalize"]]
+    gains = gains.set_index(["n", "k"]).reindex(columns=["mean", "std", "count", "ci", "min"])
+    gains = gains.join(both[k > 1], how="inner")
+    gains["verdict"] = [compare(row["mean"], row["ci"], 0.0, 0.0, resolution=ROUNDING * row["projection"])
+                        for _, row in gains.iterrows()]
+    return gains, int((k > 1).sum()), int((k == 1).sum())
 
 
 def scorecard(frame: pd.DataFrame, config: ApproximationConfig | None = None) -> pd.DataFrame:
@@ -363,7 +498,9 @@ def scorecard(frame: pd.DataFrame, config: ApproximationConfig | None = None) ->
     Verdicts come from the t-based 95% intervals of the means over samples: "grows", "beats" by
     :func:`fg_analysis.metrics.compare` per cell, combined over cells by :func:`fg_analysis.experiments.combine`
     (a tie in any cell makes the claim inconclusive); "equals the paper's number" by
-    :func:`fg_analysis.experiments.agrees` (the paper's three decimals as its resolution).
+    :func:`fg_analysis.experiments.agrees` (the paper's three decimals as its resolution). "The projection beats
+    the mean" compares the two on the same tangents: the interval of their paired gain against 0 per cell
+    (:func:`paired_cells`), resting only on the cells whose gain is stored.
     """
     from fg_analysis.experiments import agrees, combine, tally
     from fg_analysis.metrics import FAILS, HOLDS, compare
@@ -391,20 +528,26 @@ def scorecard(frame: pd.DataFrame, config: ApproximationConfig | None = None) ->
         add("More tangents improve the approximation: the cosine grows with k (every n, every aggregator)",
             "qualitative", "; ".join(examples) + f"; doubling k: {tally(steps)}", combine(steps), section="cosine")
 
-    # 2. projection beats mean in cosine (k > 1): every cell with both
-    pairs = normal[normal["k"] > 1].pivot_table(index=["n", "k"], columns="aggregator", values=["mean", "ci"])
-    if {("mean", "projection"), ("mean", "mean")} <= set(pairs.columns):
-        both = pairs.dropna()
-        cells = [compare(r[("mean", "projection")], r[("ci", "projection")], r[("mean", "mean")], r[("ci", "mean")],
-                         resolution=RESOLUTION) for _, r in both.iterrows()]
+    # 2. projection beats mean in cosine (k > 1): the paired gain cos(P_U g, g) − cos(mean, g) > 0 in every cell
+    gains, cells, parallel = paired_cells(frame)
+    if cells:
+        text = []
         try:
             proj, mean = (cell_value(frame, aggregator=a, n=64, k=16) for a in ("projection", "mean"))
-            example = f"{format_ci(proj['mean'], proj['ci'])} vs {format_ci(mean['mean'], mean['ci'])} at n=64, k=16; "
+            text.append(f"n=64, k=16: {format_ci(proj['mean'], proj['ci'])} vs {format_ci(mean['mean'], mean['ci'])}"
+                        + (f", paired gain {format_ci(gains.loc[(64, 16), 'mean'], gains.loc[(64, 16), 'ci'])}"
+                           if (64, 16) in gains.index else ""))
         except KeyError:
-            example = ""
+            pass
+        if len(gains):
+            text.append(f"paired gain in cells with 1 < k ≤ n: {tally(gains['verdict'])}; smallest gain over "
+                        f"{int(gains['count'].sum())} draws {gains['min'].min():.1e}")
+        if len(gains) < cells:
+            text.append(f"paired cells stored: {len(gains)} of {cells}")
+        if parallel:
+            text.append(f"{parallel} cells with k = 1 left out (projection and mean parallel: equal cosines)")
         add("The projection approximates g better than the mean (higher cosine) for k > 1",
-            "0.494 vs 0.444 at n=64, k=16", f"{example}cells with 1 < k ≤ n: {tally(cells)}", combine(cells),
-            section="cosine")
+            "0.494 vs 0.444 at n=64, k=16", "; ".join(text), combine(gains["verdict"]), section="paired")
 
     # 3.-4. the paper's reference values
     for aggregator, n, k, text in (("projection", 64, 16, "E[cos(P_U g, g)] at n=64, k=16"),
@@ -490,6 +633,36 @@ def scorecard(frame: pd.DataFrame, config: ApproximationConfig | None = None) ->
     return pd.DataFrame(rows, columns=list(SCORECARD_COLUMNS))
 
 
+def paired_markdown(frame: pd.DataFrame) -> str:
+    """The paired test on ``frame`` in two sentences computed from :func:`paired_cells`: how the cells with
+    1 < k ≤ n split, the smallest per-draw gain (if negative, next to the float32 rounding of that cell's cosine,
+    :data:`ROUNDING`), and in how many of them the two means' own intervals overlap (the unpaired comparison's
+    ties), with the largest such n as an example."""
+    from fg_analysis.experiments import tally
+    from fg_analysis.metrics import INCONCLUSIVE, compare
+
+    gains, cells, _ = paired_cells(frame)
+    if gains.empty:
+        return (f"No paired gain is stored yet for the {cells} cells with 1 < k ≤ n (`python -m fg_analysis rq1 "
+                "--preset paper --part paired --publish` measures them).")
+    (n, k), low = gains["min"].idxmin(), gains["min"].min()
+    text = (f"Over the {len(gains)} cells with 1 < k ≤ n the paired gain's 95% interval against 0 gives "
+            f"{tally(gains['verdict'])}; the smallest gain over all {int(gains['count'].sum())} draws is "
+            f"{low:.1e} (n = {n}, k = {k}")
+    text += (f", where float32 rounds a cosine of {gains.loc[(n, k), 'projection']:.3f} by about "
+             f"{ROUNDING * gains.loc[(n, k), 'projection']:.1e})." if low < 0 else ").")
+    unpaired = [compare(r["projection"], r["projection_ci"], r["mean_cos"], r["mean_ci"], resolution=RESOLUTION)
+                for _, r in gains.iterrows()]
+    ties = gains[[verdict == INCONCLUSIVE for verdict in unpaired]]
+    text += f" The two means' own intervals overlap in {len(ties)} of these cells"
+    if ties.empty:
+        return text + "."
+    (n, k), cell = max(ties.iterrows(), key=lambda item: (item[0][0], -item[0][1]))
+    return text + (f", e.g. n = {n}, k = {k}: {format_ci(cell['projection'], cell['projection_ci'], 4)} against "
+                   f"{format_ci(cell['mean_cos'], cell['mean_ci'], 4)}, where the paired gain is "
+                   f"{format_ci(cell['mean'], cell['ci'])}.")
+
+
 def summary_markdown(frame: pd.DataFrame, config: ApproximationConfig | None = None, *,
                      where: str = "In this run") -> str:
     """The RQ1 page's closing paragraph, computed from ``frame``: the n = 64, k = 16 numbers and the claims
@@ -552,8 +725,10 @@ def stored_setup(frame: pd.DataFrame) -> str:
     """How the stored grid of :func:`stored` relates to the paper's, with how many cells are stored."""
     found, total = frame.attrs.get("stored", "?"), frame.attrs.get("units", "?")
     grid = "the paper's grid" if found == total else f"{found} of the paper's {total} cells so far"
+    paired = f"; paired units (projection against mean): {frame.attrs['paired']} of {frame.attrs['paired_units']}" \
+        if "paired_units" in frame.attrs else ""
     return (f"stored paper-protocol runs: {grid} (n = 2^0..2^16, k = 2^0..2^10, 1000 samples, 100 for n ≥ 2^15; "
-            "t intervals)")
+            f"t intervals){paired}")
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -601,7 +776,7 @@ def plot_versus(frame: pd.DataFrame, metric: str = "cosine", *, x: str = "k", hu
         ax.set_xlabel(x)
         ax.set_title(f"{aggregator}{' (unit tangents)' if normalize else ''}")
     axes[0][0].set_ylabel(_TITLES.get(metric, metric))
-    axes[0][-1].legend(loc="best", fontsize="small")
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")  # beside the curves
     fig.tight_layout()
     return fig
 
@@ -630,7 +805,7 @@ def plot_normalization(frame: pd.DataFrame, *, n_values=(16, 256), aggregators=(
             ax.set_yscale("log")
         ax.set_xlabel("k")
         ax.set_title(f"{aggregator}: {_TITLES[metric]}")
-    axes[0][0].legend(fontsize="x-small")
+    axes[0][0].legend(loc="upper left", bbox_to_anchor=(0, -0.3), ncol=2, fontsize="x-small")  # below the curves
     fig.tight_layout()
     return fig
 
@@ -659,13 +834,14 @@ def plot_fixed_angle(frame: pd.DataFrame):
         ax.set_xlabel("angle θ to the first tangent (°)")
         ax.set_xticks(sorted(rows["theta"].unique()))
     axes[0][0].set_ylabel("cos(ĝ, g)")
-    axes[0][0].legend(fontsize="small")
+    axes[0][0].legend(loc="upper left", bbox_to_anchor=(0, -0.3), ncol=2, fontsize="small")  # below the curves
     fig.tight_layout()
     return fig
 
 
-__all__ = ["APPROACHES", "METRICS", "ApproximationCell", "ApproximationConfig", "cell_value", "measure_cell",
-           "reference_table", "run", "cell_seed", "sample_metrics", "scorecard", "scorecard_rows", "summary_markdown",
+__all__ = ["APPROACHES", "METRICS", "PAIRED_METRIC", "ApproximationCell", "ApproximationConfig", "PairedCosineCell",
+           "cell_value", "measure_cell", "measure_paired", "paired_cells", "paired_markdown", "reference_table", "run",
+           "run_paired", "cell_seed", "sample_metrics", "scorecard", "scorecard_rows", "summary_markdown",
            "theory_columns", "with_theory", "plot_versus", "plot_normalization", "plot_fixed_angle"]
 
 
@@ -675,13 +851,21 @@ __all__ = ["APPROACHES", "METRICS", "ApproximationCell", "ApproximationConfig", 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m fg_analysis rq1 --preset paper --publish``: run (or read) the sweep and print one line per
-    preset with its number of cells and wall time."""
+    preset with its number of cells and wall time; ``--part paired`` runs the preset's paired units instead
+    (:func:`run_paired`)."""
     from fg_analysis.cli import experiment_parser, resolve_common, run_sweep
 
     parser = experiment_parser("rq1", "RQ1: approximation quality of multi-tangent forward gradients",
                                presets=("quick", "paper"))
+    parser.add_argument("--part", default="grid", choices=("grid", "paired"),
+                        help="'grid' (default): every cell, every approach; 'paired': the projection against the "
+                             "mean on each grid cell's tangents (PairedCosineCell, 1 < k <= n)")
     args = parser.parse_args(argv)
     device, cache = resolve_common(parser, args)
     config = ApproximationConfig.preset(args.preset, seed=args.seed)
-    run_sweep(run, config, args=args, device=device, cache=cache, label="RQ1", units=len(config.cells()))
+    if args.part == "paired":
+        run_sweep(run_paired, config, args=args, device=device, cache=cache, label="RQ1 paired",
+                  units=len(config.paired_cells()))
+    else:
+        run_sweep(run, config, args=args, device=device, cache=cache, label="RQ1", units=len(config.cells()))
     return 0
