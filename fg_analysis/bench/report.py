@@ -22,8 +22,8 @@ from fg_analysis import cost
 from fg_analysis.bench.steps import FG_PHASES, FLOOR_PHASES
 from fg_analysis.bench.zeros import ZERO_TANGENT_CASES
 
-__all__ = ["GPU_TARGETS", "TARGETS", "cost_models", "floor_table", "format_report", "phase_table", "step_table",
-           "summary", "summary_rows", "targets_for"]
+__all__ = ["GPU_TARGETS", "TARGETS", "cost_models", "floor_table", "format_report", "phase_table", "step_ratio",
+           "step_table", "summary", "summary_rows", "targets_for"]
 
 #: Targets on a CPU: (summary key, comparison, bound, meaning).
 TARGETS = (
@@ -81,6 +81,15 @@ def _paired(steps: pd.DataFrame, model: str, method: str, aggregator: str, k: in
     if column in rows and len(rows) and math.isfinite(rows[column].iloc[0]):
         return float(rows[column].iloc[0])
     return _seconds(steps, model, method, aggregator, k) / _seconds(steps, model, *fallback, k)
+
+
+def step_ratio(frame: pd.DataFrame, model: str, method: str, aggregator: str, k: int, *, over: str = "bp") -> float:
+    """``T(method, aggregator, k) / T_over`` of ``model``'s whole steps, the ratio :func:`summary` states: against
+    BP's step (``over="bp"``) or the fast path's projection step (``over="step"``) at the same k, paired by round
+    where the frame has the pairs (columns ``over_bp``, ``over_step``), else the ratio of the medians; NaN when
+    either was not measured."""
+    column, fallback = {"bp": ("over_bp", ("bp", "-")), "step": ("over_step", ("vmap", "projection"))}[over]
+    return _paired(_section(frame, "step"), model, method, aggregator, k, column, fallback)
 
 
 def step_table(frame: pd.DataFrame) -> pd.DataFrame:
