@@ -354,20 +354,6 @@ def _save_runs(root: Path, runs: dict[str, PageRun]) -> None:
 # Status page and build
 
 
-def _page_title(root: Path, page: str) -> str:
-    import nbformat
-
-    for path in (root / "book" / f"{page}.ipynb", root / "notebooks" / f"{page}.ipynb"):
-        if path.is_file():
-            for cell in nbformat.read(path, as_version=4).cells:
-                if cell.cell_type == "markdown":
-                    for line in cell.source.splitlines():
-                        if line.startswith("# "):
-                            return line[2:].strip()
-            break
-    return page
-
-
 def page_records(root: Path, page: str) -> list[dict]:
     """The stored records an executed page says it shows (outputs of :func:`fg_analysis.pages.show_records`)."""
     import nbformat
@@ -410,13 +396,17 @@ def status_markdown(runs: list[PageRun], environment: dict, *, total_seconds: fl
     rows = [(page, record) for page, found in (records or {}).items() for record in found]
     if rows:
         lines += ["Results read from the cache or from `results/published` carry the commit, date and device they",
-                  "were made with; a record made by this build has today's date.", "",
+                  "were made with; a record made by this build has today's date. In summary, per page and kind:", "",
+                  "| Page | Record | Records | Commits | Saved | Device |", "| --- | --- | ---: | --- | --- | --- |"]
+        lines += [f"| {{doc}}`{page}` | {kind} | {count} | {commits} | {saved} | {device} |"
+                  for page, kind, count, commits, saved, device in _record_summary(rows)]
+        lines += ["", f"```{{admonition}} All {len(rows)} records", ":class: dropdown", "",
                   "| Page | Record | Key | Commit | Saved | Device |", "| --- | --- | --- | --- | --- | --- |"]
         for page, record in rows:
-            kind = record.get("kind", "?") + (f" ({record['preset']})" if record.get("preset") else "")
-            device = record.get("device", "?") + (f": {record['device_name']}" if record.get("device_name") else "")
-            lines.append(f"| {{doc}}`{page}` | {kind} | `{str(record.get('key', ''))[:16]}` | "
-                         f"`{str(record.get('commit', ''))[:10]}` | {record.get('saved', '')} | {device} |")
+            lines.append(f"| {{doc}}`{page}` | {_record_kind(record)} | `{str(record.get('key', ''))[:16]}` | "
+                         f"`{str(record.get('commit', ''))[:10]}` | {record.get('saved', '')} | "
+                         f"{_record_device(record)} |")
+        lines += ["```"]
     else:
         lines += ["No page shows a stored record: every result was computed by this build."]
     lines += ["", "## Environment", "", "| Package | Version |", "| --- | --- |"]
@@ -424,6 +414,32 @@ def status_markdown(runs: list[PageRun], environment: dict, *, total_seconds: fl
     lines += ["", f"Device of this run: {environment['device_name']}. "
               f"Commit: {environment.get('commit') or 'unknown (not a git checkout, or no commit yet)'}.", ""]
     return "\n".join(lines)
+
+
+def _record_kind(record: dict) -> str:
+    return record.get("kind", "?") + (f" ({record['preset']})" if record.get("preset") else "")
+
+
+def _record_device(record: dict) -> str:
+    return record.get("device", "?") + (f": {record['device_name']}" if record.get("device_name") else "")
+
+
+def _record_summary(rows: list[tuple[str, dict]], *, commits_shown: int = 3) -> list[tuple]:
+    """``(page, kind, count, commits, saved, device)`` per page, record kind and device, in page order: the
+    status page's summary of the records the pages show."""
+    groups: dict[tuple, list[dict]] = {}
+    for page, record in rows:
+        groups.setdefault((page, _record_kind(record), _record_device(record)), []).append(record)
+    summary = []
+    for (page, kind, device), found in groups.items():
+        commits = sorted({str(r.get("commit", ""))[:7] or "?" for r in found})
+        shown = ", ".join(f"`{c}`" for c in commits[:commits_shown])
+        if len(commits) > commits_shown:
+            shown += f" and {len(commits) - commits_shown} more"
+        dates = sorted({str(r.get("saved", ""))[:10] for r in found})
+        summary.append((page, kind, len(found), shown, dates[0] if len(dates) == 1 else f"{dates[0]}..{dates[-1]}",
+                        device))
+    return summary
 
 
 def build_html(root: Path = REPO, *, out=_say) -> int:

@@ -102,14 +102,13 @@ def rq2_convergence(traces: pd.DataFrame, *, problem: str, n: int):
 
 
 def rq2_final(finals: pd.DataFrame, *, problem: str, value: str = "best_gap"):
-    """Best f − f* against n per approach for one function, mean ± 95% CI over seeds; runs that reach the
-    minimum to rounding (≤ :data:`FLOOR`) are marked ▽ at the bottom, not drawn down to zero (RQ2)."""
-    from fg_analysis.metrics import summarize
-
+    """Best f − f* against n per approach for one function: the mean over seeds, with bars spanning the seeds'
+    range (a t-interval that reaches below 0 cannot be drawn on a log axis); runs that reach the minimum to
+    rounding (≤ :data:`FLOOR`) are marked ▽ at the bottom, not drawn down to zero (RQ2)."""
     rows = finals[(finals["tangents"] == "normal") & (finals["problem"] == problem)]
     labels = approach_order(rows["approach"])
     fig, ax = _figure(PAGE_WIDTH_IN, 3.6)
-    stats = summarize(rows, value, ["approach", "n"])
+    stats = rows.groupby(["approach", "n"])[value].agg(["mean", "min", "max"]).reset_index()
     marked = False
     for index, label in enumerate(labels):
         cell = stats[stats["approach"] == label].sort_values("n")
@@ -117,11 +116,9 @@ def rq2_final(finals: pd.DataFrame, *, problem: str, value: str = "best_gap"):
             continue
         style = _approach_style(label, index, len(labels))
         shift = 2 ** (0.05 * (index - len(labels) / 2))
-        above = cell["mean"] > FLOOR
-        low = np.clip(cell["mean"] - cell["ci"].fillna(0), FLOOR, None)
-        high = cell["mean"] + cell["ci"].fillna(0)
-        part = cell[above]
-        ax.errorbar(part["n"] * shift, part["mean"], yerr=[part["mean"] - low[above], high[above] - part["mean"]],
+        part = cell[cell["mean"] > FLOOR]
+        low = np.clip(part["min"], FLOOR, None)
+        ax.errorbar(part["n"] * shift, part["mean"], yerr=[part["mean"] - low, part["max"] - part["mean"]],
                     marker="o", markersize=4, capsize=2, elinewidth=1, label=label, **style)
         marked |= mark_floor(ax, cell["n"] * shift, cell["mean"], color=style["color"]).any()
     if marked:
@@ -144,19 +141,74 @@ def rq2_fixed_angle(finals: pd.DataFrame, *, k: int):
 # ------------------------------------------------------------------------------------------------ RQ3
 
 
+#: RQ3's approaches in reading order, each with its own colour index of the colorblind palette (BP is black)
+RQ3_COLOURS = {"FG": 1, "mean k=2": 5, "mean k=4": 3, "mean k=16": 4, "projection k=2": 9, "projection k=4": 2,
+               "projection k=16": 0}
+#: the marker of each number of tangents k on RQ3's figures
+RQ3_MARKERS = {1: "o", 2: "^", 4: "s", 16: "D"}
+#: the lowest validation error drawn on RQ3's log axis (a band's lower edge below it is cut there)
+ERROR_FLOOR = 1e-3
+
+
+def _rq3_style(label: str) -> dict:
+    """One look per approach on every RQ3 figure, told apart three ways: its own colour (:data:`RQ3_COLOURS`;
+    grey for others), the line style of its aggregator (BP and the projection solid, the mean dashed, FG
+    dotted) and the marker of its k (:data:`RQ3_MARKERS`; BP none)."""
+    import seaborn as sns
+
+    if label == "BP":
+        return {"color": plots.PALETTE["bp"], "linestyle": "-", "marker": None}
+    aggregator, _, k = label.partition(" k=")
+    palette = sns.color_palette("colorblind", 10)
+    return {"color": palette[RQ3_COLOURS.get(label, 7)],
+            "linestyle": {"FG": ":", "mean": "--"}.get(aggregator, "-"),
+            "marker": RQ3_MARKERS.get(int(k) if k.isdigit() else 1, "v")}
+
+
+def _markevery(points: int, index: int) -> tuple[int, int] | int:
+    """About eight markers per line, staggered by the line's ``index`` so that lines' markers do not stack."""
+    step = max(1, points // 8)
+    return (index % step, step) if step > 1 else 1
+
+
 def rq3_learning_curves(curves: pd.DataFrame, *, network: str, dataset: str, band: bool = True):
-    """Validation accuracy per epoch of one network and data set, mean over seeds with a 95% CI band (RQ3)."""
+    """Validation error (1 − accuracy, log scale, so that 2% and 3% stay apart) per epoch of one network and data
+    set (RQ3), from :func:`fg_analysis.experiments.rq3.learning_curves`: the mean over seeds with a 95% CI band
+    while every run of the approach goes on, then, thin and without a band, the mean of the runs still going (no
+    stopped run's value is carried forward). An approach whose runs the epoch budget ended is marked
+    "budget-limited" in the legend."""
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     group = curves[(curves["network"] == network) & (curves["dataset"] == dataset)]
     labels = approach_order(group["approach"])
-    fig, ax = _figure(PAGE_WIDTH_IN, 3.6)
+    fig, ax = _figure(PAGE_WIDTH_IN, 3.8)
+    thinned = False
     for index, label in enumerate(labels):
         part = group[group["approach"] == label].sort_values("epoch")
-        style = _approach_style(label, index, len(labels))
-        ax.plot(part["epoch"], part["mean"], label=label, marker="o" if len(part) < 8 else None, markersize=3,
-                **style)
-        if band and part["ci"].notna().any():
-            plots.band(ax, part["epoch"], part["ci_low"], part["ci_high"], color=style["color"])
-    ax.set(title=f"{network} on {dataset}", xlabel="epoch", ylabel="validation accuracy", ylim=(0, 1))
+        style = _rq3_style(label)
+        every = part[part["count"] == part["runs"]]
+        limited, runs = int(part["budget_limited"].iloc[0]), int(part["runs"].iloc[0])
+        name = label + ("" if not limited else " (budget-limited)" if limited == runs
+                        else f" ({limited} of {runs} budget-limited)")
+        ax.plot(every["epoch"], 1 - every["mean"], label=name, markersize=4,
+                markevery=_markevery(len(every), index), **style)
+        rest = part[part["epoch"] >= every["epoch"].max()]
+        if len(rest) > 1:
+            thinned = True
+            ax.plot(rest["epoch"], 1 - rest["mean"], color=style["color"], linestyle=style["linestyle"],
+                    linewidth=0.8, alpha=0.7)
+        if band and every["ci"].notna().any():
+            plots.band(ax, every["epoch"], (1 - every["ci_high"]).clip(lower=ERROR_FLOOR),
+                       (1 - every["ci_low"]).clip(upper=1.0), color=style["color"])
+    if thinned:
+        ax.add_line(Line2D([], [], color="0.5", linewidth=0.8, label="thin: runs still going, after one stopped"))
+    lowest = float((1 - group["mean"]).min())
+    ax.set(title=f"{network} on {dataset}", xlabel="epoch", ylabel="validation error (1 − accuracy)", yscale="log",
+           ylim=(max(ERROR_FLOOR, lowest / 1.5), 1.0))
+    ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     return fig
@@ -185,7 +237,8 @@ def rq3_cosine(cosines: pd.DataFrame):
     for index, label in enumerate(labels):
         part = cosines[cosines["approach"] == label].groupby("epoch")["cosine"].mean()
         part = part[part > 0]
-        ax.plot(part.index, part.values, label=label, **_approach_style(label, index + 1, len(labels) + 1))
+        ax.plot(part.index, part.values, label=label, markersize=4, markevery=_markevery(len(part), index),
+                **_rq3_style(label))
     ax.set(yscale="log", xlabel="epoch", ylabel="cos(estimate, BP gradient)")
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
@@ -283,12 +336,12 @@ def rq4_frontier(points: pd.DataFrame, *, clock: str = "wall_time_s"):
 # ------------------------------------------------------------------------------------------------ reference
 
 
-def _reference_scatter(ax, x, y, low, high, *, color, label, floor: float | None = None):
+def _reference_scatter(ax, x, y, low, high, *, color, label, floor: float | None = None, marker: str = "o"):
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
     if floor is not None:
         x, y, low, high = (np.maximum(v, floor) for v in (x, y, low, high))
-    ax.errorbar(x, y, yerr=[y - low, high - y], linestyle="none", marker="o", markersize=4, capsize=2,
+    ax.errorbar(x, y, yerr=[y - low, high - y], linestyle="none", marker=marker, markersize=4, capsize=2,
                 elinewidth=0.8, color=color, label=label)
 
 
@@ -327,12 +380,13 @@ def rq3_reference(comparison: pd.DataFrame):
     rows = comparison[comparison["status"] == "both"]
     labels = approach_order(rows["approach"])
     fig, ax = _figure(5.8, 4.0)
-    for index, label in enumerate(labels):
+    for label in labels:
         part = rows[rows["approach"] == label]
-        style = _approach_style(label, index, len(labels))
+        style = _rq3_style(label)
         _reference_scatter(ax, part["reference_loss"], part["ours"], part["ours_low"], part["ours_high"],
-                           color=style["color"], label=f"{label}" + (f" ({', '.join(part['network'])})"
-                                                                     if part["network"].nunique() > 1 else ""))
+                           color=style["color"], marker=style["marker"] or "o",
+                           label=f"{label}" + (f" ({', '.join(part['network'])})" if part["network"].nunique() > 1
+                                               else ""))
     _diagonal(ax, np.r_[rows["reference_loss"], rows["ours"]])
     networks = ", ".join(dict.fromkeys(rows["network"]))
     ax.set(xscale="log", yscale="log", xlabel="reference: validation cross-entropy (one run, seed 0)",

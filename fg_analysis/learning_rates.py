@@ -15,10 +15,11 @@ guesses alone; every one combined by the projection onto their joint span).
 * :func:`network_rate`: the rate of a network run (RQ3) and where it came from (``"paper"``, ``"searched"`` or
   ``"paper-mnist"``, the paper's MNIST rate of the same network for an offline data set not searched here).
 
->>> paper_lr("math", function="styblinski-tang", n=64, method="fg", aggregator="projection", k=16)
-0.004202621051012
->>> network_rate("fc", 256, "mnist", method="fg", aggregator="projection", k=16)
-(0.042321121032716895, 'paper')
+>>> round(paper_lr("math", function="styblinski-tang", n=64, method="fg", aggregator="projection", k=16), 9)
+0.004202621
+>>> rate, source = network_rate("fc", 256, "mnist", method="fg", aggregator="projection", k=16)
+>>> round(rate, 9), source
+(0.042321121, 'paper')
 """
 
 from __future__ import annotations

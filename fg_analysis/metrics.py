@@ -11,7 +11,7 @@ accumulation):
 Uncertainty of a mean over ``count`` runs (seeds, samples): the 95% confidence interval from the
 **t distribution**, ``t_{0.975, count-1} · std / sqrt(count)`` with the sample standard deviation
 (``ddof = 1``). With 3 seeds ``t_{0.975, 2} = 4.30``, more than twice the normal ``z = 1.96``, which is only
-right for large counts (the RQ1 sweep's thousands of samples, where both agree to 0.1%).
+right for large counts (at the RQ1 sweep's 1000 samples per cell they differ by 0.2%, at its 100 samples by 1.2%).
 
 :func:`compare` turns two such intervals into a verdict, ``"holds"``, ``"does not hold"`` or
 ``"inconclusive"`` (overlapping intervals, an undefined interval, or a difference below the numerical

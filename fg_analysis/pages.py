@@ -162,6 +162,24 @@ def rq2_lr_ratio_heading(ratios: pd.DataFrame) -> str:
     return f"## Why the tuned learning rates of mean and projection differ by up to {top:.0f}×"
 
 
+def rq2_last_sentence(finals: pd.DataFrame) -> str:
+    """How the last f of the runs differs from their best f (the two tables would mostly repeat each other)."""
+    rows = finals[finals["tangents"] == "normal"]
+    finite = rows[np.isfinite(rows["last_f"])]
+    above = finite["last_f"] - finite["best_f"]
+    scale = np.maximum(1.0, finite["minimum"].abs())
+    differs = above > 1e-6 * scale
+    text = (f"The last f equals the best f (to 1e-6 of the scale of f*) in {int((~differs).sum())} of {len(finite)} "
+            "runs")
+    if differs.any():
+        worst = finite.loc[above.idxmax()]
+        text += (f"; where it does not, a run ended on an uptick of its noisy descent, at most "
+                 f"{float(above.max()):.2g} above its best ({worst['problem']}, n = {int(worst['n'])}, "
+                 f"{worst['approach']})")
+    diverged = len(rows) - len(finite)
+    return text + (f". {diverged} runs diverged (last f not finite)." if diverged else ".")
+
+
 def rq2_stored_sentence(stored: pd.DataFrame | None, counts: pd.DataFrame) -> str:
     """How many of the paper-protocol runs are stored so far (per function), and how they differ from the paper."""
     total, found = int(counts["of"].sum()), int(counts["stored"].sum())
@@ -274,11 +292,66 @@ def rq3_setups(table: pd.DataFrame) -> list[tuple[str, str]]:
 
 
 def rq3_accuracy_table(table: pd.DataFrame) -> str:
-    """Test accuracy per approach (mean ± 95% CI over seeds), with seeds, epochs and learning rate."""
+    """Test accuracy per approach (mean ± 95% CI over seeds, from :func:`fg_analysis.experiments.rq3.summary`),
+    with seeds, the mean best epoch, how many runs the epoch budget ended ("budget-limited", of the seeds), the
+    learning rate and the seconds per run; network and data set as columns only when there are several."""
     shown = table.assign(accuracy=[metrics.format_ci(m, c) for m, c in zip(table["mean"], table["ci"])],
-                         best_epoch=table["best_epoch"].round(1), wall=table["wall_time_s"].round(1))
-    return table_fitting(shown, ["network", "dataset", "approach", "accuracy", "seeds", "best_epoch", "lr", "wall"],
-                         rename={"accuracy": "test accuracy", "best_epoch": "best epoch", "wall": "s per run"})
+                         best_epoch=table["best_epoch"].round(1), wall=table["wall_time_s"].round(0),
+                         budget=[f"{int(b)} of {int(n)}" for b, n in zip(table["budget_limited"], table["seeds"])])
+    setup = ["network", "dataset"] if len(rq3_setups(table)) > 1 else []
+    return table_fitting(shown, setup + ["approach", "accuracy", "seeds", "best_epoch", "budget", "lr", "wall"],
+                         rename={"accuracy": "test accuracy", "best_epoch": "best epoch", "budget": "budget-limited",
+                                 "wall": "s per run"})
+
+
+def rq3_budget_sentence(table: pd.DataFrame) -> str:
+    """Which approaches had runs ended by the epoch budget (:func:`fg_analysis.experiments.rq3.budget_limited`)."""
+    limited = table[table["budget_limited"] > 0]
+    if limited.empty:
+        return "Every run was ended by its stopping rule, none by the epoch budget."
+    parts = [f"{row.approach} ({int(row.budget_limited)} of {int(row.seeds)})" for row in limited.itertuples()]
+    return (f"**Budget-limited** runs (ended by the {int(limited['budget'].max())}-epoch budget before the stopping "
+            f"rule could end them): {', '.join(parts)}. Their accuracies are what the budget allowed; more epochs "
+            "might raise them.")
+
+
+def rq3_comparison_table(comparisons: pd.DataFrame) -> str:
+    """The paired comparisons (:func:`fg_analysis.experiments.rq3.comparisons`), narrow: the claim, its verdict,
+    the mean per-seed difference of the test accuracy with its 95% t interval, and the seeds paired."""
+    from fg_analysis.experiments.rq3 import difference_text
+
+    shown = comparisons.assign(claim=[f"{a} > {b}" for a, b in zip(comparisons["a"], comparisons["b"])],
+                               difference=[difference_text(row) for _, row in comparisons.iterrows()])
+    setup = ["network", "dataset"] if comparisons[["network", "dataset"]].drop_duplicates().shape[0] > 1 else []
+    return table(shown, ["claim", "verdict", "difference"] + setup,
+                 rename={"difference": "paired difference (seeds)"})
+
+
+def rq3_anchor_table(anchors: pd.DataFrame) -> str:
+    """Ren et al.'s MNIST test errors beside ours (:func:`fg_analysis.experiments.rq3.anchors`), in %."""
+    shown = anchors.assign(ren=[cell(v) for v in anchors["ren"]],
+                           ours=[metrics.format_ci(m, c, digits=2) if n else "—"
+                                 for m, c, n in zip(anchors["ours"], anchors["ours_ci"], anchors["seeds"])])
+    return table(shown, ["method", "ren", "ours"],
+                 rename={"ren": "Ren et al. 2023 (%)", "ours": "ours, FC (%)"})
+
+
+def rq3_anchor_sentence(stored: pd.DataFrame) -> str:
+    """How Ren et al.'s setting (:data:`fg_analysis.experiments.rq3.REN_2023_SETUP`) and that of our stored runs
+    differ, the latter read from the runs."""
+    from fg_analysis.experiments.rq3 import REN_2023_SETUP
+
+    width = int(stored["width"].iloc[0])
+    parameters = int(stored["n_parameters"].iloc[0])
+    return (f"Ren et al.'s figures are quoted from their paper (Table 3 of arXiv 2210.03310), not rerun here: "
+            f"{REN_2023_SETUP}, under their own training protocol. Ours: the fully-connected net with two hidden "
+            f"layers of {width} ({parameters:,} parameters), trained by plain SGD at the paper's tuned constant rates "
+            f"(batch {int(stored['batch_size'].iloc[0])}, up to {int(stored['epochs'].max())} epochs, patience "
+            f"{int(stored['patience'].iloc[0])}, {stored['seed'].nunique()} seeds); our FG is activity-perturbed "
+            "(one tangent over all layer outputs, shared by the batch) with JVPs from the BP gradient, and its "
+            "multi-tangent variants have no counterpart there, nor do FA, DFA and the weight-perturbed forward "
+            "gradient here. The architectures and protocols differ, so the rows place our numbers among published "
+            "ones; they do not test them.")
 
 
 def table_fitting(frame: pd.DataFrame, columns, *, rename=None) -> str:
@@ -293,21 +366,23 @@ def rq3_learned(frame: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     return rq3.learned(frame, table)
 
 
-def rq3_verdict(table: pd.DataFrame, learned: pd.DataFrame, a: str, b: str, network: str, dataset: str) -> str:
-    """Verdict of "approach ``a`` beats approach ``b``" on one setup (inconclusive when either did not learn):
-    :func:`fg_analysis.experiments.rq3.verdict`."""
+def rq3_verdict(frame: pd.DataFrame, learned: pd.DataFrame, a: str, b: str, network: str, dataset: str) -> str:
+    """Verdict of "approach ``a`` beats approach ``b``" on one setup from the runs of ``frame``, paired by seed
+    (inconclusive when either did not learn): :func:`fg_analysis.experiments.rq3.verdict`."""
     from fg_analysis.experiments import rq3
 
-    return rq3.verdict(table, learned, a, b, network, dataset)
+    return rq3.verdict(frame, learned, a, b, network, dataset)
 
 
 def _phrase(verdict: str, a: str, b: str) -> str:
     return {metrics.HOLDS: f"{a} beats {b}", metrics.FAILS: f"{a} does not beat {b}",
-            metrics.INCONCLUSIVE: f"{a} and {b} cannot be told apart at this number of seeds"}[verdict]
+            metrics.INCONCLUSIVE: f"{a} and {b} cannot be told apart at this number of seeds (the per-seed "
+                                  "differences' interval contains 0)"}[verdict]
 
 
 def rq3_summary(frame: pd.DataFrame, table: pd.DataFrame) -> str:
-    """The RQ3 page's closing sentences, per setup: BP, FG, the best forward gradient, the verdicts."""
+    """The RQ3 page's closing sentences, per setup: BP, FG, the best forward gradient, the verdicts (paired by
+    seed: :func:`rq3_verdict`)."""
     learned = rq3_learned(frame, table)
     lines = []
     for network, dataset in rq3_setups(table):
@@ -326,7 +401,7 @@ def rq3_summary(frame: pd.DataFrame, table: pd.DataFrame) -> str:
         sentence = parts[0] + " " + "; ".join(parts[1:]) + "."
         for a, b in (("projection k=16", "FG"), ("projection k=16", "mean k=16"), ("BP", "projection k=16")):
             if a in rows.index and b in rows.index:
-                phrase = _phrase(rq3_verdict(table, learned, a, b, network, dataset), a, b)
+                phrase = _phrase(rq3_verdict(frame, learned, a, b, network, dataset), a, b)
                 sentence += " " + phrase[0].upper() + phrase[1:] + "."
         failed = learned[(learned["network"] == network) & (learned["dataset"] == dataset) & ~learned["learned"]]
         if len(failed):
@@ -421,23 +496,23 @@ def rq4_step_table(frame: pd.DataFrame, model: str) -> str:
 
 
 def rq4_numbers(frame: pd.DataFrame, *, model: str, fit_ks: Sequence[int]) -> dict:
-    """The numbers the RQ4 sentences state, computed from one benchmark frame."""
+    """The numbers the RQ4 sentences state, computed from one benchmark frame; the step ratios paired by round
+    as the scorecard's (:func:`fg_analysis.bench.report.step_ratio`), so that both state one number."""
     from fg_analysis import bench
+    from fg_analysis.bench.report import step_ratio
 
     steps = frame[(frame["section"] == "step") & (frame["phase"] == "step") & (frame["model"] == model)]
-    median = steps.groupby(["method", "aggregator", "k"])["seconds"].median()
     bp = float(steps[steps["method"] == "bp"]["seconds"].median())
     ks = sorted(int(k) for k in steps[steps["method"] == "vmap"]["k"].unique())
-    ratio = {k: float(median[("vmap", "projection", k)] / median[("vmap", "mean", k)]) for k in ks
-             if ("vmap", "projection", k) in median and ("vmap", "mean", k) in median}
+    ratio = {k: 1 / step_ratio(frame, model, "vmap", "mean", k, over="step") for k in ks}
+    ratio = {k: v for k, v in ratio.items() if math.isfinite(v)}
     worst = max(ratio, key=ratio.get) if ratio else None
     small = {k: v for k, v in ratio.items() if k <= 16}
     numbers = {"bp_ms": 1000 * bp, "ks": ks, "projection_over_mean": ratio,
                "projection_over_mean_max": ratio.get(worst, math.nan), "projection_over_mean_max_k": worst,
                "projection_over_mean_max_small": max(small.values()) if small else math.nan,
-               "fg1_over_bp": float(median.get(("vmap", "mean", 1), math.nan) / bp)}
-    loop = median.get(("loop", "projection", 16)), median.get(("vmap", "projection", 16))
-    numbers["vmap_over_loop_k16"] = float(loop[0] / loop[1]) if None not in loop else math.nan
+               "fg1_over_bp": step_ratio(frame, model, "vmap", "mean", 1),
+               "vmap_over_loop_k16": step_ratio(frame, model, "loop", "projection", 16, over="step")}
     models = bench.cost_models(frame, fit_ks, model)
     numbers["break_even_k"] = models.get("projection", {}).get("break_even_k", math.nan)
     numbers["held_out_error"] = models.get("projection", {}).get("held_out_max_abs_error", math.nan)
@@ -462,7 +537,9 @@ def rq4_summary(numbers: dict, *, name: str, device: str) -> str:
         lines.append(f"* **Time** ({name}, {device}). A BP step takes {numbers['bp_ms']:.2f} ms; a single-tangent "
                      f"FG step {numbers['fg1_over_bp']:.2f}× as long. The projection's step costs {per_k} the "
                      f"mean's (at most {numbers['projection_over_mean_max']:.2f}×, at k = "
-                     f"{numbers['projection_over_mean_max_k']}).")
+                     f"{numbers['projection_over_mean_max_k']}"
+                     + (f"; for k ≤ 16 at most {numbers['projection_over_mean_max_small']:.2f}×"
+                        if numbers["projection_over_mean_max_k"] > 16 else "") + ").")
     if math.isfinite(numbers.get("vmap_over_loop_k16", math.nan)):
         lines.append(f"* **Vmapped JVPs** make the k = 16 step {numbers['vmap_over_loop_k16']:.2f}× as fast as "
                      "the reference implementation's per-tangent loop.")
@@ -487,22 +564,32 @@ def rq4_summary(numbers: dict, *, name: str, device: str) -> str:
 # ------------------------------------------------------------------------------------------------ scorecard
 
 
-def scorecard_tables(card: pd.DataFrame) -> Iterable[tuple[str, str]]:
-    """``(heading, Markdown table)`` per question (in the order of
-    :data:`fg_analysis.experiments.QUESTION_PAGES`: RQ1..RQ4, then the chapters beyond the paper) and source: the
-    paper's claims first, then other literature's. Every row links to the page section it comes from."""
-    from fg_analysis.experiments import QUESTION_PAGES, QUESTION_TITLES
+def scorecard_tables(claims: pd.DataFrame) -> Iterable[tuple[str, str]]:
+    """``(heading, Markdown table)`` for the distinct claims of :func:`fg_analysis.experiments.distinct_claims`:
+    the paper's claims per question (in the order of :data:`fg_analysis.experiments.QUESTION_PAGES`), then the
+    claims of other work per source, then the project's own targets. The verdict comes right after the claim (it
+    stays in view on a narrow screen); every claim links to the page section it comes from."""
+    from fg_analysis.experiments import PROJECT_TARGET, QUESTION_PAGES, QUESTION_TITLES
 
     order = list(QUESTION_PAGES)
-    questions = sorted(card["question"].unique(), key=lambda q: (order.index(q) if q in order else len(order), q))
-    for question in questions:
-        rows = card[card["question"] == question]
-        for source, part in sorted(rows.groupby("source", sort=False), key=lambda item: item[0] != "paper"):
-            shown = part.assign(claim=[f'<a href="{_link(s)}">{c}</a>' for c, s in zip(part["claim"], part["section"])])
-            heading = (f"{QUESTION_TITLES.get(question, question)}: "
-                       + ("claims of the paper" if source == "paper" else f"claims of {source}"))
-            yield heading, table(shown, ["claim", "paper", "ours", "verdict"],
-                                 rename={"paper": "claimed" if source != "paper" else "paper"})
+    def by_question(rows):
+        return sorted(rows.groupby("question", sort=False), key=lambda item: (
+            order.index(item[0]) if item[0] in order else len(order), item[0]))
+
+    def shown(rows, claimed="paper"):
+        linked = rows.assign(claim=[f'<a href="{_link(s)}">{c}</a>' for c, s in zip(rows["claim"], rows["section"])])
+        return table(linked, ["claim", "verdict", "paper", "ours", "basis"], rename={"paper": claimed})
+
+    paper = claims[claims["source"] == "paper"]
+    for question, rows in by_question(paper):
+        yield f"{QUESTION_TITLES.get(question, question)}: claims of the paper", shown(rows)
+    others = claims[~claims["source"].isin(["paper", PROJECT_TARGET])]
+    for question, rows in by_question(others):
+        for source, part in rows.groupby("source", sort=False):
+            yield f"{QUESTION_TITLES.get(question, question)}: claims of {source}", shown(part, "claimed")
+    targets = claims[claims["source"] == PROJECT_TARGET]
+    if len(targets):
+        yield "This project's own targets", shown(targets, "target")
 
 
 def _link(section: str) -> str:
@@ -510,10 +597,10 @@ def _link(section: str) -> str:
     return f"{page}.html" + (f"#{anchor}" if anchor else "")
 
 
-def scorecard_count(card: pd.DataFrame) -> str:
+def scorecard_count(claims: pd.DataFrame, what: str = "claims") -> str:
     """``"7 of 16 claims hold, 3 do not hold, 6 are inconclusive"``."""
-    counts = card["verdict"].value_counts()
-    return (f"{int(counts.get(metrics.HOLDS, 0))} of {len(card)} claims hold, "
+    counts = claims["verdict"].value_counts()
+    return (f"{int(counts.get(metrics.HOLDS, 0))} of {len(claims)} {what} hold, "
             f"{int(counts.get(metrics.FAILS, 0))} do not hold, {int(counts.get(metrics.INCONCLUSIVE, 0))} are "
             "inconclusive")
 

@@ -7,7 +7,7 @@ independent ``B ~ χ²_{n-1}`` (sum/mean) or the Beta law of a random k-dimensio
 * mean and sum: ``cos² = A / (A + B) ~ Beta(k/2, (n-1)/2)``, independent of ``A + B ~ χ²_{n+k-1}``, and
   ``|mean| / |g| = sqrt(A (A + B)) / k = cos · (A + B) / k``.
 
-Hence (Flügel et al., arXiv 2410.17764, Sec. III; ``reference/paper.md``)::
+Hence (Flügel et al., arXiv 2410.17764, Sec. III)::
 
     E[cos_proj](k, n) = Γ((k+1)/2) Γ(n/2) / (Γ(k/2) Γ((n+1)/2))  = E[χ_k] / E[χ_n]   (1 for k >= n)
     E[cos_mean](k, n) = E[cos_proj](k, n + k - 1)
@@ -161,7 +161,7 @@ def expected_norm_ratio(aggregator: str, k, n) -> np.ndarray:
 
     For the mean, ``|ĝ|/|g| = cos · S / k`` with ``S ~ χ²_{n+k-1}`` independent of ``cos``, so the mean
     overshoots ``|g|`` by about ``sqrt(n/k)``: the reason tuned learning rates of mean aggregation are
-    ~1000× smaller than those of the projection in the paper's tables.
+    orders of magnitude smaller than those of the projection in the paper's tables (about ``n/k`` times).
     """
     _check_name(aggregator)
     k, n = _arrays(k, n)

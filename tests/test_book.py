@@ -273,6 +273,19 @@ def test_every_page_is_built_with_its_images(built_book):
     assert (built_book / "mathjax" / "tex-mml-chtml.js").is_file(), "MathJax was not copied into the book"
 
 
+def test_status_page_summarizes_records_and_folds_the_list():
+    records = {"rq2_optimization": [{"kind": "OptimizationRun", "key": f"{i:016x}", "commit": f"abc{i % 4}def",
+                                     "saved": f"2026-12-0{1 + i % 2}T10:00:00", "device": "cpu"} for i in range(40)]}
+    run = book.PageRun("rq2_optimization", True, 1.0, "quick", "cpu", "cpu (x86_64)", 0, "now", "0" * 64)
+    text = book.status_markdown([run], {"versions": {"torch": "2"}, "device_name": "cpu"}, total_seconds=1.0,
+                                command="make book", records=records)
+    summary = [line for line in text.splitlines() if line.startswith("| {doc}`rq2_optimization` | OptimizationRun")]
+    assert summary[0].split(" | ")[2:5] == ["40", "`abc0def`, `abc1def`, `abc2def` and 1 more",
+                                              "2026-12-01..2026-12-02"]
+    assert "```{admonition} All 40 records" in text and ":class: dropdown" in text
+    assert len(summary) == 1 + 40  # the summary row, then every record inside the folded list
+
+
 @pytest.mark.slow
 def test_status_page_records_preset_device_and_versions(built_book):
     status = (built_book.parent.parent / "book" / "status.md").read_text()

@@ -99,15 +99,18 @@ def test_stored_reads_the_paper_runs_stored_so_far_and_never_runs(cache, tmp_pat
 
 
 def _finals(values: dict) -> pd.DataFrame:
-    """best f per (approach, seeds) on Styblinski–Tang n=64 and sphere n=4, for the scorecard's verdicts."""
+    """Traces of two rows per (approach, seed) on Styblinski–Tang n=64 and sphere n=4: the start (step 0, f(x₀))
+    and a last step at the given best f, for the scorecard's verdicts."""
     rows = []
     for (problem, n, approach), seeds in values.items():
         method = "bp" if approach == "BP" else "fg"
         aggregator, k = ("mean", 1) if approach in ("BP", "FG") else (approach.split(" k=")[0], int(approach.split("=")[1]))
+        start = float(optimize.get_problem(problem).f(optimize.get_problem(problem).start(n)))
         for seed, value in enumerate(seeds):
-            rows.append({"problem": problem, "n": n, "method": method, "aggregator": aggregator, "k": k,
-                         "approach": approach, "theta": np.nan, "seed": seed, "step": 10, "f": value, "best_f": value,
-                         "stopped": "", "lr": 0.1, "norm_ratio": 1.0, "cosine": 1.0})
+            for step, f in ((0, start), (10, value)):
+                rows.append({"problem": problem, "n": n, "method": method, "aggregator": aggregator, "k": k,
+                             "approach": approach, "theta": np.nan, "seed": seed, "step": step, "f": f,
+                             "best_f": min(start, f), "stopped": "", "lr": 0.1, "norm_ratio": 1.0, "cosine": 1.0})
     return pd.DataFrame(rows).assign(tangents="normal")
 
 
@@ -122,11 +125,29 @@ def test_scorecard_verdicts_ties_and_numerical_resolution():
     assert card["Styblinski–Tang n=64: projection k=16 reaches the global minimum"] == HOLDS
     assert card["Styblinski–Tang n=64: the single-tangent FG stops far above the minimum, the projection does "
                 "not"] == HOLDS
-    # sphere: 0 against 1.3e-175 is the same value (at least as close: holds); Styblinski–Tang k=16: a tie
-    # (0 against 10.3 ± 40.9), so the claim over all cells is inconclusive
-    same_k = card["With the same k, the projection ends at least as close to f* as the mean (best f − f*)"]
-    assert same_k == INCONCLUSIVE
+    # sphere: 0 against 1.3e-175 is the same value (at the floor: left out, no evidence); Styblinski–Tang k=16:
+    # paired differences 0 − (1, 30, 0) = −10.3 ± 40.9, a tie, so the claim over all cells is inconclusive
+    name = "With the same k, the projection ends at least as close to f* as the mean (best f − f*)"
+    assert card[name] == INCONCLUSIVE
+    ours = optimization.scorecard(traces).set_index("claim").loc[name, "ours"]
+    assert "sphere: 0 for, 0 ties, 0 against; 1 at the floor (left out)" in ours
     assert card["More tangents help: the projection with k=16 ends at least as close to f* as with k=2"] == HOLDS
+
+
+def test_paired_cells_pair_by_seed_and_leave_out_stuck_runs():
+    """Overlapping unpaired intervals, but every seed's difference has one sign: the paired test holds; a run
+    that never left its start is no evidence."""
+    minimum = optimize.get_problem("styblinski-tang").minimum(64)
+    finals = optimization.final_values(_finals({
+        ("styblinski-tang", 64, "projection k=4"): [minimum + 10, minimum + 50, minimum + 90],
+        ("styblinski-tang", 64, "mean k=4"): [minimum + 11, minimum + 52, minimum + 91.5],
+        ("styblinski-tang", 64, "projection k=16"): [minimum + 10, 0.0, minimum + 10],
+        ("styblinski-tang", 64, "mean k=16"): [minimum + 20, minimum + 30, minimum + 40]}))
+    cells = optimization.paired_cells(finals, "best_gap", {"aggregator": "projection"}, {"aggregator": "mean"},
+                                      by=["k"]).set_index("k")
+    assert cells.loc[4, "verdict"] == HOLDS and cells.loc[4, "mean"] == pytest.approx(-1.5)
+    assert pd.isna(cells.loc[16, "verdict"]) and cells.loc[16, "note"] == "stuck"
+    assert not finals.loc[finals["best_f"] == 0.0, "left_start"].any()
 
 
 def test_lr_ratio_table_tracks_the_norm_ratio():

@@ -91,6 +91,9 @@ def test_guided_against_random_pairs_by_seed_with_a_t_interval():
     assert "0.800 ± 0.248" in guided.training_table(frame)["test acc. (95% CI)"].tolist()
     one_seed = guided.guided_against_random(frame[frame["seed"] == 0])
     assert one_seed["verdict"].tolist() == ["inconclusive"]
+    unmatched = frame[~((frame["label"] == "random k=4") & (frame["seed"] == 2))]  # seed 2 has no random run
+    row, = guided.guided_against_random(unmatched).itertuples()
+    assert row.seeds == 2 and row.difference == pytest.approx(0.045)  # the pairs of seeds 0 and 1 only
 
 
 def test_scorecard_rows_test_fourniers_claim_on_the_stored_runs(cache):
@@ -110,8 +113,10 @@ def test_scorecard_rows_test_fourniers_claim_on_the_stored_runs(cache):
     assert len(rows) == 4 and set(rows["verdict"]) == {"holds"}  # 2 networks × (4, 16 JVPs)
     assert set(rows["source"]) == {"Fournier et al."} and rows["record"].str.startswith("GuidedRun ×42").all()
     assert rows["claim"].str.contains("FC-256, 16 JVPs: guess \\+ 13 random against random k=16").any()
-    tables = dict(pages.scorecard_tables(pd.concat([rows.assign(question="Guided"),
-                                                    rows.assign(question="RQ3", source="paper")])))
+    from fg_analysis.experiments import distinct_claims
+
+    tables = dict(pages.scorecard_tables(distinct_claims(pd.concat([rows.assign(question="Guided"),
+                                                                    rows.assign(question="RQ3", source="paper")]))[0]))
     assert list(tables) == ["RQ3: claims of the paper", "Beyond the paper, guided tangents: claims of Fournier et al."]
 
 

@@ -57,7 +57,7 @@ def test_a_run_that_did_not_learn_makes_comparisons_inconclusive():
     table = rq3_table(frame)
     learned = pages.rq3_learned(frame, table).set_index("approach")["learned"]
     assert not learned["FG"] and learned["BP"]
-    assert pages.rq3_verdict(table, pages.rq3_learned(frame, table), "projection k=16", "FG", "fc_w=256",
+    assert pages.rq3_verdict(frame, pages.rq3_learned(frame, table), "projection k=16", "FG", "fc_w=256",
                              "digits") == metrics.INCONCLUSIVE
     assert "FG did not learn" in pages.rq3_summary(frame, table)
 
@@ -102,15 +102,22 @@ def test_tables_have_no_nan_and_format_numbers():
 
 
 def test_scorecard_tables_link_sections_and_separate_sources():
-    from fg_analysis.experiments import claim
+    from fg_analysis.experiments import PROJECT_TARGET, claim, distinct_claims
 
     card = pd.DataFrame([claim("RQ4", "FG is faster than BP", "2×", "1.9×", "does not hold", source="Baydin et al.",
                                section="rq4_tradeoffs#rq4-time"),
+                         claim("RQ4", "step ratio ≤ 2", "2", "2.2", "does not hold", source=PROJECT_TARGET),
+                         claim("RQ1", "more tangents help", "yes", "0.49", "holds"),
                          claim("RQ4", "projection costs as much as the mean", "≈", "1.2×", "inconclusive")])
-    tables = list(pages.scorecard_tables(card))
-    assert [heading for heading, _ in tables] == ["RQ4: claims of the paper", "RQ4: claims of Baydin et al."]
-    assert 'href="rq4_tradeoffs.html#rq4-time"' in tables[1][1] and "does not hold" in tables[1][1]
-    assert pages.scorecard_count(card) == "0 of 2 claims hold, 1 do not hold, 1 are inconclusive"
+    claims, smoke = distinct_claims(card)
+    tables = list(pages.scorecard_tables(claims))
+    assert [heading for heading, _ in tables] == ["RQ1: claims of the paper", "RQ4: claims of the paper",
+                                                  "RQ4: claims of Baydin et al.", "This project's own targets"]
+    assert 'href="rq4_tradeoffs.html#rq4-time"' in tables[2][1] and "does not hold" in tables[2][1]
+    assert tables[1][1].splitlines()[0].split("|")[1:3] == [" claim ", " verdict "]  # the verdict stays in view
+    paper = claims[claims["source"] == "paper"]
+    assert pages.scorecard_count(paper) == "1 of 2 claims hold, 0 do not hold, 1 are inconclusive"
+    assert smoke.empty
 
 
 @pytest.mark.parametrize(("value", "text"), [(16.0, "16"), (float("nan"), "—"), (0.5, "0.5"), (1.3e-175, "1.30e-175")])

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -111,7 +112,8 @@ def test_stored_rows(frame, tmp_path):
 
     rows = rq3.stored_rows(TINY, cache=frame[1])
     assert list(rows.columns) == list(SCORECARD_COLUMNS) and len(rows) == 2
-    assert rows["claim"].str.contains("fc_w=16").all() and rows["claim"].str.endswith("(stored paper-protocol runs)").all()
+    assert rows["claim"].str.contains("fc_w=16").all()
+    assert rows["claim"].str.endswith("(stored paper-protocol runs)").all()
     assert rows["record"].str.startswith(f"TrainingRun ×{len(TINY.runs())} (commit").all()
     assert rows["section"].eq("rq3_networks#rq3-paper").all() and "6 of 6 so far" in rows["setup"].iloc[0]
     empty = rq3.stored_rows(TINY, cache=ResultsCache(tmp_path, published=None))
@@ -130,17 +132,21 @@ def test_stored_partial_reads_the_runs_stored_so_far(frame, tmp_path):
     assert rq3.stored(more, cache=ResultsCache(tmp_path, published=None), partial=True) is None
 
 
-def _frame(accuracy: dict) -> pd.DataFrame:
+def _frame(accuracy: dict, epochs: dict | None = None) -> pd.DataFrame:
+    """Runs with the given test accuracies per seed; ``epochs[approach]`` lists each seed's epochs run (default
+    1, stopped early); a run that reaches the budget of 3 epochs stopped there ("epochs")."""
     rows = []
     for approach, values in accuracy.items():
         method = "bp" if approach == "BP" else "fg"
-        aggregator, k = ("mean", 1) if approach in ("BP", "FG") else (approach.split(" k=")[0], int(approach[-2:]))
+        aggregator, k = ("mean", "1") if approach in ("BP", "FG") else approach.split(" k=")
         for seed, value in enumerate(values):
-            for epoch in (0, 1):
+            last = (epochs or {}).get(approach, [1] * len(values))[seed]
+            for epoch in range(last + 1):
                 rows.append({"model": "fc", "width": 256, "network": "fc_w=256", "dataset": "mnist", "method": method,
-                             "aggregator": aggregator, "k": k, "approach": approach, "seed": seed, "epoch": epoch,
-                             "val_accuracy": 0.1 if epoch == 0 else value, "test_accuracy": value, "best_epoch": 1,
-                             "stopped": "", "wall_time_s": 1.0, "train_time_s": 1.0, "lr": 0.1, "lr_source": "paper",
+                             "aggregator": aggregator, "k": int(k), "approach": approach, "seed": seed,
+                             "epoch": epoch, "val_accuracy": 0.1 if epoch == 0 else value, "test_accuracy": value,
+                             "best_epoch": last, "epochs": 3, "stopped": "epochs" if last == 3 else "early-stop",
+                             "wall_time_s": 1.0, "train_time_s": 1.0, "lr": 0.1, "lr_source": "paper",
                              "mode": "oracle", "device": "cpu"})
     return pd.DataFrame(rows)
 
@@ -161,3 +167,75 @@ def test_scorecard_verdicts_from_t_intervals_and_learning():
     assert one_seed["BP trains fc_w=256 on mnist to a high test accuracy (≥ 90%)"] == INCONCLUSIVE  # no interval
     low = rq3.scorecard(_frame({"BP": [0.80, 0.81, 0.79]})).set_index("claim")["verdict"]
     assert low["BP trains fc_w=256 on mnist to a high test accuracy (≥ 90%)"] == FAILS
+
+
+def test_verdicts_are_paired_by_seed():
+    """Seeds differ a lot (shared data order and initial weights), but projection beats mean on every seed by
+    about 0.01: the unpaired intervals overlap, the paired one lies above 0."""
+    from scipy import stats
+
+    from fg_analysis.metrics import HOLDS, INCONCLUSIVE, compare
+
+    mean16, projection16 = [0.90, 0.95, 0.85], [0.910, 0.962, 0.861]
+    frame = _frame({"BP": [0.97, 0.972, 0.974], "FG": [0.58, 0.55, 0.67], "mean k=16": mean16,
+                    "projection k=16": projection16})
+    table = rq3.summary(frame).set_index("approach")
+    unpaired = compare(table.loc["projection k=16", "mean"], table.loc["projection k=16", "ci"],
+                       table.loc["mean k=16", "mean"], table.loc["mean k=16", "ci"])
+    assert unpaired == INCONCLUSIVE  # what overlapping intervals would have said
+    row = rq3.comparisons(frame).set_index(["a", "b"]).loc[("projection k=16", "mean k=16")]
+    differences = np.subtract(projection16, mean16)
+    assert row["difference"] == pytest.approx(differences.mean()) and row["seeds"] == 3
+    assert row["ci"] == pytest.approx(stats.t.ppf(0.975, 2) * differences.std(ddof=1) / np.sqrt(3))
+    assert row["verdict"] == HOLDS
+    card = rq3.scorecard(frame).set_index("claim")
+    assert card.loc["projection beats mean at k = 16 on fc_w=256 on mnist", "verdict"] == HOLDS
+    assert card.loc["projection beats mean at k = 16 on fc_w=256 on mnist", "ours"].endswith("(3 seeds)")
+    # a seed missing on one side drops that pair only; a single pair has no interval
+    partial = frame[~((frame["approach"] == "FG") & (frame["seed"] == 2))]
+    fg = rq3.comparisons(partial).set_index(["a", "b"]).loc[("BP", "FG")]
+    assert fg["seeds"] == 2 and fg["difference"] == pytest.approx(np.mean([0.97 - 0.58, 0.972 - 0.55]))
+    single = partial[(partial["approach"] != "FG") | (partial["seed"] == 0)]
+    assert rq3.comparisons(single).set_index(["a", "b"]).loc[("BP", "FG"), "verdict"] == INCONCLUSIVE
+
+
+def test_budget_limited_runs_are_labelled_and_never_carried_forward():
+    from fg_analysis import figures, pages
+
+    frame = _frame({"BP": [0.97, 0.96], "mean k=4": [0.80, 0.70]}, epochs={"BP": [2, 1], "mean k=4": [3, 1]})
+    runs = rq3.final_runs(frame).set_index(["approach", "seed"])
+    assert runs["budget_limited"].to_dict() == {("BP", 0): False, ("BP", 1): False, ("mean k=4", 0): True,
+                                                ("mean k=4", 1): False}
+    table = rq3.summary(frame)
+    assert table.set_index("approach")["budget_limited"].to_dict() == {"BP": 0, "mean k=4": 1}
+    assert "| mean k=4 | 0.750 ± 0.635 | 2 | 2 | 1 of 2 |" in pages.rq3_accuracy_table(table)
+    assert "mean k=4 (1 of 2)" in pages.rq3_budget_sentence(table) and "3-epoch budget" in pages.rq3_budget_sentence(
+        table)
+    curves = rq3.learning_curves(frame).set_index(["approach", "epoch"])
+    assert curves.loc[("mean k=4", 3), "count"] == 1 and curves.loc[("mean k=4", 3), "mean"] == pytest.approx(0.80)
+    assert ("BP", 3) not in curves.index  # no BP run reached epoch 3: nothing carried forward
+    figure = figures.rq3_learning_curves(curves.reset_index(), network="fc_w=256", dataset="mnist")
+    legend = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    assert "mean k=4 (1 of 2 budget-limited)" in legend and "BP" in legend
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+
+
+def test_rq3_figures_give_every_approach_its_own_look():
+    from fg_analysis.figures import _rq3_style
+    from fg_analysis.labels import approach_label
+
+    looks = [tuple(map(str, _rq3_style(approach_label(*a)).values())) for a in rq3.PAPER_APPROACHES]
+    assert len(set(looks)) == len(looks)
+    assert _rq3_style("mean k=4")["marker"] != _rq3_style("mean k=16")["marker"]
+    assert _rq3_style("mean k=4")["color"] != _rq3_style("mean k=16")["color"]
+
+
+def test_anchors_set_our_test_errors_beside_ren_et_al():
+    frame = _frame({"BP": [0.97, 0.98, 0.975], "FG": [0.90, 0.92, 0.94], "mean k=4": [0.95, 0.96, 0.955]})
+    table = rq3.anchors(frame).set_index("method")
+    assert list(table.index) == [*rq3.REN_2023, "mean k=4"]
+    assert table.loc["BP", "ren"] == rq3.REN_2023["BP"] and table.loc["BP", "ours"] == pytest.approx(2.5)
+    assert table.loc["FG, activity-perturbed", "ours"] == pytest.approx(8.0) and table.loc["FA", "seeds"] == 0
+    assert np.isnan(table.loc["mean k=4", "ren"]) and table.loc["mean k=4", "ours"] == pytest.approx(4.5)

@@ -14,12 +14,15 @@ A row's ``verdict`` is one of :data:`fg_analysis.metrics.VERDICTS`: ``"holds"``,
 ``"inconclusive"``. It is made from means and their t-based 95% intervals: :func:`fg_analysis.metrics.compare`
 for "a beats b" (overlapping intervals, values below numerical resolution: inconclusive), :func:`agrees` for
 "a equals the claimed number", :func:`combine` for a claim over many cells; a claim resting on a run that did
-not learn (:func:`fg_analysis.metrics.learned`) is inconclusive.
+not learn (:func:`fg_analysis.metrics.learned`) is inconclusive. Where runs are paired (the same seeds or the same
+tangents), the experiment modules test the per-pair differences.
+
+The scorecard page lists each distinct claim once (:func:`distinct_claims`): a claim checked both on stored
+paper-protocol records and on this build's quick run is judged on the stored records, and the quick run's row
+goes to a separate smoke-test table.
 
 >>> combine(["holds", "holds"]), combine(["holds", "inconclusive"]), combine(["holds", "does not hold"])
 ('holds', 'inconclusive', 'does not hold')
->>> at_least(0.0, 0.0, 1.3e-175, 0.0, direction="less", resolution=1e-12)   # both at the minimum
-'holds'
 >>> agrees(0.4941, 0.006, 0.494, resolution=0.0005), agrees(0.52, 0.006, 0.494)
 ('holds', 'does not hold')
 """
@@ -36,6 +39,12 @@ from fg_analysis.metrics import verdict as _verdict
 #: paper's number; ours; the verdict; how our setup differs; the page section the row comes from
 #: (``"page#anchor"``); the stored record it rests on ("" for a live run of this build)
 SCORECARD_COLUMNS = ("question", "claim", "source", "paper", "ours", "verdict", "setup", "section", "record")
+
+#: what a module appends to the claim of a row checked on stored paper-protocol records
+STORED_SUFFIX = " (stored paper-protocol runs)"
+
+#: the ``source`` of a row that states one of this project's own targets (not a claim of any paper)
+PROJECT_TARGET = "project target"
 
 #: modules searched (in this order) for ``scorecard_rows`` by the scorecard page
 SCORECARD_MODULES = ("approximation", "optimization", "rq3", "rq4", "guided")
@@ -91,17 +100,6 @@ def combine(verdicts: Iterable[str]) -> str:
     return HOLDS if all(v == HOLDS for v in verdicts) else INCONCLUSIVE
 
 
-def at_least(mean_a: float, ci_a: float, mean_b: float, ci_b: float, *, direction: str = "greater",
-             resolution: float = 0.0) -> str:
-    """Verdict of "a is at least as good as b" (``a >= b``, or ``a <= b`` with ``direction="less"``): like
-    :func:`fg_analysis.metrics.compare`, except that two values equal to ``resolution`` (both runs at the
-    minimum) support the claim instead of being a tie. Overlapping intervals stay inconclusive."""
-    values = [float(v) for v in (mean_a, ci_a, mean_b, ci_b)]
-    if all(math.isfinite(v) for v in (values[0], values[2])) and abs(values[0] - values[2]) <= resolution:
-        return HOLDS
-    return compare(*values, direction=direction, resolution=resolution)
-
-
 def tally(verdicts: Iterable[str]) -> str:
     """``"12 for, 3 ties, 0 against"``: how the cells of a :func:`combine` verdict split."""
     verdicts = [_verdict(v) for v in verdicts]
@@ -121,3 +119,31 @@ def record_text(records: Iterable[dict]) -> str:
     saved = dates[0] if len(dates) == 1 else f"{dates[0]}..{dates[-1]}"
     count = f" {records[0].get('key', '')}" if len(records) == 1 else f" ×{len(records)}"
     return f"{'/'.join(kinds)}{count} (commit {', '.join(commits)}; saved {saved})"
+
+
+def distinct_claims(card):
+    """``(claims, smoke)``: the scorecard ``card`` (rows of every module) as one row per distinct claim, and the
+    quick-run rows that a stored row supersedes.
+
+    A claim is its (question, source, claim text without :data:`STORED_SUFFIX`). When it was checked on stored
+    paper-protocol records (``record`` not empty), that row is the claim's row and this build's quick-run row of it
+    goes to ``smoke`` (a smoke test of the code, not evidence on the paper's claim); a claim checked only live keeps
+    its live row. ``claims`` gains the column ``basis`` ("stored records" or "this build's run"); the claim text
+    loses the suffix.
+
+    >>> import pandas as pd
+    >>> card = pd.DataFrame([claim("RQ1", "c", "", "", "holds"), claim("RQ1", "c" + STORED_SUFFIX, "", "", "holds",
+    ...                      record="X"), claim("RQ1", "d", "", "", "inconclusive")])
+    >>> claims, smoke = distinct_claims(card)
+    >>> list(zip(claims["claim"], claims["basis"])), list(smoke["claim"])
+    ([('c', 'stored records'), ('d', "this build's run")], ['c'])
+    """
+    card = card.reset_index(drop=True)
+    card = card.assign(claim=[text.removesuffix(STORED_SUFFIX) for text in card["claim"]])
+    key = ["question", "source", "claim"]
+    stored = card[card["record"] != ""].drop_duplicates(key)
+    live = card[card["record"] == ""].drop_duplicates(key)
+    superseded = live.set_index(key).index.isin(stored.set_index(key).index)
+    claims = (card.loc[list(stored.index) + list(live.index[~superseded])].sort_index()
+              .assign(basis=lambda frame: ["stored records" if r else "this build's run" for r in frame["record"]]))
+    return claims.reset_index(drop=True), live[superseded].reset_index(drop=True)

@@ -633,10 +633,10 @@ def search_sentence(config: TrainingConfig) -> str:
 def guided_against_random(frame: pd.DataFrame) -> pd.DataFrame:
     """Per network and number of JVPs with both a random and a guided approach (the heads' guesses + random, or
     the output guess + random): the test accuracy difference guided − random, paired by seed (the same initial
-    weights and batch order), its mean with the 95% t interval over the seeds, and the verdict of "guided beats
-    random"
+    weights and batch order), its mean with the 95% t interval over the seeds both have
+    (:func:`fg_analysis.metrics.paired_difference`), and the verdict of "guided beats random"
     (:func:`fg_analysis.metrics.compare`: inconclusive when the interval contains 0 or there is one seed)."""
-    from fg_analysis.metrics import compare, mean_ci
+    from fg_analysis.metrics import compare, paired_difference
 
     last = frame.sort_values("epoch").groupby(["network", "label", "seed"]).tail(1)
     rows = []
@@ -646,11 +646,11 @@ def guided_against_random(frame: pd.DataFrame) -> pd.DataFrame:
             continue
         guesses = same["label"].str.startswith("guess +") | same["label"].str.startswith("output guess +")
         for label, guided in same[guesses].groupby("label", sort=False):
-            paired = guided.set_index("seed")["test_accuracy"] - random.set_index("seed")["test_accuracy"]
-            mean, ci = mean_ci(paired.dropna().to_numpy())
+            mean, ci, seeds = paired_difference(guided.set_index("seed")["test_accuracy"],
+                                                random.set_index("seed")["test_accuracy"])
             rows.append({"network": network, "jvps": int(jvps), "guided": label,
                          "random": random["label"].iloc[0], "difference": mean, "ci": ci,
-                         "seeds": int(paired.notna().sum()), "verdict": compare(mean, ci, 0.0, 0.0)})
+                         "seeds": seeds, "verdict": compare(mean, ci, 0.0, 0.0)})
     return pd.DataFrame(rows, columns=["network", "jvps", "guided", "random", "difference", "ci", "seeds", "verdict"])
 
 

@@ -1,6 +1,6 @@
 """RQ2: gradient descent on closed-form functions with backprop and multi-tangent forward gradients.
 
-The paper's closed-form experiment (Flügel et al., arXiv 2410.17764, Sec. IV-B; ``reference/paper.md``,
+The paper's closed-form experiment (Flügel et al., arXiv 2410.17764, Sec. IV-B,
 "Closed-form functions"): plain gradient descent ``x ← x − lr · ĝ`` on sphere, Rosenbrock and
 Styblinski–Tang in ``R^n``, ``n ∈ {1, 2, 4, …, 1024}``, with ``ĝ`` the true gradient (BP), the single-tangent
 forward gradient (FG, k = 1) or the mean / orthogonal projection of ``k ∈ {2, 4, 16}`` forward gradients;
@@ -224,8 +224,9 @@ def stored_counts(frame: pd.DataFrame | None, config: OptimizationConfig | None 
 
 def final_values(traces: pd.DataFrame) -> pd.DataFrame:
     """One row per run and seed: ``best_f`` (lowest f seen), ``last_f`` (f at the last step, NaN if it
-    diverged), ``steps``, ``stopped``, ``minimum`` (f*), ``best_gap = best_f − f*``, and the mean ``norm_ratio``
-    and ``cosine`` of the directions used."""
+    diverged), ``start_f`` (f at x₀), ``left_start`` (whether the run ever went below ``start_f``: a run that
+    never did says nothing about its method), ``steps``, ``stopped``, ``minimum`` (f*), ``best_gap = best_f − f*``,
+    and the mean ``norm_ratio`` and ``cosine`` of the directions used."""
     keys = ["problem", "n", "method", "aggregator", "k", "approach", "tangents", "theta", "seed"]
     keys = [key for key in keys if key in traces.columns]
     ordered = traces.sort_values("step").copy()
@@ -233,9 +234,10 @@ def final_values(traces: pd.DataFrame) -> pd.DataFrame:
     for column in ("norm_ratio", "cosine"):
         ordered[column] = ordered[column].where(np.isfinite(ordered[column]))
     grouped = ordered.groupby(keys, dropna=False, sort=False)
-    out = grouped.agg(best_f=("best_f", "last"), last_f=("f", "last"), steps=("step", "last"),
+    out = grouped.agg(best_f=("best_f", "last"), last_f=("f", "last"), start_f=("f", "first"), steps=("step", "last"),
                       stopped=("stopped", "last"), lr=("lr", "first"), norm_ratio=("norm_ratio", "mean"),
                       cosine=("cosine", "mean")).reset_index()
+    out["left_start"] = out["best_f"] < out["start_f"]
     out["minimum"] = [get_problem(p).minimum(n) for p, n in zip(out["problem"], out["n"], strict=True)]
     out["best_gap"] = out["best_f"] - out["minimum"]
     return out.sort_values(keys).reset_index(drop=True)
@@ -243,13 +245,16 @@ def final_values(traces: pd.DataFrame) -> pd.DataFrame:
 
 def value_table(finals: pd.DataFrame, value: str = "best_f", *, problem: str | None = None,
                 tangents: str = "normal") -> pd.DataFrame:
-    """``mean ± 95% CI`` over seeds of ``value`` as text: rows (problem, n), columns the approaches."""
+    """``mean ± 95% CI`` over seeds of ``value`` as text: rows (problem, n), columns the approaches; a cell with a
+    seed that never left its start point says so."""
     rows = finals[finals["tangents"] == tangents]
     if problem is not None:
         rows = rows[rows["problem"] == problem]
     stats = add_ci(rows.groupby(["problem", "n", "approach"])[value].agg(["mean", "std", "count"]).reset_index())
-    stats["text"] = [format_ci(m, c, 2) if np.isfinite(m) else "diverged"
-                     for m, c in zip(stats["mean"], stats["ci"], strict=True)]
+    stuck = rows.groupby(["problem", "n", "approach"])["left_start"].all().rename("left").reset_index()
+    stats = stats.merge(stuck, on=["problem", "n", "approach"])
+    stats["text"] = [(format_ci(m, c, 2) if np.isfinite(m) else "diverged") + ("" if left else " (never left x₀)")
+                     for m, c, left in zip(stats["mean"], stats["ci"], stats["left"], strict=True)]
     table = stats.pivot(index=["problem", "n"], columns="approach", values="text").fillna("—")
     order = [label for label in approach_order(finals["approach"]) if label in table.columns]
     return table[order]
@@ -294,10 +299,75 @@ SECTIONS = {"best": "rq2_optimization#rq2-best", "tables": "rq2_optimization#rq2
             "paper": "rq2_optimization#rq2-paper"}
 
 
-def resolution(minimum: float) -> float:
-    """Differences in f below this are rounding, not results: ``1e-9 · max(1, |f*|)`` (the runs are float64;
-    a sphere run at an exact 0 and one at an underflowed 1e-175 are the same result)."""
-    return 1e-9 * max(1.0, abs(float(minimum)))
+def resolution(minimum: float, dtype: str = "float32") -> float:
+    """Differences in f below this are rounding, not results: ``16 · eps(dtype) · max(1, |f*|)`` (float32, the
+    reference's dtype, resolves f ≈ −2507 of Styblinski–Tang at n = 64 only to about 2.4e-4; a sphere run at an
+    exact 0 and one at an underflowed 1e-30 are the same result).
+
+    >>> f"{resolution(-2506.6):.1e}", f"{resolution(0.0, 'float64'):.1e}"
+    ('4.8e-03', '3.6e-15')
+    """
+    return 16 * float(torch.finfo(getattr(torch, dtype)).eps) * max(1.0, abs(float(minimum)))
+
+
+def paired_cells(finals: pd.DataFrame, value: str, a: dict, b: dict, *, by: list[str],
+                 direction: str = "less") -> pd.DataFrame:
+    """Per cell of ``by``, the claim "run ``a`` ends at ``value`` below (``direction="less"``) or above run ``b``"
+    tested on the per-seed difference ``a_s − b_s`` (the runs of a cell share seeds, start point and tangent
+    streams, so they are paired): its mean and t-interval (:func:`fg_analysis.metrics.mean_ci`) give the verdict.
+
+    ``a`` and ``b`` select rows by column values (e.g. ``{"aggregator": "projection"}``). A cell is left out of the
+    verdict (``verdict`` missing) and says why in ``note``: ``"floor"`` when every seed's ``a`` and ``b`` lie within
+    :func:`resolution` of each other (both at the minimum: no evidence either way), ``"stuck"`` when a seed of
+    either run never left its start point.
+    """
+    from fg_analysis.metrics import FAILS, HOLDS, INCONCLUSIVE, mean_ci
+
+    def select(spec):
+        rows = finals
+        for column, wanted in spec.items():
+            rows = rows[rows[column] == wanted]
+        return rows.set_index([*by, "seed"])
+
+    left, right = select(a), select(b)
+    joined = left[[value, "left_start", "minimum"]].join(right[[value, "left_start"]], rsuffix="_b",
+                                                          how="inner").dropna(subset=[value, f"{value}_b"])
+    rows = []
+    for cell, part in joined.groupby(level=by):
+        difference = (part[value] - part[f"{value}_b"]).to_numpy(dtype=float)
+        mean, ci = mean_ci(difference)
+        floor = resolution(float(part["minimum"].iloc[0]))
+        note, verdict = "", None
+        if not (part["left_start"].all() and part["left_start_b"].all()):
+            note = "stuck"
+        elif bool((np.abs(difference) <= floor).all()):
+            note = "floor"
+        elif not (np.isfinite(mean) and np.isfinite(ci)):
+            verdict = INCONCLUSIVE
+        elif abs(mean) + ci <= floor or (mean - ci <= 0 <= mean + ci):
+            verdict = INCONCLUSIVE
+        else:
+            verdict = HOLDS if (mean < 0) == (direction == "less") else FAILS
+        cell = cell if isinstance(cell, tuple) else (cell,)
+        rows.append({**dict(zip(by, cell, strict=True)), "mean": mean, "ci": ci, "count": len(difference),
+                     "verdict": verdict, "note": note})
+    return pd.DataFrame(rows, columns=[*by, "mean", "ci", "count", "verdict", "note"])
+
+
+def paired_tally(cells: pd.DataFrame, per: str | None = None) -> str:
+    """How the cells of :func:`paired_cells` split: ``"12 for, 3 ties, 0 against; 5 at the floor, 1 stuck at the
+    start (left out)"``, per value of ``per`` when given."""
+    from fg_analysis.experiments import tally
+
+    def text(part):
+        counted = tally(part["verdict"].dropna())
+        left_out = [f"{int((part['note'] == note).sum())} {name}" for note, name in
+                    (("floor", "at the floor"), ("stuck", "stuck at the start")) if (part["note"] == note).any()]
+        return counted + (f"; {', '.join(left_out)} (left out)" if left_out else "")
+
+    if per is None:
+        return text(cells)
+    return "; ".join(f"{key}: {text(part)}" for key, part in cells.groupby(per, sort=False))
 
 
 def _cell_stats(finals: pd.DataFrame, value: str = "best_gap") -> pd.DataFrame:
@@ -315,13 +385,13 @@ def scorecard(traces: pd.DataFrame, config: OptimizationConfig | None = None, *,
     """The paper's RQ2 claims checked on ``traces`` (from :func:`run` or :func:`stored`): columns
     :data:`fg_analysis.experiments.SCORECARD_COLUMNS`. Claims whose runs are missing are left out.
 
-    Verdicts come from the mean and t-based 95% interval over seeds of each cell's best ``f − f*``
-    (:func:`fg_analysis.metrics.compare`, with :func:`resolution` as the floor below which two values are the
-    same), combined over cells by :func:`fg_analysis.experiments.combine`. ``record`` names the stored records
+    Comparisons of two approaches rest on the per-seed differences of best ``f − f*`` (:func:`paired_cells`: the
+    runs share seeds), cells at the floor (:func:`resolution`) or with a run that never left its start left out,
+    combined over cells by :func:`fg_analysis.experiments.combine`. ``record`` names the stored records
     the rows rest on ("" for a live run); ``setup`` replaces the computed setup note.
     """
-    from fg_analysis.experiments import agrees, at_least, combine, tally
-    from fg_analysis.metrics import FAILS, HOLDS, compare
+    from fg_analysis.experiments import agrees, combine
+    from fg_analysis.metrics import FAILS, HOLDS, INCONCLUSIVE
 
     finals = final_values(traces)
     setup = _setup_note(traces, config) if setup is None else setup
@@ -337,51 +407,49 @@ def scorecard(traces: pd.DataFrame, config: OptimizationConfig | None = None, *,
         best = normal[(normal["problem"] == "styblinski-tang") & (normal["n"] == 64)
                       & (normal["approach"] == "projection k=16")]["best_f"]
         minimum = float(proj["minimum"])
+        near = max(1e-3, resolution(minimum))  # float32 resolves f ≈ −2507 only to a few 1e-4
         add("Styblinski–Tang n=64: projection k=16 reaches the global minimum", f"{minimum:.1f}",
             f"best f {format_ci(best.mean(), float(ci_halfwidth(best.std(), len(best))), 1)} "
-            f"({int((best - minimum <= 1e-3).sum())}/{len(best)} seeds within 1e-3 of the minimum)",
-            agrees(proj["mean"], proj["ci"], 0.0, resolution=1e-3), section="tables")
+            f"({int((best - minimum <= near).sum())}/{len(best)} seeds within {near:.0e} of the minimum)",
+            agrees(proj["mean"], proj["ci"], 0.0, resolution=near), section="tables")
         if "FG" in st.index:
             fg = st.loc["FG"]
             bp = f", BP {st.loc['BP', 'mean'] + minimum:.1f}" if "BP" in st.index else ""
+            st64 = normal[(normal["problem"] == "styblinski-tang") & (normal["n"] == 64)]
+            pair = paired_cells(st64, "best_gap", {"approach": "FG"}, {"approach": "projection k=16"},
+                                by=["problem", "n"], direction="greater").iloc[0]
             add("Styblinski–Tang n=64: the single-tangent FG stops far above the minimum, the projection does not",
                 "qualitative", f"best f: FG {format_ci(fg['mean'] + minimum, fg['ci'], 1)}, projection k=16 "
-                f"{format_ci(proj['mean'] + minimum, proj['ci'], 1)}{bp}",
-                compare(fg["mean"], fg["ci"], proj["mean"], proj["ci"], resolution=resolution(minimum)),
-                section="tables")
+                f"{format_ci(proj['mean'] + minimum, proj['ci'], 1)}{bp}; paired by seed, FG − projection "
+                f"{format_ci(pair['mean'], pair['ci'], 1)}",
+                INCONCLUSIVE if pd.isna(pair["verdict"]) else pair["verdict"], section="tables")
 
-    # the projection ends at least as close to f* as the mean with the same k, per (problem, n, k)
-    fg_cells = stats[(stats["method"] == "fg") & (stats["k"] > 1)] if len(stats) else stats
-    pairs = fg_cells.pivot_table(index=["problem", "n", "k"], columns="aggregator", values=["mean", "ci", "minimum"])
-    if {("mean", "mean"), ("mean", "projection")} <= set(pairs.columns):
-        both = pairs.dropna(subset=[("mean", "mean"), ("mean", "projection")])
-        cells = pd.Series([at_least(r[("mean", "projection")], r[("ci", "projection")], r[("mean", "mean")],
-                                    r[("ci", "mean")], direction="less", resolution=resolution(r[("minimum", "mean")]))
-                           for _, r in both.iterrows()], index=both.index, dtype=object)
-        per_problem = "; ".join(f"{p}: {tally(v)}" for p, v in cells.groupby(level="problem"))
+    # the projection ends at least as close to f* as the mean with the same k, per (problem, n, k), paired by seed
+    fg_normal = normal[(normal["method"] == "fg") & (normal["k"] > 1)]
+    cells = paired_cells(fg_normal, "best_gap", {"aggregator": "projection"}, {"aggregator": "mean"},
+                         by=["problem", "n", "k"])
+    if len(cells):
         add("With the same k, the projection ends at least as close to f* as the mean (best f − f*)",
             "projection ≥ mean (qualitative)",
-            f"(n, k) cells, projection as close or closer / tie / mean closer — {per_problem}",
-            combine(cells), section="best")
+            "(n, k) cells, paired by seed, projection closer / tie / mean closer — " + paired_tally(cells, "problem"),
+            combine(cells["verdict"].dropna()), section="best")
 
-    # more tangents help the projection (k=16 vs k=2), per problem and n
-    proj = fg_cells[fg_cells["aggregator"] == "projection"].pivot_table(index=["problem", "n"], columns="k",
-                                                                        values=["mean", "ci", "minimum"])
-    if {("mean", 2), ("mean", 16)} <= set(proj.columns):
-        both = proj.dropna(subset=[("mean", 2), ("mean", 16)])
-        cells = [at_least(r[("mean", 16)], r[("ci", 16)], r[("mean", 2)], r[("ci", 2)], direction="less",
-                          resolution=resolution(r[("minimum", 2)])) for _, r in both.iterrows()]
+    # more tangents help the projection (k=16 vs k=2), per problem and n, paired by seed
+    projections = fg_normal[fg_normal["aggregator"] == "projection"]
+    cells = paired_cells(projections, "best_gap", {"k": 16}, {"k": 2}, by=["problem", "n"])
+    if len(cells):
         add("More tangents help: the projection with k=16 ends at least as close to f* as with k=2",
-            "qualitative", f"(problem, n) cells, k=16 as close or closer / tie / k=2 closer: {tally(cells)}",
-            combine(cells), section="best")
+            "qualitative", f"(problem, n) cells, paired by seed, k=16 closer / tie / k=2 closer: "
+            f"{paired_tally(cells)}", combine(cells["verdict"].dropna()), section="best")
 
     # learning rates: the mean's are ~n/k times smaller, as the norm ratio predicts (two exact numbers)
     ratios = lr_ratio_table(problems=("sphere",), ks=(2,), dims=(1024,))
     if not ratios.empty:
         row = ratios.iloc[0]
         quotient = row["lr ratio (proj/mean)"] / row["E|mean|/E|proj| (theory)"]
-        add("Tuned learning rates of mean and projection differ by ~1000× because the mean overshoots |g| by "
-            "≈ sqrt(n/k) and the projection undershoots by ≈ sqrt(k/n)",
+        largest = lr_ratio_table()["lr ratio (proj/mean)"].max()
+        add(f"Tuned learning rates of the projection exceed the mean's by up to {largest:.0f}× because the mean "
+            "overshoots |g| by ≈ sqrt(n/k) and the projection undershoots by ≈ sqrt(k/n)",
             f"lr ratio {row['lr ratio (proj/mean)']:.0f} (sphere n=1024, k=2)",
             f"closed-form norm ratio E|mean|/E|proj| = {row['E|mean|/E|proj| (theory)']:.0f} "
             f"({quotient:.2f}× the tuned ratio; holds within a factor 2)",
@@ -424,6 +492,34 @@ def setup_markdown(config: OptimizationConfig) -> str:
              "It differs from the paper in: " + "; ".join(differences) + ".")
     return text + (" The projection with $k > n$ is not run: with $k \\ge n$ independent tangents it is the true "
                    "gradient (the foundation's projection needs k ≤ n).")
+
+
+def angle_rate_markdown(finals: pd.DataFrame) -> str:
+    """Which rates the fixed-angle runs use and what the projection's rate does, as computed sentences.
+
+    The reference's custom-tangent experiment reads ``lrs/math__custom_tangents.csv``: a rate per angle for the
+    mean, and for the projection that table's ``sampler=normal`` row, which differs from Styblinski–Tang's
+    normal-tangent rate of ``lrs/math.csv``."""
+    rows = finals[(finals["tangents"] == "fixed-angle")]
+    projection = rows[rows["aggregator"] == "projection"]
+    if projection.empty:
+        return ""
+    problem, n = projection["problem"].iloc[0], int(projection["n"].iloc[0])
+    parts = []
+    for k, part in projection.groupby("k"):
+        main = lrs.paper_lr("math", function=get_problem(problem).name, n=n, method="fg", aggregator="projection",
+                            k=int(k))
+        gaps = part.groupby("theta")["best_gap"].mean()
+        mean_rows = rows[(rows["aggregator"] == "mean") & (rows["k"] == k)].groupby("theta")["best_gap"].mean()
+        text = (f"with k = {int(k)} the projection runs at lr = {part['lr'].iloc[0]:.4g} (the main table's "
+                f"normal-tangent rate is {main:.4g}) and ends its runs at best f − f* between {gaps.min():.1g} and "
+                f"{gaps.max():.1g} over the angles")
+        if len(mean_rows):
+            widest = mean_rows.index.max()
+            text += f", the mean at {widest:g}° at {mean_rows.loc[widest]:.1g}"
+        parts.append(text)
+    return ("The projection's rate is the `sampler=normal` row of the paper's custom-tangent table, which the "
+            "reference implementation's custom-tangent experiment reads too: " + "; ".join(parts) + ".")
 
 
 def lr_ratio_markdown(ratios: pd.DataFrame) -> str:
@@ -498,15 +594,11 @@ def stored_rows(config: OptimizationConfig | None = None, *, cache: ResultsCache
 
 
 def _approach_colors(labels) -> dict:
-    import seaborn as sns
+    """The colours of :func:`fg_analysis.figures.rq2_final` for the same labels (one palette on the page)."""
+    from fg_analysis.figures import _approach_style
 
     labels = list(labels)
-    colors = {"BP": "#222222", "FG": "#888888"}
-    means = [label for label in labels if label.startswith("mean")]
-    projections = [label for label in labels if label.startswith("projection")]
-    colors.update(zip(means, sns.color_palette("Reds", len(means) + 1)[1:], strict=True))
-    colors.update(zip(projections, sns.color_palette("Blues", len(projections) + 1)[1:], strict=True))
-    return colors
+    return {label: _approach_style(label, index, len(labels))["color"] for index, label in enumerate(labels)}
 
 
 def plot_convergence(traces: pd.DataFrame, n: int, *, problems=PROBLEMS):
@@ -527,7 +619,7 @@ def plot_convergence(traces: pd.DataFrame, n: int, *, problems=PROBLEMS):
                 continue
             gap = run_rows.pivot_table(index="step", columns="seed", values="gap").ffill()
             gap = gap.where(gap > 0)  # exact zeros (sphere) cannot be drawn on a log scale
-            style = "--" if label in ("BP", "FG") else "-"
+            style = "--" if label.startswith("mean") else "-"
             ax.plot(gap.index, gap.mean(axis=1), color=colors[label], linestyle=style, linewidth=1.2, label=label)
             ax.fill_between(gap.index, gap.min(axis=1), gap.max(axis=1), color=colors[label], alpha=0.15,
                             linewidth=0)
@@ -606,7 +698,7 @@ def plot_fixed_angle(finals: pd.DataFrame):
 
 __all__ = ["PAPER_APPROACHES", "OptimizationConfig", "OptimizationRun", "final_values", "resolution", "stored",
            "stored_counts", "stored_rows", "stored_setup",
-           "lr_ratio_markdown", "lr_ratio_table", "plot_convergence", "plot_final",
+           "angle_rate_markdown", "lr_ratio_markdown", "lr_ratio_table", "plot_convergence", "plot_final",
            "plot_fixed_angle", "run", "run_unit", "scorecard", "scorecard_rows", "setup_markdown",
            "summary_markdown", "value_table"]
 
