@@ -27,4 +27,4 @@ def test_stored_runs_count_a_presets_units_and_sum_their_times(tmp_path, monkeyp
 
 def test_every_stored_preset_lists_its_units():
     rows = stored.stored_runs(ResultsCache(published=None))
-    assert list(rows["units"][:3]) == [205, 267, 24]  # the paper's RQ1 cells, RQ2 runs, RQ3 FC-256 runs
+    assert list(rows["units"][:4]) == [205, 115, 267, 24]  # RQ1 cells, RQ1 paired cells (1 < k ≤ n), RQ2, RQ3 FC-256

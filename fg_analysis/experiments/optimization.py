@@ -507,16 +507,25 @@ def angle_rate_markdown(finals: pd.DataFrame) -> str:
     problem, n = projection["problem"].iloc[0], int(projection["n"].iloc[0])
     parts = []
     for k, part in projection.groupby("k"):
-        main = lrs.paper_lr("math", function=get_problem(problem).name, n=n, method="fg", aggregator="projection",
-                            k=int(k))
+        try:
+            main = (f"the main table's normal-tangent rate is "
+                    f"{lrs.paper_lr('math', function=get_problem(problem).name, n=n, method='fg', aggregator='projection', k=int(k)):.4g}")
+        except ValueError:  # the main table has no rate for this k (k = n = 64)
+            main = "the main table has no rate for this k"
+        floor = resolution(float(part["minimum"].iloc[0]))
+
+        def outcome(gaps: pd.Series) -> str:
+            if bool((gaps.abs() <= floor).all()):
+                return f"at the minimum to float32's resolution (±{floor:.0e})"
+            return f"at best f − f* between {max(gaps.min(), 0.0):.2g} and {gaps.max():.2g}"
+
         gaps = part.groupby("theta")["best_gap"].mean()
         mean_rows = rows[(rows["aggregator"] == "mean") & (rows["k"] == k)].groupby("theta")["best_gap"].mean()
-        text = (f"with k = {int(k)} the projection runs at lr = {part['lr'].iloc[0]:.4g} (the main table's "
-                f"normal-tangent rate is {main:.4g}) and ends its runs at best f − f* between {gaps.min():.1g} and "
-                f"{gaps.max():.1g} over the angles")
+        text = (f"with k = {int(k)} the projection runs at lr = {part['lr'].iloc[0]:.4g} ({main}) and ends "
+                f"{outcome(gaps)} at every angle")
         if len(mean_rows):
             widest = mean_rows.index.max()
-            text += f", the mean at {widest:g}° at {mean_rows.loc[widest]:.1g}"
+            text += f", the mean at {widest:g}° {outcome(mean_rows.loc[[widest]])}"
         parts.append(text)
     return ("The projection's rate is the `sampler=normal` row of the paper's custom-tangent table, which the "
             "reference implementation's custom-tangent experiment reads too: " + "; ".join(parts) + ".")

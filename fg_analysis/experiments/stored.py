@@ -34,6 +34,12 @@ def _rq1():
     return ApproximationConfig.preset("paper").cells()
 
 
+def _rq1_paired():
+    from fg_analysis.experiments.approximation import ApproximationConfig
+
+    return ApproximationConfig.preset("paper").paired_cells()
+
+
 def _rq2():
     from fg_analysis.experiments.optimization import OptimizationConfig
 
@@ -62,10 +68,13 @@ def _guided_cosines():
 STORED = (
     StoredPreset("RQ1 paper grid (n = 2^0..2^16, k = 2^0..2^10, 1000 / 100 samples)",
                  "python -m fg_analysis rq1 --preset paper --publish", _rq1),
-    StoredPreset("RQ2 paper grid (n = 1..1024, 8 approaches, 5 seeds, oracle JVPs, fixed angles)",
+    StoredPreset("RQ1 paired cells (projection against mean on the same tangents, 1 < k ≤ n)",
+                 "python -m fg_analysis rq1 --preset paper --part paired --publish", _rq1_paired),
+    StoredPreset("RQ2 paper grid (n = 1..1024, 8 approaches, 5 seeds, float32, the reference's stopping rule, "
+                 "oracle JVPs, fixed angles)",
                  "python -m fg_analysis rq2 --preset paper --publish", _rq2),
     StoredPreset("RQ3 FC-256 on MNIST, the paper's protocol (8 approaches, seeds 0-2, oracle JVPs)",
-                 "python -m fg_analysis rq3 --preset mnist-fc --seeds 0 --publish (then --seeds 1, 2)", _rq3),
+                 "python -m fg_analysis rq3 --preset mnist-fc --publish", _rq3),
     StoredPreset("guided tangents: training runs (FC-256 and CNN, 7 approaches, 3 seeds)",
                  "python -m fg_analysis.experiments.guided --preset mnist --publish --part training",
                  _guided_training),
