@@ -51,6 +51,7 @@ from torch.func import functional_call, stack_module_state, vjp, vmap
 
 from fg_analysis.aggregate import coefficients
 from fg_analysis.metrics import cosine, norm_ratio
+from fg_analysis.models import build_model, count_parameters
 from fg_analysis.tangents import tangent_law
 from fg_analysis.training import epoch_stop
 
@@ -157,7 +158,6 @@ class _Pass:
 
     def __init__(self, units: Sequence, device: torch.device):
         from fg_analysis.data import load_dataset
-        from fg_analysis.models import build_model
 
         self.units, self.device = list(units), device
         first = self.units[0]
@@ -182,7 +182,7 @@ class _Pass:
         from fg_analysis.gradients import activity_dimension
 
         self.activity_dimension = activity_dimension(self.template, data.input_shape)
-        self.n_parameters = sum(p.numel() for p in self.template.parameters())
+        self.n_parameters = count_parameters(self.template)
         self.stage_names = [[name for name, _ in stage.named_parameters()] for stage in self.template.stages]
         law = tangent_law("normal")
         self.law = law
@@ -447,7 +447,6 @@ def throughput(config: BatchedThroughput, *, device: str | torch.device = "cpu")
 
     # sequential: the package's gradient source and SGD on each run's own model
     from fg_analysis.data import load_dataset
-    from fg_analysis.models import build_model
 
     seconds = 0.0
     for unit in units:

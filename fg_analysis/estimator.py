@@ -163,15 +163,25 @@ class ForwardGradient:
         """``ĝ`` in the structure of ``params`` (a tensor or a dict of tensors)."""
         return unraveler(params)(self(f, params, *args).gradient)
 
-    def step(self, f: Callable[..., torch.Tensor], params: Params, *args, lr: float,
+    def step(self, f: Callable[..., torch.Tensor] | nn.Module, *args, lr: float, loss_fn: Callable | None = None,
              on_phase: PhaseHook | None = None) -> torch.Tensor:
         """One descent step in place, ``θ ← θ − lr · ĝ``; returns ``f(θ)`` before the step.
 
-        For a flat tensor ``params`` and a built-in aggregator this is one pass over ``V``,
-        ``θ.addmv_(Vᵀ, c, alpha=−lr)``, without forming ``ĝ`` (the fast path; see :func:`module_objective` for a
-        module's parameters as one flat tensor). A dict of tensors is updated tensor by tensor from ``ĝ``.
-        ``on_phase(name)`` is called after each of :data:`PHASES`.
+        ``step(f, params, *args, lr=)`` for a function ``f(params, *args)``; ``step(model, inputs, targets,
+        loss_fn=, lr=)`` for a module, whose trainable parameters become views of one flat vector on the first
+        step (:func:`module_objective` with ``flat=True``; later steps find them so and copy nothing).
+        For a flat tensor ``params`` (so for every module) and a built-in aggregator this is one pass over ``V``,
+        ``θ.addmv_(Vᵀ, c, alpha=−lr)``, without forming ``ĝ`` (the fast path). A dict of tensors is updated
+        tensor by tensor from ``ĝ``. ``on_phase(name)`` is called after each of :data:`PHASES`.
         """
+        if isinstance(f, nn.Module):
+            if loss_fn is None:
+                raise ValueError("a module needs loss_fn(outputs, targets); the arguments are (inputs, targets)")
+            f, params = module_objective(f, loss_fn, flat=True)
+        elif not args:
+            raise ValueError("params are required for a plain function f(params, *args)")
+        else:
+            params, *args = args
         hook = on_phase or (lambda name: None)
         flat = _first(params)
         with torch.no_grad():
@@ -198,6 +208,19 @@ def _first(params: Params) -> torch.Tensor:
     checked that all parameters share one real floating-point dtype (a dtype test per tensor, nothing more)."""
     floating_dtype(params)
     return params if isinstance(params, torch.Tensor) else next(iter(params.values()))
+
+
+def flat_vector(parameters: list[torch.Tensor]) -> torch.Tensor | None:
+    """The flat vector whose consecutive pieces the ``parameters`` are (contiguous views, in order, of one
+    storage, as :func:`module_objective` leaves them), as a tensor sharing their memory; ``None`` otherwise."""
+    first = parameters[0].detach()
+    offset, storage = first.storage_offset(), first.untyped_storage().data_ptr()
+    for p in parameters:
+        if (not p.is_contiguous() or p.dtype != first.dtype or p.untyped_storage().data_ptr() != storage
+                or p.storage_offset() != offset):
+            return None
+        offset += p.numel()
+    return first.as_strided((offset - first.storage_offset(),), (1,))
 
 
 def batch_norms_in_training(model: nn.Module) -> bool:
@@ -228,10 +251,11 @@ def module_objective(model: nn.Module, loss_fn: Callable[[torch.Tensor, torch.Te
 
     if not flat:
         return loss, {name: p.detach() for name, p in named}
-    vector = torch.cat([p.detach().reshape(-1) for _, p in named])
-    pieces = vector.split([p.numel() for _, p in named])
-    for (_, p), piece in zip(named, pieces):
-        p.data = piece.view_as(p)
+    vector = flat_vector([p for _, p in named])
+    if vector is None:
+        vector = torch.cat([p.detach().reshape(-1) for _, p in named])
+        for (_, p), piece in zip(named, vector.split([p.numel() for _, p in named])):
+            p.data = piece.view_as(p)
     unravel = unraveler({name: p.detach() for name, p in named})
     return (lambda theta, inputs, targets: loss(unravel(theta), inputs, targets)), vector
 
@@ -267,6 +291,9 @@ def forward_gradient(f: Callable[..., torch.Tensor] | nn.Module, params: Params 
     """
     estimator = ForwardGradient(k, aggregator=aggregator, tangents=tangents, mode=mode, generator=generator,
                                 scale_correction=scale_correction)
+    key = (estimator.k, estimator.aggregate, estimator.law, estimator.mode, scale_correction)
+    if _reusable and _reusable[0][0] == key and _reusable[0][1].generator is generator:
+        estimator = _reusable.pop()[1]
     if isinstance(f, nn.Module):
         if loss_fn is None:
             raise ValueError("a module needs loss_fn(outputs, targets); args are (inputs, targets)")
@@ -275,13 +302,33 @@ def forward_gradient(f: Callable[..., torch.Tensor] | nn.Module, params: Params 
             raise ValueError("mode='forward' cannot run a module with BatchNorm in train mode (vmapped tangents "
                              "cannot update its running statistics): call model.eval(), or use "
                              "mode='sequential' or mode='oracle'")
-        f, own = module_objective(model, loss_fn)
-        params = own if params is None else params
+        trainable = {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
+        flat = params is None and not per_tensor and bool(trainable) and flat_vector(list(trainable.values()))
+        f, own = module_objective(model, loss_fn, flat=flat is not None and flat is not False)
+        if params is None and own is not trainable and isinstance(own, torch.Tensor):
+            compute = lambda: unraveler(trainable)(estimator(f, own, *args).gradient)
+        else:
+            params = own if params is None else params
+            compute = lambda: _estimate(estimator, f, params, args, per_tensor)
         if batch_norms_in_training(model):
-            return _once_for_statistics(model, lambda: _estimate(estimator, f, params, args, per_tensor))
-    elif params is None:
+            return _reusing(key, estimator, lambda: _once_for_statistics(model, compute))
+        return _reusing(key, estimator, compute)
+    if params is None:
         raise ValueError("params are required for a plain function f(params, *args)")
-    return _estimate(estimator, f, params, args, per_tensor)
+    return _reusing(key, estimator, lambda: _estimate(estimator, f, params, args, per_tensor))
+
+
+#: ``[(options, estimator)]``: the estimator of the last :func:`forward_gradient` call, whose tangent buffer the
+#: next call with the same options (and the same generator) reuses; taken out while a call runs, so that a
+#: nested call never writes into the tangents of the call around it
+_reusable: list[tuple[tuple, ForwardGradient]] = []
+
+
+def _reusing(key: tuple, estimator: ForwardGradient, compute: Callable[[], Params]) -> Params:
+    try:
+        return compute()
+    finally:
+        _reusable[:] = [(key, estimator)]
 
 
 def _estimate(estimator: ForwardGradient, f, params: Params, args: tuple, per_tensor: bool) -> Params:

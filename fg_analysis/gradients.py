@@ -63,7 +63,7 @@ from fg_analysis.aggregate import Aggregator
 from fg_analysis.estimator import ForwardGradient, module_objective
 from fg_analysis.jvp import MODES, check_mode
 from fg_analysis.labels import approach_label
-from fg_analysis.params import unraveler
+from fg_analysis.params import numel, unraveler
 from fg_analysis.tangents import TangentLaw, tangent_law
 
 __all__ = ["MODES", "PERTURBATIONS", "Gradient", "GradientSource", "StagedPass", "activity_dimension",
@@ -234,8 +234,7 @@ def weight_perturbation(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, k
     if not given:
         estimate = estimator(f, params, x, y)
         return Gradient(estimate.value, dict(unraveler(params)(estimate.gradient)))
-    size = sum(p.numel() for p in params.values())
-    _check_tangents(tangents, size, "weight")
+    _check_tangents(tangents, numel(params), "weight")
     loss, d = estimator.derivatives(f, params, tangents, x, y)
     return Gradient(loss, dict(unraveler(params)(estimator.combine(tangents, d))))
 

@@ -14,7 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["approach_label", "approach_order"]
+__all__ = ["PAPER_APPROACHES", "approach_label", "approach_order"]
+
+#: the paper's approaches as (method, aggregator, k): BP, FG (k = 1), mean and projection for k ∈ {2, 4, 16}
+PAPER_APPROACHES = (("bp", "mean", 1), ("fg", "mean", 1),
+                    *(("fg", aggregator, k) for aggregator in ("mean", "projection") for k in (2, 4, 16)))
 
 
 def approach_label(method: str, aggregator: str = "mean", k: int = 1) -> str:

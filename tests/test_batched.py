@@ -13,7 +13,8 @@ from fg_analysis import batched
 from fg_analysis.aggregate import coefficients
 from fg_analysis.cache import ResultsCache
 from fg_analysis.data import load_dataset
-from fg_analysis.experiments.rq3 import PAPER_APPROACHES, TrainingRun, run_unit
+from fg_analysis.experiments.rq3 import TrainingRun, run_unit
+from fg_analysis.labels import PAPER_APPROACHES
 from fg_analysis.gradients import GradientSource
 from fg_analysis.models import build_model
 from fg_analysis.training import train

@@ -9,6 +9,7 @@ import pytest
 from fg_analysis import learning_rates
 from fg_analysis.cache import ResultsCache
 from fg_analysis.experiments import rq3
+from fg_analysis.labels import PAPER_APPROACHES
 
 TINY = rq3.RQ3Config(networks=(("fc", 16),), approaches=(("bp", "mean", 1), ("fg", "mean", 1),
                                                          ("fg", "projection", 16)),
@@ -226,7 +227,7 @@ def test_rq3_figures_give_every_approach_its_own_look():
     from fg_analysis.figures import _rq3_style
     from fg_analysis.labels import approach_label
 
-    looks = [tuple(map(str, _rq3_style(approach_label(*a)).values())) for a in rq3.PAPER_APPROACHES]
+    looks = [tuple(map(str, _rq3_style(approach_label(*a)).values())) for a in PAPER_APPROACHES]
     assert len(set(looks)) == len(looks)
     assert _rq3_style("mean k=4")["marker"] != _rq3_style("mean k=16")["marker"]
     assert _rq3_style("mean k=4")["color"] != _rq3_style("mean k=16")["color"]

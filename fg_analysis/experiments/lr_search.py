@@ -63,10 +63,11 @@ import pandas as pd
 
 from fg_analysis import learning_rates
 from fg_analysis.cache import REPOSITORY
+from fg_analysis.labels import PAPER_APPROACHES
 from fg_analysis.sweep import InlineExecutor, SweepError, add_executor_argument, executor_from, executor_kind, \
     run_on_worker, worker_count
 
-__all__ = ["PAPER_APPROACHES", "SEARCH_RANGE", "SEARCHED_COLUMNS", "SEARCHED_CSV", "STUDIES", "TOLERANCE",
+__all__ = ["SEARCH_RANGE", "SEARCHED_COLUMNS", "SEARCHED_CSV", "STUDIES", "TOLERANCE",
            "SearchError", "SearchSetting", "SearchTrial", "choose", "main", "make_pruner", "open_study", "promote",
            "promoted_row", "run_trial", "search", "study_path", "summary"]
 
@@ -82,9 +83,6 @@ SEARCHED_CSV = Path(__file__).resolve().parent.parent / "lrs" / "searched.csv"
 SEARCHED_COLUMNS = ("model", "dataset", "gradient_approach", "k", "lr", "val_loss", "at_edge", "search", "range",
                     "choice", "budget", "complete", "pruned", "failed", "epochs", "patience", "batch_size",
                     "max_train", "seed", "mode", "pruner", "device", "study", "searched", "commit")
-#: (method, aggregator, k) searched by default: BP, FG (k = 1), mean and projection for k ∈ {2, 4, 16}
-PAPER_APPROACHES = (("bp", "mean", 1), ("fg", "mean", 1),
-                    *(("fg", aggregator, k) for aggregator in ("mean", "projection") for k in (2, 4, 16)))
 #: consecutive failed trials after which a search stops
 MAX_CONSECUTIVE_FAILURES = 3
 PARAM = "log10_lr"

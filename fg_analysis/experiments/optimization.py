@@ -35,16 +35,13 @@ from fg_analysis import learning_rates as lrs
 from fg_analysis import theory
 from fg_analysis.cache import ResultsCache
 from fg_analysis.experiments import SCORECARD_COLUMNS, claim
-from fg_analysis.labels import approach_label, approach_order
+from fg_analysis.labels import PAPER_APPROACHES, approach_label, approach_order
 from fg_analysis.learning_rates import closed_form_rate as paper_learning_rate
 from fg_analysis.optimize import descend
 from fg_analysis.metrics import add_ci, ci_halfwidth, format_ci
 from fg_analysis.problems import get_problem
 from fg_analysis.tangents import FixedAngle
 
-#: the paper's approaches, as (method, aggregator, k): BP, FG (k = 1, mean), mean and projection for k ∈ {2, 4, 16}
-PAPER_APPROACHES = (("bp", "mean", 1), ("fg", "mean", 1),
-                    *(("fg", aggregator, k) for aggregator in ("mean", "projection") for k in (2, 4, 16)))
 PROBLEMS = ("sphere", "rosenbrock", "styblinski-tang")
 
 
@@ -705,7 +702,7 @@ def plot_fixed_angle(finals: pd.DataFrame):
     return fig
 
 
-__all__ = ["PAPER_APPROACHES", "OptimizationConfig", "OptimizationRun", "final_values", "resolution", "stored",
+__all__ = ["OptimizationConfig", "OptimizationRun", "final_values", "resolution", "stored",
            "stored_counts", "stored_rows", "stored_setup",
            "angle_rate_markdown", "lr_ratio_markdown", "lr_ratio_table", "plot_convergence", "plot_final",
            "plot_fixed_angle", "run", "run_unit", "scorecard", "scorecard_rows", "setup_markdown",

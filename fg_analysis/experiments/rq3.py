@@ -68,20 +68,18 @@ from fg_analysis.cache import ResultsCache
 from fg_analysis.data import available_datasets
 from fg_analysis.experiments import claim
 from fg_analysis.gradients import GradientSource, activity_dimension
-from fg_analysis.labels import approach_label, approach_order
+from fg_analysis.labels import PAPER_APPROACHES, approach_label, approach_order
 from fg_analysis.learning_rates import model_key, network_rate
 from fg_analysis.metrics import INCONCLUSIVE, compare, format_ci, paired_difference, summarize
+from fg_analysis.models import build_model, count_parameters
 
-__all__ = ["CHANCE", "CLAIMS", "COMPARISONS", "PAPER_APPROACHES", "PRESETS", "QUICK_APPROACHES", "REN_2023",
+__all__ = ["CHANCE", "CLAIMS", "COMPARISONS", "PRESETS", "QUICK_APPROACHES", "REN_2023",
            "REN_2023_OURS", "REN_2023_SETUP", "RQ3Config", "TrainingRun", "anchors", "available_datasets",
            "budget_limited", "comparison", "comparisons", "difference_text", "final_runs", "gap_to_bp", "json_summary",
            "learned",
            "learning_curves", "main", "provenance", "resolve_lr", "run", "run_unit", "scorecard", "scorecard_rows",
            "seed_values", "stored", "stored_rows", "stored_setup", "summary", "verdict"]
 
-#: (method, aggregator, k): BP, FG (k = 1), mean and projection for k ∈ {2, 4, 16}
-PAPER_APPROACHES = (("bp", "mean", 1), ("fg", "mean", 1),
-                    *(("fg", aggregator, k) for aggregator in ("mean", "projection") for k in (2, 4, 16)))
 
 #: the quick preset's approaches (k ∈ {1, 4, 16}: the k = 2 runs are left out to stay within ~1 min on a CPU)
 QUICK_APPROACHES = (("bp", "mean", 1), ("fg", "mean", 1), ("fg", "mean", 4), ("fg", "mean", 16),
@@ -201,7 +199,6 @@ def run_unit(unit: TrainingRun, *, device: str | torch.device = "cpu", progress:
     """Train one unit: its per-epoch history with the test accuracy of the best-validation state and the device."""
     from fg_analysis.data import load_dataset
     from fg_analysis.env import resolve_device
-    from fg_analysis.models import build_model
     from fg_analysis.training import train
 
     resolved = resolve_device(device)
@@ -219,7 +216,7 @@ def run_unit(unit: TrainingRun, *, device: str | torch.device = "cpu", progress:
     history["test_loss"] = result.test_loss
     history["best_epoch"] = result.best_epoch
     history["stopped"] = result.stopped
-    history["n_parameters"] = sum(p.numel() for p in net.parameters())
+    history["n_parameters"] = count_parameters(net)
     history["activity_dimension"] = activity_dimension(net, data.input_shape)
     history["device"] = resolved.type
     return history
