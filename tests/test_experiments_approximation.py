@@ -267,6 +267,10 @@ def test_the_paired_claim_holds_where_the_unpaired_intervals_tie_and_leaves_k_1_
     row = approximation.scorecard(frame, config).set_index("claim").loc[PAIRED_CLAIM]
     assert row["verdict"] == HOLDS and row["section"] == "rq1_approximation#rq1-paired"
     assert "1 for, 0 ties, 0 against" in row["ours"] and "2 cells with k = 1 left out" in row["ours"]
+    # n = 1: both cosines are exactly 1 at k = 1 and 2, no evidence that k helps; left out, not a tie
+    grows = approximation.scorecard(frame, config).set_index("claim").loc[
+        "More tangents improve the approximation: the cosine grows with k (every n, every aggregator)"]
+    assert grows["verdict"] == HOLDS and "both cosines exactly 1 left out" in grows["ours"]
     text = approximation.paired_markdown(frame)
     assert "Over the 1 cells with 1 < k ≤ n" in text and "overlap in 1 of these cells, e.g. n = 1024, k = 2" in text
 

@@ -513,11 +513,16 @@ def scorecard(frame: pd.DataFrame, config: ApproximationConfig | None = None) ->
     normal = frame[(frame["law"] == "normal") & ~frame["normalize"] & (frame["metric"] == "cosine")]
 
     # 1. more tangents improve the approximation: the cosine grows with k, for every n and aggregator
-    steps = []
+    # a doubling where both cosines are exactly 1 (n = 1: every direction is g's) is no evidence: left out
+    steps, exact = [], 0
     for _, group in normal.groupby(["aggregator", "n"]):
         group = group.sort_values("k")
         mean, ci = group["mean"].to_numpy(), group["ci"].to_numpy()
-        steps += [compare(mean[i + 1], ci[i + 1], mean[i], ci[i], resolution=RESOLUTION) for i in range(len(group) - 1)]
+        for i in range(len(group) - 1):
+            if max(abs(1 - mean[i]), abs(1 - mean[i + 1]), ci[i], ci[i + 1]) <= RESOLUTION:
+                exact += 1
+            else:
+                steps.append(compare(mean[i + 1], ci[i + 1], mean[i], ci[i], resolution=RESOLUTION))
     examples = []
     for aggregator in ("projection", "mean"):
         group = normal[(normal["aggregator"] == aggregator) & (normal["n"] == 64)].sort_values("k")
@@ -526,7 +531,9 @@ def scorecard(frame: pd.DataFrame, config: ApproximationConfig | None = None) ->
                             + f" for k = {group['k'].iloc[0]} → {group['k'].iloc[-1]}")
     if steps:
         add("More tangents improve the approximation: the cosine grows with k (every n, every aggregator)",
-            "qualitative", "; ".join(examples) + f"; doubling k: {tally(steps)}", combine(steps), section="cosine")
+            "qualitative", "; ".join(examples) + f"; doubling k: {tally(steps)}"
+            + (f"; {exact} doublings with both cosines exactly 1 left out (no evidence)" if exact else ""),
+            combine(steps), section="cosine")
 
     # 2. projection beats mean in cosine (k > 1): the paired gain cos(P_U g, g) − cos(mean, g) > 0 in every cell
     gains, cells, parallel = paired_cells(frame)
