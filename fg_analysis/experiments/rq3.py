@@ -90,7 +90,7 @@ QUICK_APPROACHES = (("bp", "mean", 1), ("fg", "mean", 1), ("fg", "mean", 4), ("f
 QUICK_MAX_TRAIN, QUICK_EPOCHS = 2000, 10
 
 #: the preset names of :meth:`RQ3Config.preset`
-PRESETS = ("quick", "mnist-fc", "paper")
+PRESETS = ("quick", "mnist-fc", "mnist-fc1024", "paper")
 
 RUN_KEYS = ["model", "network", "width", "dataset", "method", "aggregator", "k", "approach", "seed"]
 GROUP_KEYS = ["network", "dataset", "method", "aggregator", "k", "approach"]
@@ -156,14 +156,16 @@ class RQ3Config:
         ``"mnist-fc"``: the paper's protocol for the FC-256 on MNIST: all 8 approaches, 3 seeds, ≤ 200 epochs,
         patience 10, oracle JVPs (the paper's default for its networks), the paper's rates; stored by
         ``python -m fg_analysis rq3 --preset mnist-fc --publish`` (hours per run on a CPU).
+        ``"mnist-fc1024"``: the same protocol for the FC-1024 (the paper's second width).
         ``"paper"``: the paper's networks and settings on every available data set (see the module docstring).
         ``seed`` shifts the seeds."""
         seeds = tuple(range(seed, seed + 3))
         if name == "quick":
             return cls(datasets=("mnist",), approaches=QUICK_APPROACHES, seeds=seeds, epochs=QUICK_EPOCHS,
                        patience=10, max_train=QUICK_MAX_TRAIN)
-        if name == "mnist-fc":
-            return cls(networks=(("fc", 256),), datasets=("mnist",), seeds=seeds, epochs=200, patience=10,
+        if name in ("mnist-fc", "mnist-fc1024"):
+            width = 256 if name == "mnist-fc" else 1024
+            return cls(networks=(("fc", width),), datasets=("mnist",), seeds=seeds, epochs=200, patience=10,
                        mode="oracle")
         if name == "paper":
             datasets = available_datasets()

@@ -52,6 +52,12 @@ def _rq3():
     return RQ3Config.preset("mnist-fc").runs()
 
 
+def _rq3_1024():
+    from fg_analysis.experiments.rq3 import RQ3Config
+
+    return RQ3Config.preset("mnist-fc1024").runs()
+
+
 def _guided_training():
     from fg_analysis.experiments.guided import TrainingConfig
 
@@ -75,6 +81,8 @@ STORED = (
                  "python -m fg_analysis rq2 --preset paper --publish", _rq2),
     StoredPreset("RQ3 FC-256 on MNIST, the paper's protocol (8 approaches, seeds 0-2, oracle JVPs)",
                  "python -m fg_analysis rq3 --preset mnist-fc --publish", _rq3),
+    StoredPreset("RQ3 FC-1024 on MNIST, the paper's protocol (8 approaches, seeds 0-2, oracle JVPs)",
+                 "python -m fg_analysis rq3 --preset mnist-fc1024 --publish", _rq3_1024),
     StoredPreset("guided tangents: training runs (FC-256 and CNN, 7 approaches, 3 seeds)",
                  "python -m fg_analysis.experiments.guided --preset mnist --publish --part training",
                  _guided_training),
