@@ -303,11 +303,11 @@ def forward_gradient(f: Callable[..., torch.Tensor] | nn.Module, params: Params 
                              "cannot update its running statistics): call model.eval(), or use "
                              "mode='sequential' or mode='oracle'")
         trainable = {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
-        flat = params is None and not per_tensor and bool(trainable) and flat_vector(list(trainable.values()))
-        f, own = module_objective(model, loss_fn, flat=flat is not None and flat is not False)
-        if params is None and own is not trainable and isinstance(own, torch.Tensor):
-            compute = lambda: unraveler(trainable)(estimator(f, own, *args).gradient)
+        if params is None and not per_tensor and trainable and flat_vector(list(trainable.values())) is not None:
+            f, vector = module_objective(model, loss_fn, flat=True)  # one flat vector already: the step's path
+            compute = lambda: unraveler(trainable)(estimator(f, vector, *args).gradient)
         else:
+            f, own = module_objective(model, loss_fn)
             params = own if params is None else params
             compute = lambda: _estimate(estimator, f, params, args, per_tensor)
         if batch_norms_in_training(model):

@@ -211,8 +211,11 @@ def _synthetic_frame(*, paired=True):
         step(k, "vmap", "mean", mean, over_bp=0.8 if k == 1 else mean / 0.010, over_step=mean / vmap)
         loop = 0.005 + 0.006 * k
         step(k, "loop", "projection", loop, {"passes": 0.006 * k}, over_bp=loop / 0.010, over_step=loop / vmap)
+        step(k, "vmap-rademacher", "projection", 0.8 * vmap, {"sample": 0.0001 * k, "jvp": 0.001 * k},
+             over_bp=0.8 * vmap / 0.010, over_step=0.8)
         if k in (1, 4, 16):
             step(k, "oneoff", "projection", 1.05 * vmap, over_bp=1.05 * vmap / 0.010, over_step=1.05 if k < 16 else 1.08)
+            step(k, "oneoff-rademacher", "projection", 0.9 * vmap, over_bp=0.9 * vmap / 0.010, over_step=0.9)
             step(k, "activity-forward", "projection", 0.012, over_bp=1.2, over_step=0.012 / vmap)
         step(k, "floor", "mean", 0.004 + 0.0015 * k, {"sample": 0.0004 * k, "jvp": 0.0036 + 0.001 * k,
                                                      "update": 0.0001 * k}, section="floor")
@@ -255,6 +258,24 @@ def test_summary_arithmetic_on_a_synthetic_frame():
     assert result["cost_model_held_out_error"] == pytest.approx(0.0, abs=1e-6)
     assert result["break_even_k_projection"] == pytest.approx(2.5, abs=1e-3)
     assert all(result["targets_met"].values())
+    # the fast path's figures: against the loop (paired with the step, then divided), sampling shares and speed
+    loop16 = (0.005 + 0.006 * 16) / (0.005 + 0.002 * 16)
+    assert result["vmap_rademacher_over_loop_k16"] == pytest.approx(loop16 / 0.8, abs=1e-3)
+    assert result["oneoff_over_loop_k16"] == pytest.approx(loop16 / 1.08, abs=1e-3)
+    assert result["oneoff_rademacher_over_loop_k16"] == pytest.approx(loop16 / 0.9, abs=1e-3)
+    assert result["oneoff1_over_bp"] == pytest.approx(1.05 * 0.007 / 0.010)
+    assert result["sampling_share_normal_k16"] == pytest.approx(0.008 / 0.037, abs=1e-4)
+    assert result["sampling_share_rademacher_k16"] == pytest.approx(0.0016 / (0.8 * 0.037), abs=1e-4)
+    assert result["randn_over_normal_k16"] == pytest.approx(0.0064 / 0.008)
+    assert result["randn_over_rademacher_k16"] == pytest.approx(0.0064 / 0.0016)
+    met = result["fast_path_targets_met"]
+    assert set(met) == {key for key, *_ in bench.FAST_PATH_TARGETS}
+    assert met["vmap_over_loop_k16"] and met["oneoff_over_loop_k16"] and met["vmap_rademacher_over_loop_k16"]
+    assert met["sampling_share_normal_k16"] and met["sampling_share_rademacher_k16"]  # 21.6% <= 25%, 5.4% <= 10%
+    assert not met["randn_over_rademacher_k16"]  # 4x < 5x
+    rows = bench.summary_rows(result).set_index("key")
+    assert rows.loc["fast_path:randn_over_rademacher_k16", "bound"] == 5.0
+    assert not rows.loc["fast_path:randn_over_rademacher_k16", "met"]
 
 
 def test_summary_falls_back_to_the_medians_without_paired_ratios():
@@ -297,7 +318,8 @@ def test_tiny_end_to_end_run_is_cached_with_its_environment_and_verdicts():
     assert list(guided.approach) == ["random k=4", "guess + 1 random"] and set(guided.model) == {"FC-8"}
     assert (guided.head_flops > 0).tolist() == [False, True] and (guided.step_ms > 0).all()
     steps = frame[(frame.section == "step") & (frame.phase == "step")]
-    assert {"bp", "vmap", "loop", "oneoff", "activity-forward", "activity-oracle"} == set(steps.method)
+    assert {"bp", "vmap", "vmap-rademacher", "loop", "oneoff", "oneoff-rademacher", "activity-forward",
+            "activity-oracle"} == set(steps.method)
     assert set(steps[steps.method == "oneoff"].k) == {1, 4, 16} and set(steps[steps.method.str.startswith(
         "activity")].k) == {1, 2, 4, 16}
     result = bench.summary(frame, reference_model="fc-8", fit_ks=(1, 2, 4))
@@ -310,6 +332,8 @@ def test_tiny_end_to_end_run_is_cached_with_its_environment_and_verdicts():
     report = bench.format_report(frame, result)
     assert "Targets for the CPU, set for the FC-1024 (measured on fc-8" in report and "sampling floor" in report
     assert "Guided tangents: FLOPs per sample" in report
+    assert "The fast path's targets" in report and "randn_over_rademacher_k16" in report
+    assert "fast_path:sampling_share_rademacher_k16" in set(stored.index)
 
 
 def test_presets_and_cli_help(capsys):

@@ -6,7 +6,10 @@ import torch
 from torch import nn
 
 from fg_analysis import aggregate
-from fg_analysis.estimator import ForwardGradient, batch_norms_in_training, forward_gradient, module_objective
+from fg_analysis import estimator
+from fg_analysis.estimator import (ForwardGradient, batch_norms_in_training, flat_vector, forward_gradient,
+                                    module_objective)
+from fg_analysis.tangents import Normal
 from fg_analysis.jvp import MODES
 
 DT = torch.float64
@@ -135,3 +138,65 @@ def test_non_floating_params_are_refused_before_any_tangent_is_drawn(params):
     with pytest.raises(ValueError, match=r"must be a real floating-point tensor; got dtype torch\.(int64|bool)"):
         ForwardGradient(2, generator=rng).step(quadratic, params, lr=0.1)  # f is never reached
     assert torch.equal(rng.get_state(), state)
+
+
+def small_net(seed=0):
+    torch.manual_seed(seed)  # test-only initialization
+    return nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 2)).double()
+
+
+def test_step_on_a_module_is_the_flat_step_and_flattens_once():
+    """``step(model, x, y, loss_fn=)`` takes the same step as ``step(f, θ, x, y)`` on ``module_objective``'s flat
+    vector (an autograd-checked path); afterwards the parameters are views of one vector, which later steps reuse."""
+    x, y = torch.randn(6, 3, dtype=DT, generator=generator(1)), torch.tensor([0, 1, 1, 0, 1, 0])
+    by_module, by_vector = small_net(), small_net()
+    f, theta = module_objective(by_vector, nn.functional.cross_entropy, flat=True)
+    for _ in range(2):
+        ForwardGradient(3, generator=generator(2)).step(by_module, x, y, loss_fn=nn.functional.cross_entropy, lr=0.1)
+        ForwardGradient(3, generator=generator(2)).step(f, theta, x, y, lr=0.1)
+    for a, b in zip(by_module.parameters(), by_vector.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-14)
+    vector = flat_vector(list(by_module.parameters()))
+    assert vector is not None and vector.numel() == sum(p.numel() for p in by_module.parameters())
+    assert module_objective(by_module, nn.functional.cross_entropy, flat=True)[1].data_ptr() == vector.data_ptr()
+    with pytest.raises(ValueError, match="loss_fn"):
+        ForwardGradient(1).step(by_module, x, y, lr=0.1)
+
+
+def test_flat_vector_is_none_unless_the_parameters_are_consecutive_views():
+    net = small_net()
+    assert flat_vector(list(net.parameters())) is None
+    module_objective(net, nn.functional.cross_entropy, flat=True)
+    parameters = list(net.parameters())
+    assert flat_vector(parameters) is not None
+    assert flat_vector(parameters[::-1]) is None  # out of order: not consecutive pieces
+
+
+@pytest.mark.parametrize("flat", [False, True], ids=["dict", "flat"])
+def test_forward_gradient_on_a_module_either_way_is_the_projection_of_its_tangents(flat):
+    """The public call on a module with separate parameters (the dict path) and on one whose parameters are a flat
+    vector (the step's path): both the projection of ``Normal`` tangents of the same seed onto autograd's gradient."""
+    net, x, y = small_net(), torch.randn(6, 3, dtype=DT, generator=generator(1)), torch.tensor([0, 1, 1, 0, 1, 0])
+    if flat:
+        module_objective(net, nn.functional.cross_entropy, flat=True)
+    net.zero_grad()
+    nn.functional.cross_entropy(net(x), y).backward()
+    g = torch.cat([p.grad.reshape(-1) for p in net.parameters()])
+    got = forward_gradient(net, args=(x, y), loss_fn=nn.functional.cross_entropy, k=4, generator=generator(3))
+    V = Normal().sample(4, g.numel(), generator=generator(3), dtype=DT)
+    torch.testing.assert_close(torch.cat([v.reshape(-1) for v in got.values()]), aggregate.projection(V, V @ g),
+                               rtol=0, atol=1e-12)
+    assert [tuple(v.shape) for v in got.values()] == [tuple(p.shape) for p in net.parameters()]
+
+
+def test_forward_gradient_reuses_one_tangent_buffer_for_the_same_options():
+    rng = generator(4)
+    x = torch.linspace(-1, 1, 7, dtype=DT)
+    first = forward_gradient(quadratic, x, k=3, generator=rng)
+    (_, kept), = estimator._reusable
+    buffer = kept._buffer.data_ptr()
+    second = forward_gradient(quadratic, x, k=3, generator=rng)
+    assert estimator._reusable[0][1] is kept and kept._buffer.data_ptr() == buffer
+    assert not torch.equal(first, second)  # a new draw into the same memory
+    forward_gradient(quadratic, x, k=3, generator=generator(4))  # another generator: another estimator
+    assert estimator._reusable[0][1] is not kept

@@ -318,3 +318,92 @@ def test_law_parameters_must_be_finite_numbers():
     with pytest.raises(ValueError, match="max_length must be a finite number; got max_length=inf"):
         OrthogonalScaled(max_length=float("inf"))
     assert FixedAngle(theta=np.float64(30.0)).sample(2, 4, generator=gen()).shape == (2, 4)
+
+
+FLOAT_DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
+
+
+def reference_signs(words: torch.Tensor, total: int, dtype: torch.dtype) -> list[float]:
+    """Plain-Python Rademacher entries from int64 words: entry ``r`` of a word is lane ``r % L`` (L = 64/b lanes
+    of b bits, little-endian) at shift ``s = r // L + 1``, i.e. ``-1`` when bit ``b·lane + b-1-s`` is set."""
+    bits = torch.finfo(dtype).bits
+    lanes = 64 // bits
+    per_word = lanes * (bits - 1)
+    entries = []
+    for e in range(total):
+        word, r = int(words[e // per_word]), e % per_word
+        bit = bits * (r % lanes) + bits - 1 - (r // lanes + 1)
+        entries.append(-1.0 if (word >> bit) & 1 else 1.0)
+    return entries
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
+def test_rademacher_uses_each_random_bit_once(dtype):
+    """Every entry is one distinct bit of the generator's words (bits 0..62 only: ``random_`` leaves bit 63 at 0),
+    checked against a plain-Python expansion of the same words, across word boundaries and a partial last word."""
+    bits = torch.finfo(dtype).bits
+    lanes = 64 // bits
+    used = {bits * (r % lanes) + bits - 1 - (r // lanes + 1) for r in range(lanes * (bits - 1))}
+    assert len(used) == lanes * (bits - 1) and max(used) <= 62
+    k, n = 3, 47  # 141 entries: two full words and a partial one for every dtype
+    words = torch.empty(-(-k * n // (lanes * (bits - 1))), dtype=torch.int64).random_(generator=gen(8))
+    V = Rademacher().sample(k, n, generator=gen(8), dtype=dtype)
+    assert V.flatten().tolist() == reference_signs(words, k * n, dtype)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
+@pytest.mark.parametrize("law", [Normal(), Rademacher()], ids=["Normal", "Rademacher"])
+def test_every_dtype_has_mean_zero_and_unit_variance(law, dtype):
+    """Both laws in every floating dtype: mean 0 and variance 1 within 5 standard errors of 60 000 entries."""
+    V = law.sample(4, 15_000, generator=gen(9), dtype=dtype).double().flatten()
+    standard_error = 1 / math.sqrt(V.numel())
+    assert abs(float(V.mean())) < 5 * standard_error
+    assert abs(float(V.square().mean()) - 1) < 5 * math.sqrt(2) * standard_error  # var(v²) ≤ 2 for both
+    if isinstance(law, Rademacher):
+        assert bool(((V == 1) | (V == -1)).all())
+        assert stats.binomtest(int((V == 1).sum()), V.numel()).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("law", [Normal(), Rademacher()], ids=["Normal", "Rademacher"])
+def test_entries_and_rows_are_uncorrelated_across_word_boundaries(law):
+    """E[v vᵀ] = I over 130 coordinates (more than two 62-entry words of float32) and E[v_1 v_2ᵀ] = 0 between the
+    two rows of one draw; for ±1 entries uncorrelated pairs are independent pairs."""
+    samples, n = 20_000, 130
+    V = law.sample(2, n, batch_shape=(samples,), generator=gen(10)).double()
+    tolerance = 5 * math.sqrt(2 / samples)
+    for a, b, expected in ((0, 0, torch.eye(n)), (1, 1, torch.eye(n)), (0, 1, torch.zeros(n, n))):
+        moment = V[:, a].T @ V[:, b] / samples
+        assert float((moment - expected.double()).abs().max()) < tolerance
+
+
+def test_normal_marginal_ks_in_float32():
+    V = Normal().sample(16, 5_000, generator=gen(11))
+    assert stats.kstest(V.double().flatten().numpy(), "norm").pvalue > 1e-3
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
+@pytest.mark.parametrize("law", [Normal(), Rademacher()], ids=["Normal", "Rademacher"])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "offset"])
+def test_out_of_any_layout_gets_the_fresh_draw(law, dtype, layout):
+    """``out=`` contiguous, non-contiguous (a transpose) or at an odd storage offset holds the draw ``sample``
+    returns without it, for sizes that are no multiple of 8 or of a word's entries."""
+    fresh = law.sample(5, 67, generator=gen(12), dtype=dtype)
+    if layout == "transposed":
+        out = torch.empty(67, 5, dtype=dtype).T
+    elif layout == "offset":
+        out = torch.empty(5 * 67 + 1, dtype=dtype)[1:].view(5, 67)
+    else:
+        out = torch.empty(5, 67, dtype=dtype)
+    written = law.sample(5, 67, generator=gen(12), out=out)
+    assert written.data_ptr() == out.data_ptr() and torch.equal(written, fresh)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
+def test_rademacher_on_cuda_is_signs_and_reproducible(dtype):
+    def draw():
+        return Rademacher().sample(16, 1001, generator=torch.Generator(device="cuda").manual_seed(0), dtype=dtype)
+
+    V = draw()
+    assert V.device.type == "cuda" and bool(((V == 1) | (V == -1)).all()) and torch.equal(V, draw())
+    assert abs(float(V.double().mean())) < 5 / math.sqrt(V.numel())

@@ -22,8 +22,8 @@ from fg_analysis import cost
 from fg_analysis.bench.steps import FG_PHASES, FLOOR_PHASES
 from fg_analysis.bench.zeros import ZERO_TANGENT_CASES
 
-__all__ = ["GPU_TARGETS", "TARGETS", "cost_models", "floor_table", "format_report", "phase_table", "step_ratio",
-           "step_table", "summary", "summary_rows", "targets_for"]
+__all__ = ["FAST_PATH_TARGETS", "GPU_TARGETS", "TARGETS", "cost_models", "floor_table", "format_report",
+           "phase_table", "step_ratio", "step_table", "summary", "summary_rows", "targets_for"]
 
 #: Targets on a CPU: (summary key, comparison, bound, meaning).
 TARGETS = (
@@ -45,6 +45,24 @@ GPU_TARGETS = (
     ("bp_memory_linearity_r2", ">=", 0.95, "BP peak memory grows linearly with depth (R^2 of a line)"),
     ("batched_over_loop_approximation", ">=", 5.0,
      "batched approximation sweep at least 5x faster than a per-sample loop"),
+)
+
+
+#: The fast path's targets on a CPU (FC-1024, batch 64, one thread; ratios within one run), judged apart from
+#: :data:`TARGETS` in ``fast_path_targets_met``: the tangent laws' sampling and the public call against the
+#: reference implementation's per-tangent loop and BP.
+FAST_PATH_TARGETS = (
+    ("vmap_over_loop_k16", ">=", 2.0, "FG step (k=16, projection, normal) at least 2x faster than the loop"),
+    ("vmap_rademacher_over_loop_k16", ">=", 3.0, "FG step (k=16, projection, Rademacher) at least 3x faster "
+                                                 "than the loop"),
+    ("oneoff_over_loop_k16", ">=", 1.5, "public forward_gradient + SGD (k=16, normal) at least 1.5x faster "
+                                        "than the loop"),
+    ("fg1_over_bp", "<=", 2.0, "FG k=1 step at most 2x a BP step"),
+    ("oneoff1_over_bp", "<=", 2.3, "public forward_gradient + SGD at k=1 at most 2.3x a BP step"),
+    ("sampling_share_normal_k16", "<=", 0.25, "sampling at most 25% of the k=16 step (normal)"),
+    ("sampling_share_rademacher_k16", "<=", 0.10, "sampling at most 10% of the k=16 step (Rademacher)"),
+    ("randn_over_rademacher_k16", ">=", 5.0, "Rademacher sampling at least 5x faster than torch.randn of as "
+                                             "many entries (k=16)"),
 )
 
 
@@ -185,7 +203,10 @@ def summary(frame: pd.DataFrame, *, reference_model: str = "fc-1024", fit_ks: Se
 
     Ratios are ``slower / faster`` as named, paired by round where the frame has the pairs:
     ``vmap_over_loop_k16 = T_loop / T_vmap`` (> 1: the fast path is faster), ``fg1_over_bp = T_FG(1) / T_BP``,
-    ``oneoff_over_step_k<k> = T_oneoff / T_step``.
+    ``oneoff_over_step_k<k> = T_oneoff / T_step``; against the loop ``<variant>_over_loop_k16 = T_loop /
+    T_variant`` (each paired with the fast path's step, then divided); ``sampling_share_<law>_k16`` is the step's
+    own sampling phase over the step, ``randn_over_<law>_k16`` the floor's ``torch.randn`` into the same buffer
+    over that phase. On a CPU, :data:`FAST_PATH_TARGETS` are judged in ``fast_path_targets_met``.
 
     Args:
         frame: a benchmark frame (its record in ``frame.attrs["record"]`` when read from the cache).
@@ -214,7 +235,19 @@ def summary(frame: pd.DataFrame, *, reference_model: str = "fc-1024", fit_ks: Se
         # FG k=1 is the single-tangent forward gradient (∇f·v) v: the mean of one tangent, the paper's baseline
         "fg1_over_bp": _paired(steps, ref, "vmap", "mean", 1, "over_bp", ("bp", "-")),
         "fg16_over_bp": _paired(steps, ref, *vmap, 16, "over_bp", ("bp", "-")),
+        "oneoff1_over_bp": (_paired(steps, ref, "oneoff", "projection", 1, "over_bp", ("bp", "-"))
+                            if len(_rows(steps, ref, "oneoff", "projection", 1)) else math.nan),
     }
+    loop = result["vmap_over_loop_k16"]
+    floor_sample = _seconds(_section(frame, "floor"), ref, "floor", "mean", 16, "sample")
+    for method in ("vmap-rademacher", "oneoff", "oneoff-rademacher"):
+        over_step = (_paired(steps, ref, method, "projection", 16, "over_step", vmap)
+                     if len(_rows(steps, ref, method, "projection", 16)) else math.nan)
+        result[f"{method.replace('-', '_')}_over_loop_k16"] = loop / over_step
+    for law, method in (("normal", "vmap"), ("rademacher", "vmap-rademacher")):
+        sample = _seconds(steps, ref, method, "projection", 16, "sample")
+        result[f"sampling_share_{law}_k16"] = sample / _seconds(steps, ref, method, "projection", 16)
+        result[f"randn_over_{law}_k16"] = floor_sample / sample
     for method in ("activity-forward", "activity-oracle"):
         for k in (1, 16):
             key = f"{method.replace('-', '_')}_k{k}_over_bp"
@@ -272,13 +305,17 @@ def summary(frame: pd.DataFrame, *, reference_model: str = "fc-1024", fit_ks: Se
     result["torch"] = environment.get("versions", {}).get("torch", torch.__version__)
     result["targets_met"] = {key: _compare(result.get(key, math.nan), op, bound)
                              for key, op, bound, _ in targets_for(result["device"])}
+    if targets_for(result["device"]) is TARGETS:
+        result["fast_path_targets_met"] = {key: _compare(result.get(key, math.nan), op, bound)
+                                           for key, op, bound, _ in FAST_PATH_TARGETS}
     return {key: (round(value, 4) if isinstance(value, float) and math.isfinite(value) else value)
             for key, value in result.items()}
 
 
 def summary_rows(result: dict) -> pd.DataFrame:
     """The numbers of :func:`summary` as rows of section ``"summary"`` (``key, value``; the targets with their
-    ``op, bound, met``), stored with the measurements so a record carries its own verdicts.
+    ``op, bound, met``; on a CPU also one row ``fast_path:<key>`` per :data:`FAST_PATH_TARGETS`), stored with
+    the measurements so a record carries its own verdicts.
 
     Returns:
         The rows.
@@ -290,6 +327,10 @@ def summary_rows(result: dict) -> pd.DataFrame:
             op, bound = targets.get(key, ("", np.nan))
             rows.append(dict(section="summary", key=key, value=float(value), op=op, bound=bound,
                              met=result["targets_met"].get(key, np.nan) if op else np.nan))
+    for key, op, bound, _ in FAST_PATH_TARGETS if "fast_path_targets_met" in result else ():
+        value = result.get(key, math.nan)
+        rows.append(dict(section="summary", key=f"fast_path:{key}", value=float(value), op=op, bound=bound,
+                         met=result["fast_path_targets_met"][key]))
     return pd.DataFrame(rows)
 
 
@@ -369,4 +410,9 @@ def format_report(frame: pd.DataFrame, result: dict) -> str:
     for key, op, bound, meaning in targets_for(result["device"]):
         met = result["targets_met"].get(key)
         lines.append(f"  [{'met' if met else 'MISSED'}] {key} = {result.get(key)} {op} {bound}: {meaning}")
+    if "fast_path_targets_met" in result:
+        lines += ["", "The fast path's targets (tangent sampling, the public call; benchmark figures, not asserted):"]
+        for key, op, bound, meaning in FAST_PATH_TARGETS:
+            met = result["fast_path_targets_met"][key]
+            lines.append(f"  [{'met' if met else 'MISSED'}] {key} = {result.get(key)} {op} {bound}: {meaning}")
     return "\n".join(lines)

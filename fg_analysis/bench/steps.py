@@ -4,10 +4,11 @@ Every variant is a closure returning the seconds of its phases (:data:`fg_analys
 
 * ``bp`` — backpropagation: forward + backward, then ``θ -= lr·∇L`` (:func:`make_bp_step`).
 * ``vmap`` — the package's fast path, :meth:`fg_analysis.estimator.ForwardGradient.step` on the module's
-  parameters as one flat vector (weight perturbation, vmapped forward mode; :func:`make_fg_step`).
+  parameters as one flat vector (weight perturbation, vmapped forward mode, normal tangents;
+  :func:`make_fg_step`); ``vmap-rademacher`` the same with Rademacher tangents.
 * ``oneoff`` — the public one-off path, :func:`fg_analysis.estimator.forward_gradient` on the module and a plain
-  SGD update of its parameters (:func:`make_oneoff_step`); not on networks with BatchNorm in train mode, which
-  that call refuses in forward mode.
+  SGD update of its parameters (:func:`make_oneoff_step`); ``oneoff-rademacher`` with Rademacher tangents; not on
+  networks with BatchNorm in train mode, which that call refuses in forward mode.
 * ``loop`` — the reference implementation's per-tangent loop: for each tangent fresh normals, one
   ``torch.autograd.forward_ad`` pass, then aggregate and SGD (:func:`make_reference_loop_step`), the baseline.
 * ``activity-forward`` / ``activity-oracle`` — what RQ3 trains: :class:`fg_analysis.gradients.GradientSource`
@@ -86,12 +87,12 @@ def _clocked(device: torch.device, phases: tuple[str, ...], run) -> Step:
 
 
 def make_fg_step(model: torch.nn.Module, inputs, targets, *, k: int, aggregator: str, lr: float,
-                 generator: torch.Generator, method: str = "vmap") -> Step:
+                 generator: torch.Generator, method: str = "vmap", tangents: str = "normal") -> Step:
     """One step of the fast path, :meth:`ForwardGradient.step` on the flat parameter vector, by phase.
 
-    Sample ``V`` into the estimator's reused (k, P) buffer; ``d = V ∇L`` (vmapped forward mode, no autograd
-    graph); the aggregator's weights ``c``; ``θ -= lr·Vᵀc`` in one ``addmv``. The phases (:data:`FG_PHASES`) are
-    timed through the step's ``on_phase`` hook.
+    Sample ``V`` from the law ``tangents`` into the estimator's reused (k, P) buffer; ``d = V ∇L`` (vmapped
+    forward mode, no autograd graph); the aggregator's weights ``c``; ``θ -= lr·Vᵀc`` in one ``addmv``. The
+    phases (:data:`FG_PHASES`) are timed through the step's ``on_phase`` hook.
 
     Returns:
         The step; ``step.parameters`` is the flat vector it updates.
@@ -102,7 +103,7 @@ def make_fg_step(model: torch.nn.Module, inputs, targets, *, k: int, aggregator:
     if method not in JVP_METHODS:
         raise ValueError(f"unknown JVP method {method!r}; choose one of {sorted(JVP_METHODS)} (the per-tangent "
                          "loop is make_reference_loop_step)")
-    estimator = ForwardGradient(k, aggregator=aggregator, tangents="normal", mode=JVP_METHODS[method],
+    estimator = ForwardGradient(k, aggregator=aggregator, tangents=tangents, mode=JVP_METHODS[method],
                                 generator=generator)
     f, flat = module_objective(model, F.cross_entropy, flat=True)
     step = _clocked(flat.device, FG_PHASES,
@@ -140,9 +141,11 @@ def make_bp_step(model: torch.nn.Module, inputs, targets, *, lr: float) -> Step:
 
 
 def make_oneoff_step(model: torch.nn.Module, inputs, targets, *, k: int, aggregator: str, lr: float,
-                     generator: torch.Generator) -> Step:
-    """One step of the public one-off path: ``forward_gradient(model, args=(x, y), loss_fn=, k=)`` (a dict
-    shaped like the parameters; ``gradient``), then a plain SGD update of the module's parameters (``update``).
+                     generator: torch.Generator, tangents: str = "normal") -> Step:
+    """One step of the public one-off path: ``forward_gradient(model, args=(x, y), loss_fn=, k=, tangents=)`` (a
+    dict shaped like the parameters; ``gradient``), then a plain SGD update of the module's parameters
+    (``update``). Repeated calls reuse one tangent buffer, and a module whose parameters are one flat vector
+    (as :func:`make_fg_step` leaves the shared model) takes the flat path of the step.
 
     Returns:
         The step.
@@ -152,7 +155,7 @@ def make_oneoff_step(model: torch.nn.Module, inputs, targets, *, k: int, aggrega
     def run(clock):
         with torch.no_grad():
             estimate = forward_gradient(model, args=(inputs, targets), loss_fn=F.cross_entropy, k=k,
-                                        aggregator=aggregator, generator=generator)
+                                        aggregator=aggregator, tangents=tangents, generator=generator)
         clock()
         _sgd([p for _, p in named], [estimate[name] for name, _ in named], lr)
         clock()
@@ -270,11 +273,14 @@ def _variants(config: BenchConfig, spec: ModelSpec, model, inputs, targets, k: i
     steps: dict[tuple, Step] = {("bp", "-"): make_bp_step(model, inputs, targets, lr=config.lr)}
     for aggregator in ("projection", "mean"):
         steps[("vmap", aggregator)] = make_fg_step(model, inputs, targets, k=k, aggregator=aggregator, **common)
+    steps[("vmap-rademacher", "projection")] = make_fg_step(model, inputs, targets, k=k, aggregator="projection",
+                                                            tangents="rademacher", **common)
     steps[("loop", "projection")] = make_reference_loop_step(model, inputs, targets, k=k, aggregator="projection",
                                                              **common)
     if k in config.oneoff_ks and not batch_norms_in_training(model):
-        steps[("oneoff", "projection")] = make_oneoff_step(model, inputs, targets, k=k, aggregator="projection",
-                                                           **common)
+        for method, law in (("oneoff", "normal"), ("oneoff-rademacher", "rademacher")):
+            steps[(method, "projection")] = make_oneoff_step(model, inputs, targets, k=k, aggregator="projection",
+                                                             tangents=law, **common)
     if spec.name == "fc" and k in config.activity_ks:
         for method, mode in ACTIVITY_METHODS.items():
             steps[(method, "projection")] = make_activity_step(model, inputs, targets, k=k, aggregator="projection",
