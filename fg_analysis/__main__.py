@@ -2,11 +2,12 @@
 
 Commands:
 
-* ``book`` — execute every notebook and build the book (:mod:`fg_analysis.book`);
+* ``book`` — execute every notebook and build the book (:mod:`fg_analysis.publish.book`);
 * ``records`` — list the stored results of ``results/published`` with their wall times, devices and commits;
-* ``refresh-checks`` — store the outputs of ``# NBVAL_CHECK_OUTPUT`` cells in notebooks/ (:mod:`fg_analysis.book`);
+* ``refresh-checks`` — store the outputs of ``# NBVAL_CHECK_OUTPUT`` cells in notebooks/
+(:mod:`fg_analysis.publish.book`);
 * ``rq1``, ``rq2``, ``rq3``, ``bench``, ``lr-search`` — handed over with their arguments to ``main(argv)`` of the
-  modules in :data:`DELEGATED` (see their own ``--help``); their errors are one line (:mod:`fg_analysis.cli`).
+  modules in :data:`DELEGATED` (see their own ``--help``); their errors are one line (:mod:`fg_analysis.runs.cli`).
 """
 
 from __future__ import annotations
@@ -15,29 +16,34 @@ import argparse
 import importlib
 import sys
 
+from fg_analysis.experiments.stored import stored_runs_markdown
+from fg_analysis.publish import book
+from fg_analysis.runs.cache import ResultsCache, stored_summary
+from fg_analysis.runs.cli import run_main
+from fg_analysis.runs.paths import PUBLISHED
+
 # Commands implemented elsewhere: name -> (module with main(argv) -> int | None, one-line help).
 DELEGATED = {
     "rq1": ("fg_analysis.experiments.approximation", "run the RQ1 approximation sweep (experiments.approximation)"),
     "rq2": ("fg_analysis.experiments.optimization", "run the RQ2 closed-form optimization (experiments.optimization)"),
     "rq3": ("fg_analysis.experiments.rq3", "run the RQ3 network experiments (fg_analysis.experiments.rq3)"),
     "bench": ("fg_analysis.bench.cli", "measure the time and memory of forward gradients (fg_analysis.bench)"),
-    "gpu-run": ("fg_analysis.gpu_run", "the prepared device run: CUDA tests, benchmark, RQ1 grid, RQ3 units, one archive (fg_analysis.gpu_run)"),
+    "gpu-run": ("fg_analysis.experiments.gpu_run", "the prepared device run: CUDA tests, benchmark, RQ1 grid, RQ3 "
+                "units, one archive (fg_analysis.experiments.gpu_run)"),
     "lr-search": ("fg_analysis.experiments.lr_search",
-                  "search learning rates on Optuna; promote them into lrs/searched.csv (fg_analysis.experiments.lr_search)"),
+                  "search learning rates on Optuna; promote them into lrs/searched.csv "
+                  "(fg_analysis.experiments.lr_search)"),
 }
 
 
 def _delegate(name: str, argv: list[str]) -> int:
-    from fg_analysis.cli import run_main
 
     return run_main(importlib.import_module(DELEGATED[name][0]).main, argv)
 
 
 def _records_command(args: argparse.Namespace) -> int:
-    from fg_analysis.cache import PUBLISHED, ResultsCache, stored_summary
 
     if args.presets:
-        from fg_analysis.experiments.stored import stored_runs_markdown
 
         print(stored_runs_markdown(ResultsCache(args.root or PUBLISHED, published=None)))
         return 0
@@ -46,7 +52,6 @@ def _records_command(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from fg_analysis import book
 
     parser = argparse.ArgumentParser(prog="python -m fg_analysis",
                                      description="Multi-tangent forward gradients: experiments and the book.")

@@ -37,6 +37,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
+
+from fg_analysis.checks import check_real
 
 #: the three verdicts of a scorecard row
 HOLDS, FAILS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
@@ -54,16 +57,13 @@ def _float64(value, name: str):
     """``value`` (a tensor, array or list) as a float64 tensor. Integers are converted exactly; bool and complex
     are refused (:func:`fg_analysis.checks.check_real`): a mask would otherwise give a number, and a complex
     vector lose its imaginary part."""
-    import torch
 
-    from fg_analysis.checks import check_real
 
     return check_real(torch.as_tensor(value), name, integers=True).detach().to(torch.float64)
 
 
 def _dot_and_norms(a, b):
     """(a·b, |a|², |b|²) in float64; tensors reduce over their last dimension, dicts over all entries."""
-    import torch
 
     if isinstance(a, Mapping) or isinstance(b, Mapping):
         if not (isinstance(a, Mapping) and isinstance(b, Mapping)):
@@ -133,7 +133,6 @@ def relative_error(estimate, truth):
     >>> relative_error(torch.tensor([1.0, 1.0]), torch.tensor([1.0, 0.0]))
     1.0
     """
-    import torch
 
     if isinstance(estimate, Mapping) or isinstance(truth, Mapping):
         _dot_and_norms(estimate, truth)  # the same checks: two dicts, same keys, same shapes

@@ -28,7 +28,6 @@ import torch
 
 from fg_analysis.checks import check_count
 from fg_analysis.estimator import ForwardGradient
-from fg_analysis.learning_rates import closed_form_rate
 from fg_analysis.metrics import cosine, norm_ratio
 from fg_analysis.problems import Problem, get_problem
 
@@ -38,14 +37,15 @@ STOPPING_RULES = ("no-decrease", "no-new-best")
 
 
 def descend(problem: str | Problem, n: int, *, method: str, k: int = 1, aggregator: str = "mean",
-            tangents="normal", lr: float | None = None, seeds=(0,), max_steps: int | None = None,
+            tangents="normal", lr: float, seeds=(0,), max_steps: int | None = None,
             patience: int = 50, stopping: str = "no-decrease", mode: str = "forward", record_every: int = 1,
             dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu") -> pd.DataFrame:
     """Gradient descent for every seed in ``seeds`` at once; one row per (seed, recorded step).
 
     Columns: ``seed, step, f, best_f, cosine, norm_ratio`` (``cosine`` and ``norm_ratio = |ĝ|/|g|`` compare the
     direction used at that step with the true gradient), ``stopped`` (why the run ended, on its last row:
-    ``"patience"``, ``"non-finite"`` or ``"max_steps"``). ``stopping`` is one of :data:`STOPPING_RULES`. ``mode`` is one of :data:`fg_analysis.jvp.MODES`:
+    ``"patience"``, ``"non-finite"`` or ``"max_steps"``). ``stopping`` is one of :data:`STOPPING_RULES`. ``mode`` is one
+    of :data:`fg_analysis.jvp.MODES`:
     ``"forward"`` computes the directional derivatives by real forward-mode AD (``torch.func``), ``"oracle"``
     forms the same numbers as ``V ∇f``.
     Rows are kept every ``record_every`` steps plus each run's last step.
@@ -63,8 +63,6 @@ def descend(problem: str | Problem, n: int, *, method: str, k: int = 1, aggregat
         raise ValueError(f"seeds must be a non-empty sequence of integers; got {seeds!r}")
     estimators = [ForwardGradient(k, aggregator=aggregator, tangents=tangents, mode=mode, skip_zero_products=False,
                                   generator=torch.Generator(device=device).manual_seed(seed)) for seed in seeds]
-    if lr is None:
-        lr = closed_form_rate(problem, n, method=method, k=k, aggregator=aggregator, tangents=estimators[0].law)
     if not (isinstance(lr, (int, float)) and lr > 0 and lr < float("inf")):
         raise ValueError(f"learning rate must be a positive number; got lr={lr!r}")
     max_steps = problem.max_steps if max_steps is None else check_count(max_steps, "max_steps", "step limit")
@@ -129,13 +127,13 @@ def _fg_directions(problem: Problem, estimators: list[ForwardGradient], x: torch
 
 
 def minimize(problem: str | Problem, n: int, *, method: str, k: int = 1, aggregator: str = "mean",
-             tangents="normal", lr: float | None = None, seed: int = 0, max_steps: int | None = None,
+             tangents="normal", lr: float, seed: int = 0, max_steps: int | None = None,
              patience: int = 50, stopping: str = "no-decrease", mode: str = "forward",
              dtype: torch.dtype = torch.float64) -> pd.DataFrame:
     """Minimize one problem in ``R^n`` from the paper's start point; one row per step (see :func:`descend`).
 
-    ``lr=None`` takes the paper's tuned rate for the setting
-    (:func:`fg_analysis.learning_rates.closed_form_rate`).
+    ``lr`` is the step size; the paper's tuned rate of a setting is
+    :func:`fg_analysis.experiments.learning_rates.closed_form_rate`.
     """
     return descend(problem, n, method=method, k=k, aggregator=aggregator, tangents=tangents, lr=lr, seeds=(seed,),
                    max_steps=max_steps, patience=patience, stopping=stopping, mode=mode, dtype=dtype)

@@ -21,11 +21,12 @@ import numpy as np
 import pytest
 import torch
 
-from fg_analysis import aggregate, checks, data, jvp, metrics, tangents, theory
-from fg_analysis.cache import ResultsCache
+from fg_analysis import aggregate, checks, jvp, metrics, tangents, theory
+from fg_analysis.nets import data
+from fg_analysis.runs.cache import ResultsCache
 from fg_analysis.estimator import ForwardGradient, forward_gradient, module_objective
 from fg_analysis.optimize import minimize
-from fg_analysis.training import make_optimizer, train
+from fg_analysis.nets.training import make_optimizer, train
 
 
 def _frozen_net() -> torch.nn.Module:

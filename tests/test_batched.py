@@ -1,4 +1,4 @@
-"""fg_analysis.batched: runs trained in one vmapped pass equal the same runs trained one by one."""
+"""fg_analysis.nets.batched: runs trained in one vmapped pass equal the same runs trained one by one."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import time
 import pytest
 import torch
 
-from fg_analysis import batched
+from fg_analysis.nets import batched
 from fg_analysis.aggregate import coefficients
-from fg_analysis.cache import ResultsCache
-from fg_analysis.data import load_dataset
+from fg_analysis.runs.cache import ResultsCache
+from fg_analysis.nets.data import load_dataset
 from fg_analysis.experiments.rq3 import TrainingRun, run_unit
-from fg_analysis.labels import PAPER_APPROACHES
-from fg_analysis.gradients import GradientSource
-from fg_analysis.models import build_model
-from fg_analysis.training import train
+from fg_analysis.nets.approaches import PAPER_APPROACHES
+from fg_analysis.nets.gradients import GradientSource
+from fg_analysis.nets.models import build_model
+from fg_analysis.nets.training import train
 
 COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "cosine", "norm_ratio", "steps",
            "test_accuracy", "test_loss", "best_epoch"]

@@ -14,10 +14,11 @@ import torch
 import torch.nn.functional as F
 
 import fg_analysis
-from fg_analysis import aggregate, bench, gradients, jvp, zero_tangents
+from fg_analysis import aggregate, bench, jvp, zero_tangents
+from fg_analysis.nets import gradients
 from fg_analysis.__main__ import main as package_main
-from fg_analysis.cache import ResultsCache
-from fg_analysis.models import build_model
+from fg_analysis.runs.cache import ResultsCache
+from fg_analysis.nets.models import build_model
 from fg_analysis.params import ravel
 from fg_analysis.tangents import Normal
 
@@ -306,7 +307,7 @@ def test_summary_rows_store_the_numbers_and_the_verdicts():
 
 @pytest.mark.slow
 def test_tiny_end_to_end_run_is_cached_with_its_environment_and_verdicts():
-    config = bench.BenchConfig.preset("quick", models=(bench.fc(8),), reference_model="fc-8", ks=(1, 2, 4, 16),
+    config = bench.BenchConfig.from_preset("quick", models=(bench.fc(8),), reference_model="fc-8", ks=(1, 2, 4, 16),
                                       fit_ks=(1, 2, 4), repeats=1, warmup=0, memory_depths=(2, 4),
                                       memory_batch=16, memory_probe_bytes=8 * 2 ** 20, approximation_samples=4,
                                       guided_models=(("fc", 8),), guided_jvps=(4,))
@@ -337,13 +338,13 @@ def test_tiny_end_to_end_run_is_cached_with_its_environment_and_verdicts():
 
 
 def test_presets_and_cli_help(capsys):
-    quick, paper = bench.BenchConfig.preset("quick"), bench.BenchConfig.preset("full")
+    quick, paper = bench.BenchConfig.from_preset("quick"), bench.BenchConfig.from_preset("full")
     assert 1 in quick.ks and 16 in quick.ks and {"fc-256", "fc-1024"} <= {m.label for m in quick.models}
     assert quick.activity_ks == (1, 2, 4, 16) and quick.oneoff_ks == (1, 4, 16)
     assert paper.ks == (1, 2, 4, 8, 16, 32, 64) and {"resnet18", "vit"} <= {m.label for m in paper.models}
     assert quick.threads == 1 and quick.device == "cpu"
     with pytest.raises(ValueError, match="unknown preset"):
-        bench.BenchConfig.preset("huge")
+        bench.BenchConfig.from_preset("huge")
     with pytest.raises(SystemExit):
         bench.main(["--help"])
     assert "--full" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""The book runner (fg_analysis.book) and the built book.
+"""The book runner (fg_analysis.publish.book) and the built book.
 
 The slow part runs ``python -m fg_analysis book`` end to end on the quick preset in a copy of the sources (so
 the checkout's own book/ and _build/ are left alone), then checks every page of the toc: built, images
@@ -22,9 +22,10 @@ import pytest
 from bs4 import BeautifulSoup
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from fg_analysis import book
+from fg_analysis.publish import book
+from fg_analysis.runs.paths import REPOSITORY
 
-REPO = book.REPO
+REPO = REPOSITORY
 PAGES = ["intro", "rq1_approximation", "rq2_optimization", "rq3_networks", "rq4_tradeoffs", "guided_tangents",
          "scorecard", "differences", "status"]
 NOTEBOOK_PAGES = [page for page in PAGES if page not in ("differences", "status")]
@@ -162,7 +163,7 @@ def _parameter_notebook(path: Path) -> Path:
     nb = new_notebook(cells=[new_markdown_cell("# Parameters"),
                              new_code_cell('preset = "quick"\ndevice = "cpu"\nseed = 0',
                                            metadata={"tags": ["parameters"]}),
-                             new_code_cell("from fg_analysis.book import check_parameters\n"
+                             new_code_cell("from fg_analysis.publish.book import check_parameters\n"
                                            "check_parameters(globals())"),
                              new_code_cell("import pathlib\npathlib.Path('worked').write_text(f'{preset} {seed}')")])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

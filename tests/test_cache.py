@@ -8,8 +8,10 @@ import time
 import pandas as pd
 import pytest
 
-from fg_analysis import cache as cache_module
-from fg_analysis.cache import ResultsCache, config_dict, config_key
+from fg_analysis.runs import cache as cache_module
+from fg_analysis.runs.cache import ResultsCache, config_dict, config_key
+from fg_analysis.runs.paths import REPOSITORY
+from fg_analysis.runs.sweep import sweep
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,12 +79,12 @@ def test_config_key_is_stable_across_processes():
     """Not Python's salted hash(): a fresh interpreter computes the same digest."""
     import subprocess
     import sys
-    code = ("import dataclasses\nfrom fg_analysis.cache import config_key\n"
+    code = ("import dataclasses\nfrom fg_analysis.runs.cache import config_key\n"
             "@dataclasses.dataclass(frozen=True)\nclass Unit:\n    n: int = 64\n    k: int = 16\n"
             "    aggregator: str = 'projection'\n    lr: float = 0.01\n    seeds: tuple = (0, 1)\n"
             "print(config_key(Unit()))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={"PYTHONHASHSEED": "123", "PATH": ""}, cwd=cache_module.REPOSITORY)
+                         env={"PYTHONHASHSEED": "123", "PATH": ""}, cwd=REPOSITORY)
     assert out.stdout.strip() == config_key(Unit())
 
 
@@ -134,17 +136,17 @@ def test_record(store):
 def test_sweep_resumes_after_failure(store):
     configs = [Unit(n=n) for n in (1, 2, 3, 4, 5)]
     with pytest.raises(RuntimeError, match="unit 3 failed"):
-        store.sweep(configs, Counter(fail_on={3}), progress=False)
+        sweep(store, configs, Counter(fail_on={3}), progress=False)
     assert store.load(configs[0]) is not None and store.load(configs[1]) is not None
     assert all(store.load(config) is None for config in configs[2:])
     rerun = Counter()
-    result = store.sweep(configs, rerun, progress=False)
+    result = sweep(store, configs, rerun, progress=False)
     assert [config.n for config in rerun.calls] == [3, 4, 5]
     assert len(result) == 2 * len(configs)
     assert result["n"].tolist() == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
     assert {"k", "aggregator", "lr"} <= set(result.columns) and "seeds" not in result.columns
     third = Counter()
-    pd.testing.assert_frame_equal(store.sweep(configs, third, progress=False), result)
+    pd.testing.assert_frame_equal(sweep(store, configs, third, progress=False), result)
     assert third.calls == []
 
 

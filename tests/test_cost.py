@@ -1,4 +1,4 @@
-"""Tests of fg_analysis.cost: exact recovery of known coefficients, break-even and optimal k against brute
+"""Tests of fg_analysis.bench.cost: exact recovery of known coefficients, break-even and optimal k against brute
 force and closed forms, the progress measure against theory, and errors for too little data."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from fg_analysis import cost, theory
+from fg_analysis import theory
+from fg_analysis.bench import cost
 
 
 def test_fit_recovers_linear_coefficients_exactly():

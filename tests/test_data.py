@@ -1,4 +1,4 @@
-"""Tests of fg_analysis.data: file readers on tiny files written here, seeded splits, train-split normalization."""
+"""Tests of fg_analysis.nets.data: file readers on tiny files written here, seeded splits, train-split normalization."""
 
 from __future__ import annotations
 
@@ -8,13 +8,12 @@ import pickle
 import random
 import re
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from fg_analysis.data import (
+from fg_analysis.nets.data import (
     CIFAR10_TEST_FILE,
     CIFAR10_TRAIN_FILES,
     MNIST_FILES,
@@ -29,7 +28,8 @@ from fg_analysis.data import (
     split_indices,
     verify_mnist,
 )
-from fg_analysis import data
+from fg_analysis.nets import data
+from fg_analysis.runs.paths import REPOSITORY
 
 # ----------------------------------------------------------------------------------------------------------
 # helpers that write the real file formats, independently of the readers
@@ -166,7 +166,7 @@ def vendored_mnist():
 
 
 def test_vendored_mnist_is_the_original(vendored_mnist):
-    assert data.MNIST_VENDOR_DIR.parent.parent.parent.parent == Path(data.__file__).resolve().parent.parent
+    assert data.MNIST_VENDOR_DIR.parent.parent.parent.parent == REPOSITORY
     for name, md5 in ORIGINAL_MNIST_MD5.items():
         assert hashlib.md5((vendored_mnist / name).read_bytes()).hexdigest() == md5
     assert data.MNIST_MD5 == ORIGINAL_MNIST_MD5

@@ -16,11 +16,12 @@ import torch  # noqa: E402
 
 from fg_analysis import theory  # noqa: E402
 from fg_analysis.aggregate import get_aggregator  # noqa: E402
-from fg_analysis.cache import ResultsCache  # noqa: E402
+from fg_analysis.runs.cache import ResultsCache  # noqa: E402
 from fg_analysis.experiments import SCORECARD_COLUMNS, approximation  # noqa: E402
 from fg_analysis.experiments.approximation import ApproximationCell, ApproximationConfig, PairedCosineCell  # noqa: E402
 from fg_analysis.metrics import FAILS, HOLDS, INCONCLUSIVE, VERDICTS, add_ci, compare  # noqa: E402
 from scipy import stats  # noqa: E402
+from fg_analysis.publish import figures, pages  # noqa: E402
 
 
 PAIRED_CLAIM = "The projection approximates g better than the mean (higher cosine) for k > 1"
@@ -211,8 +212,8 @@ def test_figures_draw(cache):
     config = ApproximationConfig(dims=(4, 16), tangent_counts=(1, 4), samples=50, angle_dim=8,
                                  angle_tangent_counts=(2, 8), angles=(30.0, 90.0), angle_samples=20)
     frame = approximation.run(config, cache=cache, progress=False)
-    for fig in (approximation.plot_versus(frame, "cosine"), approximation.plot_versus(frame, "norm_ratio", x="n"),
-                approximation.plot_normalization(frame, n_values=(4, 16)), approximation.plot_fixed_angle(frame)):
+    for fig in (figures._rq1_versus(frame, "cosine"), figures._rq1_versus(frame, "norm_ratio", x="n"),
+                figures._rq1_normalization(frame, n_values=(4, 16)), figures._rq1_fixed_angle(frame)):
         fig.canvas.draw()
         legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
         assert legends  # outside every panel: a legend never covers a curve
@@ -224,7 +225,7 @@ def test_figures_draw(cache):
 def test_summary_markdown_states_the_reference_cell():
     cell = ApproximationCell(n=64, k=16, samples=300)
     frame = add_ci(approximation.measure_cell(cell).assign(n=64, k=16, law="normal", theta=None))
-    text = approximation.summary_markdown(frame)
+    text = pages.rq1_summary(frame)
     assert text.startswith("At $n = 64$, $k = 16$ the projection reaches a mean cosine of **0.")
     assert "| claim | paper | ours | verdict |" in text
     card = approximation.scorecard(frame)

@@ -14,10 +14,12 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from fg_analysis import optimize  # noqa: E402
-from fg_analysis.cache import ResultsCache  # noqa: E402
+from fg_analysis.runs.cache import ResultsCache  # noqa: E402
 from fg_analysis.experiments import SCORECARD_COLUMNS, optimization  # noqa: E402
 from fg_analysis.experiments.optimization import OptimizationConfig, OptimizationRun  # noqa: E402
 from fg_analysis.metrics import HOLDS, INCONCLUSIVE, VERDICTS  # noqa: E402
+from fg_analysis.publish import figures  # noqa: E402
+from fg_analysis.experiments.learning_rates import closed_form_rate  # noqa: E402
 
 
 @pytest.fixture
@@ -46,10 +48,10 @@ def test_a_unit_reproduces_minimize():
     unit = OptimizationRun(problem="styblinski-tang", n=8, method="fg", aggregator="projection", k=4, seeds=(3,),
                            max_steps=60, mode="forward")
     trace = optimization.run_unit(unit)
-    reference = optimize.minimize("styblinski-tang", 8, method="fg", aggregator="projection", k=4, seed=3,
+    reference = optimize.minimize("styblinski-tang", 8, method="fg", aggregator="projection", k=4, seed=3, lr=trace["lr"].iloc[0],
                                   max_steps=60, mode="forward", stopping="no-decrease", dtype=torch.float32)
     np.testing.assert_array_equal(trace["f"].to_numpy(), reference["f"].to_numpy())
-    assert trace["lr"].iloc[0] == __import__('fg_analysis.learning_rates').learning_rates.closed_form_rate("styblinski-tang", 8, method="fg", k=4,
+    assert trace["lr"].iloc[0] == closed_form_rate("styblinski-tang", 8, method="fg", k=4,
                                                                aggregator="projection")
     assert (trace["gap"] == trace["f"] - optimize.get_problem("styblinski-tang").minimum(8)).all()
 
@@ -166,8 +168,8 @@ def test_figures_draw(cache):
                                 angle_tangent_counts=(64,), angles=(90.0,), angle_aggregators=("projection",))
     traces = optimization.run(config, cache=cache, progress=False)
     finals = optimization.final_values(traces)
-    for fig in (optimization.plot_convergence(traces, n=4, problems=("sphere",)),
-                optimization.plot_final(finals, problems=("sphere",)), optimization.plot_fixed_angle(finals)):
+    for fig in (figures.rq2_convergence(traces, problem="sphere", n=4), figures.rq2_final(finals, problem="sphere"),
+                figures.rq2_fixed_angle(finals, k=64)):
         assert fig.axes
         plt.close(fig)
 

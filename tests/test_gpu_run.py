@@ -1,4 +1,5 @@
-"""fg_analysis.gpu_run: the prepared device run, tested on the CPU on its tiny preset (budget 100 s: five stage
+"""fg_analysis.experiments.gpu_run: the prepared device run, tested on the CPU on its tiny preset (budget 100 s: five
+stage
 processes that each import torch and pandas take ~8 s apiece to start on a busy 2-core machine)."""
 
 from __future__ import annotations
@@ -10,14 +11,14 @@ import subprocess
 import sys
 import tarfile
 import time
-from pathlib import Path
 
 import pytest
 
-from fg_analysis import gpu_run
-from fg_analysis.cache import ResultsCache
+from fg_analysis.experiments import gpu_run
+from fg_analysis.runs.cache import ResultsCache
+from fg_analysis.runs.paths import REPOSITORY
 
-REPOSITORY = Path(__file__).resolve().parent.parent
+
 BUDGET = 100
 
 
@@ -117,8 +118,8 @@ def test_bundle_gzips_mnist(tmp_path):
 
 def test_run_time_imports_stay_small():
     """What the run imports needs nothing beyond torch, numpy, pandas, scipy and tqdm (the GPU image's python3)."""
-    code = ("import sys, fg_analysis, fg_analysis.gpu_run, fg_analysis.batched, fg_analysis.experiments.rq3, "
-            "fg_analysis.experiments.approximation, fg_analysis.training;"
+    code = ("import sys, fg_analysis, fg_analysis.experiments.gpu_run, fg_analysis.nets.batched, fg_analysis.experiments.rq3, "
+            "fg_analysis.experiments.approximation, fg_analysis.nets.training;"
             "print(sorted(m for m in ('sklearn', 'seaborn', 'papermill', 'matplotlib', 'optuna', 'mnist1d', "
             "'nbformat', 'IPython', 'mpi4py', 'pytest') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPOSITORY)

@@ -3,9 +3,10 @@
 import pytest
 import torch
 
-from fg_analysis import gradients as G
+from fg_analysis.nets import gradients as G
+from fg_analysis.nets.gradients import GradientSource, activity_perturbation
 from fg_analysis.metrics import cosine
-from fg_analysis.models import build_model
+from fg_analysis.nets.models import build_model
 
 SHAPE = (1, 8, 8)
 TINY = {
@@ -119,3 +120,18 @@ def test_sources_leave_the_global_rng_alone():
     G.activity_perturbation(net, x, y, k=3, generator=torch.Generator().manual_seed(0))
     G.weight_perturbation(net, x, y, k=3, generator=torch.Generator().manual_seed(0))
     assert torch.equal(state, torch.random.get_rng_state())
+
+
+def test_a_source_configures_its_estimator_once_and_gives_the_same_numbers():
+    """Configure once: every step with one generator reuses one estimator (and its tangent buffer); the
+    gradients equal a fresh activity perturbation's with an identically seeded generator."""
+    net = build_model("fc", input_shape=(1, 8, 8), n_classes=10, width=16, seed=0)
+    x, y = torch.randn(5, 1, 8, 8), torch.randint(0, 10, (5,))
+    source = GradientSource("fg", k=3, aggregator="projection", mode="oracle")
+    mine, fresh = torch.Generator().manual_seed(2), torch.Generator().manual_seed(2)
+    for _ in range(2):
+        got = source(net, x, y, generator=mine)
+        want = activity_perturbation(net, x, y, k=3, aggregator="projection", mode="oracle", generator=fresh)
+        assert all(torch.equal(got.grads[name], want.grads[name]) for name in want.grads)
+    estimator = source.estimator(mine)
+    assert source.estimator(mine) is estimator and source.estimator(torch.Generator()) is not estimator

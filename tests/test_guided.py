@@ -7,12 +7,16 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from fg_analysis.cache import ResultsCache
-from fg_analysis import pages
+from fg_analysis.runs.cache import ResultsCache
+from fg_analysis.publish import pages
 from fg_analysis.experiments import guided
 from fg_analysis.experiments.lr_search import SearchTrial, run_trial
-from fg_analysis.learning_rates import GUIDED_APPROACHES, paper_lr, searched_table
-from fg_analysis.models import build_model
+from fg_analysis.experiments.learning_rates import GUIDED_APPROACHES, paper_lr, searched_table
+from fg_analysis.nets.models import build_model
+from fg_analysis.nets.approaches import guided_label
+from fg_analysis.experiments.learning_rates import head_rate
+from fg_analysis.nets.approaches import jvp_count, network_label
+from fg_analysis.bench.guided import cost_table
 
 
 @pytest.fixture
@@ -104,10 +108,10 @@ def test_scorecard_rows_test_fourniers_claim_on_the_stored_runs(cache):
         accuracy = 0.9 + 0.01 * unit.seed + better.get(unit.approach, 0.0)
         frame = pd.DataFrame({"epoch": [0, 1], "val_loss": [2.0, 1.0], "val_accuracy": [0.5, 0.8],
                               "train_time_s": [0.0, 1.0], "test_accuracy": accuracy, "heads_time_s": 0.1,
-                              "jvps": guided.jvp_count(unit.approach, unit.k), "max_train": unit.max_train,
-                              "label": guided.approach_name(unit.approach, unit.k), "seed": unit.seed,
+                              "jvps": jvp_count(unit.approach, unit.k), "max_train": unit.max_train,
+                              "label": guided_label(unit.approach, unit.k), "seed": unit.seed,
                               "lr": unit.lr, "lr_source": unit.lr_source,
-                              "network": guided.network_label(unit.model, unit.width)})
+                              "network": network_label(unit.model, unit.width)})
         cache.save(unit, frame, wall_time=1.0)
     rows = guided.scorecard_rows(cache=cache)
     assert len(rows) == 4 and set(rows["verdict"]) == {"holds"}  # 2 networks × (4, 16 JVPs)
@@ -136,7 +140,7 @@ def test_rates_are_searched_else_the_nearest_paper_approach():
     assert guided.rate("fc", 16, "guess", 0)[0] == guided.rate("fc", 16, "random", 4)[0]
     assert guided.rate("fc", 16, "random", 16) == (paper_lr("fc_nns", model="fc_w=256", dataset="mnist", method="fg",
                                                             aggregator="projection", k=16), "paper")
-    assert guided.jvp_count("guided", 13) == 16 and guided.jvp_count("output", 15) == 16
+    assert jvp_count("guided", 13) == 16 and jvp_count("output", 15) == 16
     # every row of lrs/searched.csv for a guided approach is what rate() returns for it
     table = searched_table()
     for row in table[table["gradient_approach"].isin(GUIDED_APPROACHES.values())].itertuples():
@@ -148,7 +152,7 @@ def test_rates_are_searched_else_the_nearest_paper_approach():
 def test_a_search_trial_trains_what_a_training_run_trains():
     """The learning-rate search of a guided approach (lr_search.run_trial) and the chapter's training unit
     (train_unit) train the same network the same way: equal validation losses per epoch."""
-    unit = guided.GuidedRun("fc", 16, "digits", "guided", 2, 0, 0.05, "test", guided.head_rate(), 2, 10, 64,
+    unit = guided.GuidedRun("fc", 16, "digits", "guided", 2, 0, 0.05, "test", head_rate(), 2, 10, 64,
                             "oracle", 256)
     history = guided.train_unit(unit)
     config = guided.TrainingConfig(networks=(("fc", 16),), dataset="digits", approaches=(("guided", 2),), epochs=2,
@@ -161,7 +165,7 @@ def test_a_search_trial_trains_what_a_training_run_trains():
 
 
 def test_cost_table_counts_the_heads_next_to_the_jvps():
-    cost = guided.cost_table(width=32, steps=1, tangent_counts=(4,))
+    cost = cost_table(width=32, steps=1, tangent_counts=(4,))
     heads = cost[cost["head_flops"] > 0]
     assert len(heads) == 1 and 0 < float(heads["head_share_of_forward_flops"].iloc[0]) < 0.5
     assert (cost["step_ms"] > 0).all()

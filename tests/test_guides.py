@@ -1,4 +1,4 @@
-"""Guided tangents (fg_analysis.guides) against independent references: Fournier et al.'s one-guess formula,
+"""Guided tangents (fg_analysis.nets.guides) against independent references: Fournier et al.'s one-guess formula,
 torch.linalg.lstsq on the stacked tangents, autograd, and the closed forms of fg_analysis.theory by Monte Carlo."""
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fg_analysis import guides, theory
+from fg_analysis import theory
+from fg_analysis.nets import guides
 from fg_analysis.aggregate import projection
-from fg_analysis.gradients import activity_perturbation, backprop
+from fg_analysis.nets.gradients import activity_perturbation, backprop
 from fg_analysis.metrics import ci_halfwidth, cosine
-from fg_analysis.models import build_model
+from fg_analysis.nets.models import build_model
 
 
 def _linear(g):

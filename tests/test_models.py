@@ -1,4 +1,4 @@
-"""Tests of fg_analysis.models: stage shapes, perturbation semantics, forward-mode JVPs against autograd."""
+"""Tests of fg_analysis.nets.models: stage shapes, perturbation semantics, forward-mode JVPs against autograd."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, jvp, vmap
 
-from fg_analysis.models import (
+from fg_analysis.nets.models import (
     FullyConnected,
     ResNet18,
     VisionTransformer,

@@ -1,4 +1,4 @@
-"""The source notebooks follow the book's rules (see the docstring of fg_analysis.book).
+"""The source notebooks follow the book's rules (see the docstring of fg_analysis.publish.book).
 
 nbval itself (configured in pyproject.toml) executes every notebook in notebooks/; these are the cheap checks
 that a notebook can be run by the book runner and is stored the way nbval expects.
@@ -11,13 +11,14 @@ import ast
 import nbformat
 import pytest
 
-from fg_analysis import book
+from fg_analysis.publish import book
+from fg_analysis.runs.paths import REPOSITORY
 
-NOTEBOOKS = sorted((book.REPO / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((REPOSITORY / "notebooks").glob("*.ipynb"))
 
 
 def test_every_notebook_is_in_the_toc():
-    assert book.notebook_pages(book.REPO)  # raises for a notebook the toc does not list
+    assert book.notebook_pages(REPOSITORY)  # raises for a notebook the toc does not list
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
@@ -59,7 +60,7 @@ def test_parameters_are_checked_first(path):
     codes = [cell for cell in nb.cells if cell.cell_type == "code"]
     index = next(i for i, cell in enumerate(codes) if "parameters" in cell.metadata.get("tags", []))
     assert "check_parameters(globals())" in codes[index + 1].source, \
-        f"{path.name}: the first code cell after the parameters must call fg_analysis.book.check_parameters"
+        f"{path.name}: the first code cell after the parameters must call fg_analysis.publish.book.check_parameters"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)

@@ -14,13 +14,13 @@ import pytest
 import torch
 
 import fg_analysis
-from fg_analysis import learning_rates as lrs
-from fg_analysis.learning_rates import closed_form_rate as paper_learning_rate
+from fg_analysis.experiments import learning_rates as lrs
+from fg_analysis.experiments.learning_rates import closed_form_rate as paper_learning_rate
 from fg_analysis.optimize import descend, minimize
 from fg_analysis.problems import PROBLEMS, get_problem, rosenbrock, sphere, styblinski_tang
 from fg_analysis.tangents import FixedAngle
 
-LRS = Path(fg_analysis.__file__).parent / "lrs"
+LRS = Path(fg_analysis.__file__).parent / "experiments" / "lrs"
 COLUMNS = {"step", "f", "cosine", "norm_ratio"}
 
 
@@ -101,7 +101,7 @@ def test_get_problem():
 
 
 def test_bp_reaches_styblinski_tang_minimum():
-    trace = minimize("styblinski-tang", 64, method="bp")
+    trace = minimize("styblinski-tang", 64, method="bp", lr=paper_learning_rate("styblinski-tang", 64, method="bp"))
     assert COLUMNS <= set(trace.columns)
     assert float(trace["f"].min()) == pytest.approx(-2506.6, abs=0.1)
     assert float(trace["best_f"].iloc[-1]) == pytest.approx(PROBLEMS["styblinski-tang"].minimum(64), abs=1e-6)
@@ -116,14 +116,17 @@ def test_bp_reaches_styblinski_tang_minimum():
 @pytest.mark.slow
 def test_fg_projection_reaches_styblinski_tang_minimum():
     """The paper's setting: projection, k = 16, n = 64, its tuned rate, seed 0 (oracle JVPs for speed)."""
-    trace = minimize("styblinski-tang", 64, method="fg", k=16, aggregator="projection", seed=0, mode="oracle")
+    rate = paper_learning_rate("styblinski-tang", 64, method="fg", k=16, aggregator="projection")
+    trace = minimize("styblinski-tang", 64, method="fg", k=16, aggregator="projection", lr=rate, seed=0, mode="oracle")
     assert float(trace["best_f"].iloc[-1]) == pytest.approx(-2506.6, abs=0.1)
     assert bool((trace["cosine"] > 0).all()) and bool((trace["norm_ratio"] <= trace["cosine"] + 1e-12).all())
 
 
 def test_fg_projection_on_sphere():
     """Light twin: the projection with the paper's sphere rate drives f to ~0; the cosine stays ≈ E[cos]."""
-    trace = minimize("sphere", 16, method="fg", k=4, aggregator="projection", seed=0, mode="oracle", max_steps=100)
+    rate = paper_learning_rate("sphere", 16, method="fg", k=4, aggregator="projection")
+    trace = minimize("sphere", 16, method="fg", k=4, aggregator="projection", lr=rate, seed=0, mode="oracle",
+                     max_steps=100)
     assert float(trace["best_f"].iloc[-1]) < 1e-10 * float(trace["f"].iloc[0])
     assert float(trace["cosine"].mean()) == pytest.approx(
         float(fg_analysis.theory.expected_cosine("projection", 4, 16)), abs=0.05)
@@ -149,7 +152,7 @@ def test_descend_equals_single_seed_runs():
 
 
 def test_seeds_give_different_runs():
-    trace = descend("sphere", 8, method="fg", k=2, aggregator="mean", seeds=(0, 1), max_steps=5)
+    trace = descend("sphere", 8, method="fg", k=2, aggregator="mean", lr=1e-3, seeds=(0, 1), max_steps=5)
     f0 = trace[trace["seed"] == 0]["f"].to_numpy()
     f1 = trace[trace["seed"] == 1]["f"].to_numpy()
     assert f0[0] == f1[0] and not np.array_equal(f0, f1)
@@ -217,7 +220,8 @@ def test_reference_rule_runs_longer_than_new_best_rule():
 def test_float32_positions():
     """The reference's dtype: every value is a float32 number, and BP still reaches the minimum to float32's
     resolution."""
-    trace = minimize("styblinski-tang", 8, method="bp", dtype=torch.float32)
+    trace = minimize("styblinski-tang", 8, method="bp", lr=paper_learning_rate("styblinski-tang", 8, method="bp"),
+                     dtype=torch.float32)
     values = trace["f"].to_numpy()
     np.testing.assert_array_equal(values.astype(np.float32).astype(np.float64), values)
     minimum = PROBLEMS["styblinski-tang"].minimum(8)
@@ -324,8 +328,8 @@ def test_missing_settings_raise():
         lrs.table("imagenet")
     with pytest.raises(ValueError, match="no column"):
         lrs.paper_lr("math", method="bp", model="fc")
-    with pytest.raises(ValueError, match="no unique learning rate"):
-        minimize("sphere", 3, method="bp")  # lr=None needs a paper rate
+    with pytest.raises(TypeError, match="lr"):
+        minimize("sphere", 3, method="bp")  # the step size is the caller's: no table is read here
 
 
 @pytest.mark.parametrize("mode", ["forward", "oracle"])

@@ -1,4 +1,4 @@
-"""fg_analysis.pages: the sentences and tables of the pages say what their frames hold (recomputed here)."""
+"""fg_analysis.publish.pages: the sentences and tables of the pages say what their frames hold (recomputed here)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from fg_analysis import metrics, pages
+from fg_analysis import metrics
+from fg_analysis.publish import pages
 
 
 def rq3_frame(accuracy: dict[str, list[float]], epochs: int = 3) -> pd.DataFrame:
@@ -133,7 +134,7 @@ def _comparison(positions: list[str], status: list[str]) -> pd.DataFrame:
 
 
 def test_reference_sentence_counts_the_table_and_states_the_caveat():
-    from fg_analysis import reference
+    from fg_analysis.experiments import reference
 
     comparison = _comparison(["within our seeds", "within our seeds", "below our seeds", "above our seeds", "—", "—"],
                              ["both", "both", "both", "both", "reference only", "ours only"])
@@ -147,7 +148,7 @@ def test_reference_sentence_counts_the_table_and_states_the_caveat():
 
 
 def test_rq2_reference_table_shows_ours_and_the_reference_per_cell():
-    from fg_analysis import reference
+    from fg_analysis.experiments import reference
     from fg_analysis.problems import get_problem
 
     minimum = get_problem("styblinski-tang").minimum(4)
@@ -182,7 +183,7 @@ def test_stored_sentences_count_the_stored_units():
 
 def test_intro_projection_sentence_is_the_example_vectors():
     from fg_analysis import metrics
-    from fg_analysis.figures import intro_projection_vectors
+    from fg_analysis.publish.figures import intro_projection_vectors
 
     g, V, p, m = intro_projection_vectors()
     assert np.allclose(p, V.T @ np.linalg.solve(V @ V.T, V @ g)) and np.allclose(m, V.T @ (V @ g) / 2)

@@ -1,4 +1,4 @@
-"""fg_analysis.plots: the figure helpers and the Markdown table (the CIs are tested in test_metrics.py)."""
+"""fg_analysis.publish.plots: the figure helpers and the Markdown table (the CIs are tested in test_metrics.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from fg_analysis import plots  # noqa: E402
+from fg_analysis.publish import plots  # noqa: E402
 
 
 def test_markdown_table_escapes_pipes():

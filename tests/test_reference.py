@@ -1,4 +1,5 @@
-"""fg_analysis.reference: the reference implementation's search outcomes, read in full and aligned with ours."""
+"""fg_analysis.experiments.reference: the reference implementation's search outcomes, read in full and aligned with
+ours."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fg_analysis import reference
-from fg_analysis.labels import approach_label
+from fg_analysis.experiments import reference
+from fg_analysis.nets.approaches import approach_label
 from fg_analysis.problems import get_problem
 
 #: gradient_approach and k of a table row -> our approach label, written out independently of the module
@@ -18,7 +19,7 @@ LABELS = {("bp", ""): "BP", ("fg-mean", "1.0"): "FG", ("fg-mean", "1"): "FG"}
 
 
 def _raw(name: str) -> list[dict]:
-    with resources.files("fg_analysis").joinpath(f"reference_results/{name}.csv").open() as handle:
+    with resources.files("fg_analysis.experiments").joinpath(f"reference_results/{name}.csv").open() as handle:
         return list(csv.DictReader(handle))
 
 
@@ -35,7 +36,7 @@ def test_every_row_is_read_with_its_loss(name):
     frame = reference.table(name)
     assert len(frame) == len(raw) > 0 and frame["loss"].notna().all()
     np.testing.assert_allclose(frame["loss"], [float(row["loss"]) for row in raw])
-    assert (resources.files("fg_analysis") / "reference_results" / "SOURCE.md").is_file()
+    assert (resources.files("fg_analysis.experiments") / "reference_results" / "SOURCE.md").is_file()
 
 
 def test_closed_form_keys_every_row_and_the_labels_agree():

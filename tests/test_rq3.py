@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fg_analysis import learning_rates
-from fg_analysis.cache import ResultsCache
+from fg_analysis.experiments import learning_rates
+from fg_analysis.runs.cache import ResultsCache
 from fg_analysis.experiments import rq3
-from fg_analysis.labels import PAPER_APPROACHES
+from fg_analysis.nets.approaches import PAPER_APPROACHES
 
 TINY = rq3.RQ3Config(networks=(("fc", 16),), approaches=(("bp", "mean", 1), ("fg", "mean", 1),
                                                          ("fg", "projection", 16)),
@@ -76,7 +76,7 @@ def test_cli_prints_one_json_line_last(frame, monkeypatch, capsys):
 
 def test_cli_publish_stores_the_runs_in_the_published_folder(monkeypatch, tmp_path):
     monkeypatch.setattr(rq3.RQ3Config, "preset", classmethod(lambda cls, name, seed=0: TINY))
-    monkeypatch.setattr("fg_analysis.cli.PUBLISHED", tmp_path)
+    monkeypatch.setattr("fg_analysis.runs.cli.PUBLISHED", tmp_path)
     assert rq3.main(["--preset", "quick", "--no-progress", "--publish"]) == 0
     assert len(list((tmp_path / "TrainingRun").glob("*/record.json"))) == len(TINY.runs())
 
@@ -201,7 +201,7 @@ def test_verdicts_are_paired_by_seed():
 
 
 def test_budget_limited_runs_are_labelled_and_never_carried_forward():
-    from fg_analysis import figures, pages
+    from fg_analysis.publish import figures, pages
 
     frame = _frame({"BP": [0.97, 0.96], "mean k=4": [0.80, 0.70]}, epochs={"BP": [2, 1], "mean k=4": [3, 1]})
     runs = rq3.final_runs(frame).set_index(["approach", "seed"])
@@ -224,8 +224,8 @@ def test_budget_limited_runs_are_labelled_and_never_carried_forward():
 
 
 def test_rq3_figures_give_every_approach_its_own_look():
-    from fg_analysis.figures import _rq3_style
-    from fg_analysis.labels import approach_label
+    from fg_analysis.publish.figures import _rq3_style
+    from fg_analysis.nets.approaches import approach_label
 
     looks = [tuple(map(str, _rq3_style(approach_label(*a)).values())) for a in PAPER_APPROACHES]
     assert len(set(looks)) == len(looks)

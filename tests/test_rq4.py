@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from fg_analysis.bench import BenchConfig
-from fg_analysis.cache import ResultsCache
+from fg_analysis.runs.cache import ResultsCache
 from fg_analysis.experiments import PROJECT_TARGET, SCORECARD_COLUMNS, SCORECARD_MODULES, rq3, rq4
 
 
@@ -125,7 +125,7 @@ def test_every_claim_reads_the_full_record_whatever_the_preset(tmp_path):
 
 
 def test_page_baydin_section_and_scorecard_state_one_number_from_the_committed_record():
-    from fg_analysis import pages
+    from fg_analysis.publish import pages
 
     frame = rq4.claims_benchmark()
     if frame is None:

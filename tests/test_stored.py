@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from fg_analysis.cache import ResultsCache
+from fg_analysis.runs.cache import ResultsCache
 from fg_analysis.experiments import approximation, stored
 from fg_analysis.experiments.approximation import ApproximationConfig
 

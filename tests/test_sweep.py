@@ -1,4 +1,4 @@
-"""Sweeps on executors (fg_analysis.sweep): MPI ranks give the in-process results, a killed process-pool sweep
+"""Sweeps on executors (fg_analysis.runs.sweep): MPI ranks give the in-process results, a killed process-pool sweep
 resumes with only the missing units, and bad input is a one-line error or a recorded failure of one unit."""
 
 import json
@@ -14,9 +14,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fg_analysis.cache import ResultsCache
-from fg_analysis.sweep import (InlineExecutor, Probe, SweepError, add_executor_argument, executor_from,
+from fg_analysis.runs.cache import ResultsCache
+from fg_analysis.runs.sweep import (InlineExecutor, Probe, SweepError, add_executor_argument, executor_from,
                                parse_executor, probe, worker_count)
+from fg_analysis.runs.sweep import sweep
 
 BIN = Path(sys.executable).parent
 MPIEXEC = shutil.which("mpiexec", path=str(BIN)) or shutil.which("mpiexec")
@@ -24,7 +25,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def cli(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "fg_analysis.sweep", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "fg_analysis.runs.sweep", *args], capture_output=True, text=True,
                           env=ENV, timeout=120, **kwargs)
 
 
@@ -55,13 +56,13 @@ def test_parse_and_argument():
 
 def test_inline_default_and_executor_agree(tmp_path):
     units = [Probe(i) for i in range(5)]
-    plain = ResultsCache(tmp_path / "a", published=None).sweep(units, probe, progress=False)
+    plain = sweep(ResultsCache(tmp_path / "a", published=None), units, probe, progress=False)
     assert plain.attrs == {"read": 0, "computed": 5}
-    on_threads = ResultsCache(tmp_path / "b", published=None).sweep(units + units[:1], probe, progress=False,
+    on_threads = sweep(ResultsCache(tmp_path / "b", published=None), units + units[:1], probe, progress=False,
                                                                    executor=ThreadPoolExecutor(2))
     pd.testing.assert_frame_equal(plain, on_threads.iloc[:5])
     assert on_threads.attrs["computed"] == 5  # the duplicate unit is computed once
-    again = ResultsCache(tmp_path / "b", published=None).sweep(units, probe, progress=False,
+    again = sweep(ResultsCache(tmp_path / "b", published=None), units, probe, progress=False,
                                                                executor=InlineExecutor())
     assert again.attrs == {"read": 5, "computed": 0}
     pd.testing.assert_frame_equal(plain, again)
@@ -71,7 +72,7 @@ def test_a_failing_unit_is_recorded_and_the_others_stored(tmp_path):
     cache = ResultsCache(tmp_path, published=None)
     units = [Probe(i, fail=i == 2) for i in range(5)]
     with pytest.raises(SweepError) as error:
-        cache.sweep(units, probe, progress=False, executor=InlineExecutor())
+        sweep(cache, units, probe, progress=False, executor=InlineExecutor())
     message = str(error.value)
     assert "\n" not in message and "1 of 5 units failed" in message and "told to fail" in message
     assert len(stored(tmp_path)) == 4
@@ -81,12 +82,12 @@ def test_unwritable_results_and_unpicklable_compute(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     with pytest.raises(SweepError, match="cannot write results under") as error:
-        ResultsCache(blocker / "cache", published=None).sweep([Probe(0)], probe, progress=False,
+        sweep(ResultsCache(blocker / "cache", published=None), [Probe(0)], probe, progress=False,
                                                               executor=InlineExecutor())
     assert "\n" not in str(error.value)
     with executor_from("processes:1") as executor:  # the pool starts no process before a submit
         with pytest.raises(SweepError, match="picklable"):
-            ResultsCache(tmp_path / "ok", published=None).sweep([Probe(0)], lambda unit: probe(unit),
+            sweep(ResultsCache(tmp_path / "ok", published=None), [Probe(0)], lambda unit: probe(unit),
                                                                 progress=False, executor=executor)
     assert not (tmp_path / "ok" / "Probe").exists()
 
@@ -103,19 +104,19 @@ def test_a_dying_worker_fails_only_its_unit(tmp_path):
     cache = ResultsCache(tmp_path, published=None)
     units = [Probe(i) for i in range(4)] + [Probe(4, sleep_s=0.5, crash=True)]
     with executor_from("processes:1") as executor:
-        cache.sweep(units[:4], probe, progress=False, executor=executor)  # finished before the crash
+        sweep(cache, units[:4], probe, progress=False, executor=executor)  # finished before the crash
         with pytest.raises(SweepError, match="a worker process died") as error:
-            cache.sweep(units, probe, progress=False, executor=executor)
+            sweep(cache, units, probe, progress=False, executor=executor)
     assert "\n" not in str(error.value)
     assert len(stored(tmp_path)) == 4
-    assert cache.sweep(units[:4], probe, progress=False).attrs == {"read": 4, "computed": 0}
+    assert sweep(cache, units[:4], probe, progress=False).attrs == {"read": 4, "computed": 0}
 
 
 @pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec (pip install -r requirements.txt installs mpich)")
 def test_mpi_sweep_on_two_ranks_equals_the_in_process_sweep(tmp_path):
     units = [Probe(i, size=48) for i in range(6)]
     start = time.perf_counter()
-    result = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-m", "mpi4py.futures", "-m", "fg_analysis.sweep",
+    result = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-m", "mpi4py.futures", "-m", "fg_analysis.runs.sweep",
                              "probe", "--units", "6", "--results", str(tmp_path / "mpi"), "--executor", "mpi"],
                             capture_output=True, text=True, env=ENV, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -124,9 +125,9 @@ def test_mpi_sweep_on_two_ranks_equals_the_in_process_sweep(tmp_path):
     print(f"mpiexec -n 2 probe sweep: {time.perf_counter() - start:.1f} s")
     # the same units (Probe's default size is 32; the CLI's units are the defaults) read back from the MPI run
     units = [Probe(i) for i in range(6)]
-    from_mpi = ResultsCache(tmp_path / "mpi", published=None).sweep(units, probe, progress=False)
+    from_mpi = sweep(ResultsCache(tmp_path / "mpi", published=None), units, probe, progress=False)
     assert from_mpi.attrs == {"read": 6, "computed": 0}
-    in_process = ResultsCache(tmp_path / "inline", published=None).sweep(units, probe, progress=False)
+    in_process = sweep(ResultsCache(tmp_path / "inline", published=None), units, probe, progress=False)
     pd.testing.assert_frame_equal(from_mpi, in_process)
     placements = [json.loads(p.read_text()) for p in (tmp_path / "mpi" / "Probe").glob("*/placement.json")]
     assert len(placements) == 6
@@ -135,7 +136,7 @@ def test_mpi_sweep_on_two_ranks_equals_the_in_process_sweep(tmp_path):
 
 def test_a_killed_process_pool_sweep_resumes(tmp_path):
     root = tmp_path / "cache"
-    command = [sys.executable, "-m", "fg_analysis.sweep", "probe", "--units", "10", "--sleep", "1.5",
+    command = [sys.executable, "-m", "fg_analysis.runs.sweep", "probe", "--units", "10", "--sleep", "1.5",
                "--results", str(root), "--executor", "processes:2"]
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV,
@@ -152,11 +153,11 @@ def test_a_killed_process_pool_sweep_resumes(tmp_path):
     units = [Probe(i, sleep_s=1.5) for i in range(10)]
     cache = ResultsCache(root, published=None)
     with executor_from("processes:2") as executor:
-        resumed = cache.sweep(units, probe, progress=False, executor=executor)
+        resumed = sweep(cache, units, probe, progress=False, executor=executor)
     assert resumed.attrs == {"read": len(before), "computed": 10 - len(before)}
     after = stored(root)
     assert all(after[key] == text for key, text in before.items())  # finished units read back, not recomputed
-    fresh = ResultsCache(tmp_path / "fresh", published=None).sweep([Probe(i) for i in range(10)], probe,
+    fresh = sweep(ResultsCache(tmp_path / "fresh", published=None), [Probe(i) for i in range(10)], probe,
                                                                    progress=False)
     columns = ["trace", "frobenius", "max", "index"]
     pd.testing.assert_frame_equal(resumed[columns], fresh[columns])

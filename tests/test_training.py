@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-from fg_analysis.data import load_dataset
-from fg_analysis.gradients import GradientSource
-from fg_analysis.models import build_model
-from fg_analysis.training import evaluate, make_optimizer, train
+from fg_analysis.nets.data import load_dataset
+from fg_analysis.nets.gradients import GradientSource
+from fg_analysis.nets.models import build_model
+from fg_analysis.nets.training import evaluate, make_optimizer, train
 
 
 @pytest.fixture(scope="module")
@@ -93,9 +93,9 @@ def test_optimizers():
 @pytest.mark.parametrize("perturbation, k", [("weight", 1), ("activity", 1), ("activity", 80)])
 def test_diverging_forward_gradient_run_is_recorded_not_raised(perturbation, k):
     """A rate far too large ends as ``stopped="diverged"`` with the history so far, never as an exception."""
-    from fg_analysis.data import load_dataset
-    from fg_analysis.gradients import GradientSource
-    from fg_analysis.models import build_model
+    from fg_analysis.nets.data import load_dataset
+    from fg_analysis.nets.gradients import GradientSource
+    from fg_analysis.nets.models import build_model
 
     data = load_dataset("digits")
     net = build_model("fc", input_shape=data.input_shape, n_classes=10, width=16, seed=0)

@@ -33,7 +33,7 @@ DISPATCH_CHECK = """
 import torch
 ops = ("aten::mm", "aten::bmm", "aten::convolution")
 before = [torch._C._dispatch_dump(op) for op in ops]
-import fg_analysis, fg_analysis.jvp, fg_analysis.estimator, fg_analysis.gradients, fg_analysis.bench
+import fg_analysis, fg_analysis.jvp, fg_analysis.estimator, fg_analysis.nets.gradients, fg_analysis.bench
 assert before == [torch._C._dispatch_dump(op) for op in ops], "import changed the dispatch tables"
 from fg_analysis import forward_gradient
 from torch import nn

@@ -26,13 +26,36 @@ from fg_analysis.bench.approximation import approximation_cosines, benchmark_app
 from fg_analysis.bench.cli import main
 from fg_analysis.bench.config import PAPER_SOTA, PRESETS, TINY_SOTA, BenchConfig, ModelSpec, fc
 from fg_analysis.bench.memory import MALLOC_ENV, benchmark_memory, measure_memory, memory_in_subprocess
-from fg_analysis.bench.report import (FAST_PATH_TARGETS, GPU_TARGETS, TARGETS, cost_models, floor_table,
-                                      format_report, phase_table, step_table, summary, summary_rows, targets_for)
+from fg_analysis.bench.report import (
+                                      FAST_PATH_TARGETS,
+                                      GPU_TARGETS,
+                                      TARGETS,
+                                      cost_models,
+                                      floor_table,
+                                      format_report,
+                                      phase_table,
+                                      step_table,
+                                      summary,
+                                      summary_rows,
+                                      targets_for,
+)
 from fg_analysis.bench.run import compute, run
-from fg_analysis.bench.steps import (ACTIVITY_METHODS, BP_PHASES, FG_PHASES, FLOOR_PHASES, JVP_METHODS,
-                                     benchmark_steps, flat_parameters, make_activity_step, make_bp_step,
-                                     make_fg_step, make_floor_step, make_oneoff_step, make_reference_loop_step,
-                                     random_batch)
+from fg_analysis.bench.steps import (
+                                      ACTIVITY_METHODS,
+                                      BP_PHASES,
+                                      FG_PHASES,
+                                      FLOOR_PHASES,
+                                      JVP_METHODS,
+                                      benchmark_steps,
+                                      flat_parameters,
+                                      make_activity_step,
+                                      make_bp_step,
+                                      make_fg_step,
+                                      make_floor_step,
+                                      make_oneoff_step,
+                                      make_reference_loop_step,
+                                      random_batch,
+)
 from fg_analysis.bench.timing import sync, time_round_robin
 from fg_analysis.bench.zeros import ZERO_TANGENT_CASES, benchmark_zero_tangents
 

@@ -3,6 +3,6 @@
 import sys
 
 from fg_analysis.bench.cli import main
-from fg_analysis.cli import run_main
+from fg_analysis.runs.cli import run_main
 
 sys.exit(run_main(main))

@@ -2,7 +2,7 @@
 
 Prints the report (:func:`fg_analysis.bench.report.format_report`), the fitted cost model and, as the last line,
 the JSON of :func:`fg_analysis.bench.report.summary`. Bad flags, an unknown device, ``--device cuda`` without a GPU
-and bad thread counts are one-line errors naming the flag (:class:`fg_analysis.cli.OneLineParser`).
+and bad thread counts are one-line errors naming the flag (:class:`fg_analysis.runs.cli.OneLineParser`).
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import json
 from fg_analysis.bench.config import BenchConfig
 from fg_analysis.bench.report import cost_models, format_report, summary
 from fg_analysis.bench.run import run
-from fg_analysis.cache import PUBLISHED, ResultsCache
-from fg_analysis.cli import OneLineParser, positive_count
+from fg_analysis.runs.cache import ResultsCache
+from fg_analysis.runs.cli import OneLineParser, positive_count
+from fg_analysis.runs.paths import PUBLISHED
 
 __all__ = ["build_parser", "main"]
 
@@ -22,7 +23,7 @@ def build_parser() -> OneLineParser:
     """The command's parser.
 
     Returns:
-        An :class:`fg_analysis.cli.OneLineParser`.
+        An :class:`fg_analysis.runs.cli.OneLineParser`.
     """
     parser = OneLineParser(prog="python -m fg_analysis bench",
                            description="Time and memory of forward gradients against backpropagation (RQ4).")
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     overrides = {} if args.threads is None else {"threads": args.threads}
     try:
-        config = BenchConfig.preset("paper" if args.full else "quick", device=args.device, **overrides)
+        config = BenchConfig.from_preset("paper" if args.full else "quick", device=args.device, **overrides)
     except ValueError as error:
         parser.error(f"--device: {error}")
     cache = ResultsCache(PUBLISHED, published=None) if args.publish else ResultsCache()

@@ -1,6 +1,6 @@
 """What the benchmark measures: the networks, the tangent counts, the repeats and the named presets.
 
-A :class:`BenchConfig` is a frozen dataclass, so :class:`fg_analysis.cache.ResultsCache` stores a benchmark under
+A :class:`BenchConfig` is a frozen dataclass, so :class:`fg_analysis.runs.cache.ResultsCache` stores a benchmark under
 a hash of it; ``machine`` names the CPU or GPU, so timings of two machines are never mixed up.
 
 References:
@@ -14,12 +14,12 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from fg_analysis.env import device_name, resolve_device, torch_threads
-from fg_analysis.models import build_model
+from fg_analysis.nets.models import build_model
+from fg_analysis.runs.env import device_name, resolve_device, torch_threads
 
 __all__ = ["PAPER_SOTA", "PRESETS", "TINY_SOTA", "BenchConfig", "ModelSpec", "fc"]
 
-#: the preset names of :meth:`BenchConfig.preset` (``"full"`` is an alias of ``"paper"``)
+#: the preset names of :meth:`BenchConfig.from_preset` (``"full"`` is an alias of ``"paper"``)
 PRESETS = ("quick", "live", "paper", "full")
 
 
@@ -42,7 +42,7 @@ class ModelSpec:
         """The network, initialized from ``seed`` on ``device``.
 
         Returns:
-            A :class:`fg_analysis.models.StagedNetwork`.
+            A :class:`fg_analysis.nets.models.StagedNetwork`.
         """
         return build_model(self.name, input_shape=self.input_shape, n_classes=10, width=self.width, seed=seed,
                            device=device, **dict(self.options))
@@ -118,7 +118,7 @@ class BenchConfig:
     seed: int = 0
 
     @classmethod
-    def _from_preset(cls, name: str = "quick", *, device: str | torch.device = "cpu", **overrides) -> BenchConfig:
+    def from_preset(cls, name: str = "quick", *, device: str | torch.device = "cpu", **overrides) -> BenchConfig:
         """A named preset on ``device`` (``"auto"``: CUDA when available), with field ``overrides``.
 
         ``quick``: FC-256 and FC-1024 (k ∈ {1, 2, 4, 8, 16}; activity perturbation at k ∈ {1, 2, 4, 16}), tiny
@@ -154,9 +154,3 @@ class BenchConfig:
         else:
             raise ValueError(f"unknown preset {name!r}; use 'quick', 'live' or 'paper' (alias 'full')")
         return replace(config, **overrides)
-
-
-# The field ``preset`` records which preset a config came from; the constructor ``BenchConfig.preset(name)`` is
-# attached after the dataclass is made, so that the field keeps its default "quick" (a method of the same name
-# inside the class body would become the field's default).
-BenchConfig.preset = BenchConfig._from_preset

@@ -20,7 +20,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -29,16 +28,17 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from fg_analysis.bench.config import BenchConfig
-from fg_analysis.env import resolve_device
 from fg_analysis.estimator import ForwardGradient, module_objective
-from fg_analysis.models import build_model
+from fg_analysis.nets.models import build_model
+from fg_analysis.runs.env import resolve_device
+from fg_analysis.runs.paths import REPOSITORY
 
 __all__ = ["MALLOC_ENV", "benchmark_memory", "measure_memory", "memory_in_subprocess"]
 
 #: glibc settings under which the resident set follows the live tensors (see the module docstring)
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "65536"}
 
-_REPOSITORY = Path(__file__).resolve().parents[2]
+_REPOSITORY = REPOSITORY
 
 
 def _status_kib(key: str) -> int:
@@ -58,7 +58,8 @@ def measure_memory(spec: dict) -> dict:
     """Peak bytes above the state just before one gradient computation, in this process.
 
     Args:
-        spec: ``mode`` (``"bp"``, ``"fg"``, ``"fg-dict"`` or ``"probe"``), ``depth``, ``width``, ``batch``, ``k``, ``seed``,
+        spec: ``mode`` (``"bp"``, ``"fg"``, ``"fg-dict"`` or ``"probe"``), ``depth``, ``width``, ``batch``, ``k``,
+        ``seed``,
             ``device``, ``probe_bytes`` and optionally ``threads``. Parameters, inputs and (FG) tangents exist
             before the measurement starts, so they are not counted; BP's parameter-sized ``.grad`` buffers are
             created inside it and are subtracted (``gradient_bytes``). ``probe`` allocates and fills

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fg_analysis import cost
+from fg_analysis.bench import cost
 from fg_analysis.bench.steps import FG_PHASES, FLOOR_PHASES
 from fg_analysis.bench.zeros import ZERO_TANGENT_CASES
 
@@ -156,7 +156,7 @@ def floor_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def cost_models(frame: pd.DataFrame, config_fit_ks: Sequence[int], model: str) -> dict:
-    """Fit :class:`fg_analysis.cost.StepTimeModel` to the fast path's steps of ``model`` on ``config_fit_ks``
+    """Fit :class:`fg_analysis.bench.cost.StepTimeModel` to the fast path's steps of ``model`` on ``config_fit_ks``
     and check it on the other k.
 
     Returns:
@@ -395,7 +395,8 @@ def format_report(frame: pd.DataFrame, result: dict) -> str:
         if len(zeros):
             table = zeros.pivot_table(index=["perturbation", "k"], columns="method", values="seconds") * 1000
             lines += ["", "Forward mode with PyTorch's zero tangents materialized or skipped "
-                          "(fg_analysis.zero_tangents), median milliseconds:", table.reset_index().to_string(index=False)]
+                          "(fg_analysis.zero_tangents), median milliseconds:",
+                          table.reset_index().to_string(index=False)]
         guided = _section(frame, "guided")
         if len(guided):
             lines += ["", "Guided tangents: FLOPs per sample of the forward pass, the JVPs' tangent passes and the "

@@ -1,4 +1,4 @@
-"""Run the whole benchmark of a config and store it with its environment (:class:`fg_analysis.cache.ResultsCache`).
+"""Run the whole benchmark of a config and store it with its environment (:class:`fg_analysis.runs.cache.ResultsCache`).
 
 The result is one tidy frame: rows of sections ``step`` and ``floor`` (:mod:`fg_analysis.bench.steps`),
 ``memory`` (:mod:`fg_analysis.bench.memory`), ``approximation`` (:mod:`fg_analysis.bench.approximation`),
@@ -17,8 +17,8 @@ from fg_analysis.bench.memory import benchmark_memory
 from fg_analysis.bench.report import summary, summary_rows
 from fg_analysis.bench.steps import benchmark_steps
 from fg_analysis.bench.zeros import benchmark_zero_tangents
-from fg_analysis.cache import ResultsCache
-from fg_analysis.env import resolve_device, torch_threads
+from fg_analysis.runs.cache import ResultsCache
+from fg_analysis.runs.env import resolve_device, torch_threads
 
 __all__ = ["compute", "run"]
 

@@ -11,7 +11,7 @@ Every variant is a closure returning the seconds of its phases (:data:`fg_analys
   networks with BatchNorm in train mode, which that call refuses in forward mode.
 * ``loop`` — the reference implementation's per-tangent loop: for each tangent fresh normals, one
   ``torch.autograd.forward_ad`` pass, then aggregate and SGD (:func:`make_reference_loop_step`), the baseline.
-* ``activity-forward`` / ``activity-oracle`` — what RQ3 trains: :class:`fg_analysis.gradients.GradientSource`
+* ``activity-forward`` / ``activity-oracle`` — what RQ3 trains: :class:`fg_analysis.nets.gradients.GradientSource`
   with ``perturbation="activity"`` (forward-mode or oracle JVPs) and the SGD update (:func:`make_activity_step`).
 * the *floor* (section ``"floor"``): the three primitives a weight-perturbation step cannot avoid, timed bare —
   ``torch.randn`` into the (k, P) buffer, one vmapped ``torch.func.jvp`` and the ``addmv`` update
@@ -44,7 +44,7 @@ from fg_analysis.bench.config import BenchConfig, ModelSpec
 from fg_analysis.bench.timing import Step, sync, time_round_robin
 from fg_analysis.estimator import PHASES as FG_PHASES
 from fg_analysis.estimator import ForwardGradient, batch_norms_in_training, forward_gradient, module_objective
-from fg_analysis.gradients import GradientSource
+from fg_analysis.nets.gradients import GradientSource
 
 __all__ = ["ACTIVITY_METHODS", "BP_PHASES", "FG_PHASES", "FLOOR_PHASES", "JVP_METHODS", "benchmark_steps",
            "flat_parameters", "make_activity_step", "random_batch", "make_bp_step", "make_fg_step", "make_floor_step",
@@ -52,7 +52,7 @@ __all__ = ["ACTIVITY_METHODS", "BP_PHASES", "FG_PHASES", "FLOOR_PHASES", "JVP_ME
 
 #: the estimator's JVP mode of the fast-path rows (``vmap``)
 JVP_METHODS = {"vmap": "forward"}
-#: the activity-perturbation rows and their JVP modes (:data:`fg_analysis.gradients.MODES`)
+#: the activity-perturbation rows and their JVP modes (:data:`fg_analysis.nets.gradients.MODES`)
 ACTIVITY_METHODS = {"activity-forward": "forward", "activity-oracle": "oracle"}
 BP_PHASES = ("gradient", "update")
 FLOOR_PHASES = ("sample", "jvp", "update")
@@ -213,7 +213,7 @@ def make_reference_loop_step(model: torch.nn.Module, inputs, targets, *, k: int,
 def make_activity_step(model: torch.nn.Module, inputs, targets, *, k: int, aggregator: str, lr: float,
                        generator: torch.Generator, mode: str = "forward") -> Step:
     """One step of what RQ3 trains: ``GradientSource("fg", k=, aggregator=, perturbation="activity", mode=)``
-    (:func:`fg_analysis.gradients.activity_perturbation`; ``gradient``), then SGD (``update``).
+    (:func:`fg_analysis.nets.gradients.activity_perturbation`; ``gradient``), then SGD (``update``).
 
     Returns:
         The step.

@@ -14,11 +14,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from fg_analysis import gradients
 from fg_analysis.bench.config import BenchConfig
 from fg_analysis.bench.steps import random_batch
 from fg_analysis.bench.timing import Step, sync, time_round_robin
 from fg_analysis.estimator import ForwardGradient, module_objective
+from fg_analysis.nets import gradients
 from fg_analysis.tangents import Normal
 
 __all__ = ["ZERO_TANGENT_CASES", "benchmark_zero_tangents"]

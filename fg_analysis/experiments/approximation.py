@@ -17,7 +17,8 @@ and stores their mean, sample std and count per (n, k, aggregator, normalize), f
 (:func:`fg_analysis.metrics.add_ci`). A cell with both the projection and the raw mean also stores their paired
 difference on each draw, ``cosine_gain = cos(P_U g, g) − cos(mean, g)`` (:data:`PAIRED_METRIC`, with its minimum
 over the draws): the mean lies in ``U = span(V)`` and ``P_U g`` is the vector of ``U`` closest in angle to ``g``,
-so the gain is ``≥ 0`` on every draw (up to rounding), and "the projection beats the mean" is a paired test of its mean against 0,
+so the gain is ``≥ 0`` on every draw (up to rounding), and "the projection beats the mean" is a paired test of its mean
+against 0,
 not a comparison of two intervals (:func:`scorecard`). :class:`PairedCosineCell` measures only that pair, on the
 tangents of the grid cell it pairs with, for grids stored before the gain was recorded. The fixed-angle ("custom
 tangents") experiment repeats this at ``n = 64`` with :class:`~fg_analysis.tangents.FixedAngle` tangents for the
@@ -25,7 +26,7 @@ mean and the projection.
 
 Samples are batched through the aggregators (no Python loop over samples) in chunks of at most
 :data:`MAX_CHUNK_FLOATS` tangent entries, so memory stays bounded at ``n = 2^16, k = 2^10``. Each (n, k) cell is
-one unit of :meth:`fg_analysis.cache.ResultsCache.sweep`: all approaches of a cell share one tangent draw
+one unit of :meth:`fg_analysis.runs.cache.ResultsCache.sweep`: all approaches of a cell share one tangent draw
 (raw and normalized are the same directions), from a generator seeded by the config's seed mixed with the
 cell (:func:`cell_seed`), so cells are independent of each other.
 
@@ -47,11 +48,13 @@ import torch
 
 from fg_analysis import metrics, theory
 from fg_analysis.estimator import ForwardGradient
+from fg_analysis.experiments import SCORECARD_COLUMNS, agrees, claim, combine, record_text, tally
 from fg_analysis.jvp import oracle_jvps
-from fg_analysis.cache import ResultsCache
-from fg_analysis.env import resolve_device
-from fg_analysis.experiments import SCORECARD_COLUMNS, claim
-from fg_analysis.metrics import add_ci, format_ci, t_quantile
+from fg_analysis.metrics import FAILS, HOLDS, INCONCLUSIVE, add_ci, compare, format_ci, t_quantile
+from fg_analysis.runs.cache import ResultsCache
+from fg_analysis.runs.cli import experiment_parser, resolve_common, run_sweep
+from fg_analysis.runs.env import resolve_device
+from fg_analysis.runs.sweep import sweep
 from fg_analysis.tangents import FixedAngle, Normal
 
 METRICS = ("cosine", "norm_ratio", "error", "dot")
@@ -260,11 +263,11 @@ def measure_paired(cell: PairedCosineCell, *, device: str | torch.device = "cpu"
 def run(config: ApproximationConfig, *, device: str = "cpu", cache: ResultsCache | None = None,
         progress: bool = True, executor=None) -> pd.DataFrame:
     """Every cell of ``config`` through the cache (each cell cached on its own, on ``executor`` when given, see
-    :mod:`fg_analysis.sweep`), and the :class:`PairedCosineCell` units of the cells whose stored result has no
+    :mod:`fg_analysis.runs.sweep`), and the :class:`PairedCosineCell` units of the cells whose stored result has no
     :data:`PAIRED_METRIC` row (stored before it was measured), for their gain rows; one row per (n, k, law,
     theta, aggregator, normalize, metric) with ``mean, std, count, ci, ci_low, ci_high, device``."""
     cache = cache or ResultsCache()
-    frame = _finished(cache.sweep(config.cells(), partial(measure_cell, device=str(device)), device=device,
+    frame = _finished(sweep(cache, config.cells(), partial(measure_cell, device=str(device)), device=device,
                                   description="RQ1 approximation", progress=progress, executor=executor))
     gains = frame[(frame["metric"] == PAIRED_METRIC) & (frame["law"] == "normal")]
     have = set(gains[["n", "k"]].itertuples(index=False, name=None))
@@ -285,7 +288,7 @@ def run_paired(config: ApproximationConfig, *, device: str = "cpu", cache: Resul
 
 def _sweep_paired(units: list[PairedCosineCell], *, device, cache: ResultsCache, progress: bool,
                   executor) -> pd.DataFrame:
-    frame = cache.sweep(units, partial(measure_paired, device=str(device)), device=device,
+    frame = sweep(cache, units, partial(measure_paired, device=str(device)), device=device,
                         description="RQ1 paired", progress=progress, executor=executor)
     return _paired_finished(frame)
 
@@ -474,7 +477,6 @@ def paired_cells(frame: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
     ``ROUNDING · cos(P_U g, g)``). ``cells``: how many cells of ``frame`` have both cosines and 1 < k (paired or
     not); ``parallel``: how many have both with k = 1, where ``P_U g`` and the mean are parallel (equal cosines
     on every draw; n = 1 among them, where both are exact), left out as no evidence either way."""
-    from fg_analysis.metrics import compare
 
     normal = frame[(frame["law"] == "normal") & ~frame["normalize"] & (frame["metric"] == "cosine")]
     both = normal.pivot_table(index=["n", "k"], columns="aggregator", values=["mean", "ci"])
@@ -502,8 +504,6 @@ def scorecard(frame: pd.DataFrame, config: ApproximationConfig | None = None) ->
     the mean" compares the two on the same tangents: the interval of their paired gain against 0 per cell
     (:func:`paired_cells`), resting only on the cells whose gain is stored.
     """
-    from fg_analysis.experiments import agrees, combine, tally
-    from fg_analysis.metrics import FAILS, HOLDS, compare
 
     rows = []
     setup = _setup_note(frame, config)
@@ -645,8 +645,6 @@ def paired_markdown(frame: pd.DataFrame) -> str:
     1 < k ≤ n split, the smallest per-draw gain (if negative, next to the float32 rounding of that cell's cosine,
     :data:`ROUNDING`), and in how many of them the two means' own intervals overlap (the unpaired comparison's
     ties), with the largest such n as an example."""
-    from fg_analysis.experiments import tally
-    from fg_analysis.metrics import INCONCLUSIVE, compare
 
     gains, cells, _ = paired_cells(frame)
     if gains.empty:
@@ -668,28 +666,6 @@ def paired_markdown(frame: pd.DataFrame) -> str:
     return text + (f", e.g. n = {n}, k = {k}: {format_ci(cell['projection'], cell['projection_ci'], 4)} against "
                    f"{format_ci(cell['mean_cos'], cell['mean_ci'], 4)}, where the paired gain is "
                    f"{format_ci(cell['mean'], cell['ci'])}.")
-
-
-def summary_markdown(frame: pd.DataFrame, config: ApproximationConfig | None = None, *,
-                     where: str = "In this run") -> str:
-    """The RQ1 page's closing paragraph, computed from ``frame``: the n = 64, k = 16 numbers and the claims
-    (``where`` opens the sentence that counts them: ``"In the stored grid"`` for :func:`stored`)."""
-    from fg_analysis.pages import scorecard_count
-    from fg_analysis.plots import markdown_table
-
-    claims = scorecard(frame, config)
-    text = []
-    try:
-        p, m = (cell_value(frame, aggregator=a, n=64, k=16) for a in ("projection", "mean"))
-        r = cell_value(frame, aggregator="mean", n=64, k=16, metric="norm_ratio")
-        text.append(f"At $n = 64$, $k = 16$ the projection reaches a mean cosine of **{format_ci(p['mean'], p['ci'])}**"
-                    f" (closed form {float(theory.expected_cosine('projection', 16, 64)):.3f}, paper 0.494), the "
-                    f"mean **{format_ci(m['mean'], m['ci'])}** (0.444), and the mean's norm is {r['mean']:.2f} times "
-                    "$|g|$ ($\\sqrt{n/k} = 2$).")
-    except KeyError:
-        pass
-    text.append(f"{where} {scorecard_count(claims).replace('claims', 'RQ1 claims', 1)}:")
-    return " ".join(text) + "\n\n" + markdown_table(claims[["claim", "paper", "ours", "verdict"]])
 
 
 def _setup_note(frame: pd.DataFrame, config: ApproximationConfig | None) -> str:
@@ -716,7 +692,6 @@ def scorecard_rows(preset: str = "quick", *, device: str = "cpu", cache: Results
 def stored_rows(config: ApproximationConfig | None = None, *, cache: ResultsCache | None = None) -> pd.DataFrame:
     """The RQ1 claims on the stored ``paper`` grid (:func:`stored`, read-only), with the records they rest on;
     no rows (and nothing computed) when none is stored. Claims on cells not stored yet are left out."""
-    from fg_analysis.experiments import record_text
 
     frame = stored(config, cache=cache)
     if frame is None:
@@ -738,118 +713,10 @@ def stored_setup(frame: pd.DataFrame) -> str:
             f"t intervals){paired}")
 
 
-# ------------------------------------------------------------------------------------------------------------
-# Figures (matplotlib, imported lazily)
-
-_TITLES = {"cosine": "cos(ĝ, g)", "norm_ratio": "|ĝ| / |g|", "error": "|g − ĝ|", "dot": "ĝ · g"}
-
-
-def plot_versus(frame: pd.DataFrame, metric: str = "cosine", *, x: str = "k", hue_values=None,
-                aggregators=("projection", "mean", "sum"), normalize: bool = False, log_y: bool | None = None):
-    """One panel per aggregator: measured ``metric`` (mean ± 95% CI, points) against ``x`` (``"k"`` or ``"n"``)
-    for several values of the other variable, with the closed form (lines) and the 95% band of the MEAN over
-    the cell's samples around it (``± t_{0.975, samples-1} std/sqrt(samples)``, shaded; raw tangents only).
-    ``log_y``: a log y axis (default: for every metric but the cosine; on a log-log plot the cosine's
-    ``sqrt(k/n)`` law is a straight line)."""
-    import matplotlib.pyplot as plt
-
-    from fg_analysis.plots import band, color_map, errorbars, log2_axis
-
-    hue = "n" if x == "k" else "k"
-    rows = frame[(frame["law"] == "normal") & (frame["normalize"] == normalize) & (frame["metric"] == metric)]
-    values = sorted(rows[hue].unique()) if hue_values is None else [v for v in hue_values if v in set(rows[hue])]
-    colors = color_map(values)
-    aggregators = [a for a in aggregators if a in set(rows["aggregator"])]
-    fig, axes = plt.subplots(1, len(aggregators), figsize=(4.2 * len(aggregators), 3.6), squeeze=False,
-                             sharey=metric == "cosine")
-    for ax, aggregator in zip(axes[0], aggregators, strict=True):
-        for value in values:
-            cell = rows[(rows["aggregator"] == aggregator) & (rows[hue] == value)].sort_values(x)
-            if cell.empty:
-                continue
-            errorbars(ax, cell[x], cell["mean"], cell["ci"], color=colors[value], label=f"{hue} = {value}")
-            if not normalize and metric in ("cosine", "norm_ratio"):
-                grid = np.unique(np.geomspace(cell[x].min(), cell[x].max(), 60).round())
-                if aggregator == "projection" and x == "k":
-                    grid = grid[grid <= value]
-                k, n = (grid, value) if x == "k" else (value, grid)
-                samples = float(cell["count"].iloc[0])
-                mean, half = theory_columns(aggregator, metric, k, n, samples)
-                ax.plot(grid, mean, color=colors[value], linewidth=1)
-                band(ax, grid, mean - half, mean + half, color=colors[value], alpha=0.3)
-        log2_axis(ax, "x")
-        if (metric != "cosine") if log_y is None else log_y:
-            ax.set_yscale("log")
-        ax.set_xlabel(x)
-        ax.set_title(f"{aggregator}{' (unit tangents)' if normalize else ''}")
-    axes[0][0].set_ylabel(_TITLES.get(metric, metric))
-    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")  # beside the curves
-    fig.tight_layout()
-    return fig
-
-
-def plot_normalization(frame: pd.DataFrame, *, n_values=(16, 256), aggregators=("mean", "sum")):
-    """Raw (solid) against unit-normalized (dashed) tangents for mean and sum: cosine and norm ratio vs k."""
-    import matplotlib.pyplot as plt
-
-    from fg_analysis.plots import color_map, errorbars, log2_axis
-
-    rows = frame[(frame["law"] == "normal") & frame["aggregator"].isin(aggregators)]
-    n_values = [n for n in n_values if n in set(rows["n"])]
-    colors = color_map(n_values)
-    fig, axes = plt.subplots(1, 2 * len(aggregators), figsize=(3.6 * 2 * len(aggregators), 3.4), squeeze=False)
-    for column, (aggregator, metric) in enumerate((a, m) for a in aggregators for m in ("cosine", "norm_ratio")):
-        ax = axes[0][column]
-        for n in n_values:
-            for normalize, style in ((False, "-"), (True, "--")):
-                cell = rows[(rows["aggregator"] == aggregator) & (rows["n"] == n) & (rows["metric"] == metric)
-                            & (rows["normalize"] == normalize)].sort_values("k")
-                errorbars(ax, cell["k"], cell["mean"], cell["ci"], color=colors[n], linestyle=style,
-                          marker="o" if not normalize else "s",
-                          label=f"n = {n}, {'unit' if normalize else 'raw'}")
-        log2_axis(ax, "x")
-        if metric == "norm_ratio":
-            ax.set_yscale("log")
-        ax.set_xlabel("k")
-        ax.set_title(f"{aggregator}: {_TITLES[metric]}")
-    axes[0][0].legend(loc="upper left", bbox_to_anchor=(0, -0.3), ncol=2, fontsize="x-small")  # below the curves
-    fig.tight_layout()
-    return fig
-
-
-def plot_fixed_angle(frame: pd.DataFrame):
-    """Fixed-angle tangents (n = 64): cosine against θ per k, mean and projection, with the normal-tangent
-    closed form of each as a dotted line."""
-    import matplotlib.pyplot as plt
-
-    from fg_analysis.plots import PALETTE, errorbars
-
-    rows = frame[(frame["law"] == "fixed-angle") & (frame["metric"] == "cosine")]
-    ks = sorted(rows["k"].unique())
-    fig, axes = plt.subplots(1, len(ks), figsize=(3.8 * len(ks), 3.4), squeeze=False, sharey=True)
-    for ax, k in zip(axes[0], ks, strict=True):
-        for aggregator in ("mean", "projection"):
-            cell = rows[(rows["k"] == k) & (rows["aggregator"] == aggregator)].sort_values("theta")
-            if cell.empty:
-                continue
-            n = int(cell["n"].iloc[0])
-            errorbars(ax, cell["theta"], cell["mean"], cell["ci"], color=PALETTE[aggregator], linestyle="-",
-                      label=aggregator)
-            ax.axhline(float(theory.expected_cosine(aggregator, k, n)), color=PALETTE[aggregator], linestyle=":",
-                       linewidth=1)
-        ax.set_title(f"n = {n}, k = {k}")
-        ax.set_xlabel("angle θ to the first tangent (°)")
-        ax.set_xticks(sorted(rows["theta"].unique()))
-    axes[0][0].set_ylabel("cos(ĝ, g)")
-    axes[0][0].legend(loc="upper left", bbox_to_anchor=(0, -0.3), ncol=2, fontsize="small")  # below the curves
-    fig.tight_layout()
-    return fig
-
-
 __all__ = ["APPROACHES", "METRICS", "PAIRED_METRIC", "ApproximationCell", "ApproximationConfig", "PairedCosineCell",
            "cell_value", "measure_cell", "measure_paired", "paired_cells", "paired_markdown", "reference_table", "run",
-           "run_paired", "cell_seed", "sample_metrics", "scorecard", "scorecard_rows", "summary_markdown",
-           "theory_columns", "with_theory", "plot_versus", "plot_normalization", "plot_fixed_angle"]
+           "run_paired", "cell_seed", "sample_metrics", "scorecard", "scorecard_rows",
+           "theory_columns", "with_theory"]
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -860,7 +727,6 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m fg_analysis rq1 --preset paper --publish``: run (or read) the sweep and print one line per
     preset with its number of cells and wall time; ``--part paired`` runs the preset's paired units instead
     (:func:`run_paired`)."""
-    from fg_analysis.cli import experiment_parser, resolve_common, run_sweep
 
     parser = experiment_parser("rq1", "RQ1: approximation quality of multi-tangent forward gradients",
                                presets=("quick", "paper"))

@@ -10,11 +10,11 @@ units, so it normally ends by itself), each stage storing its records the moment
    a GPU record of the full benchmark is already stored;
 3. ``rq1``: the RQ1 paper grid (``ApproximationConfig.preset("paper")``: n to 2^16, k to 2^10), the cells not
    yet stored for this device type, cell by cell;
-4. ``throughput``: batched against sequential training steps (:mod:`fg_analysis.batched`; FC-256 on MNIST,
+4. ``throughput``: batched against sequential training steps (:mod:`fg_analysis.nets.batched`; FC-256 on MNIST,
    3 seeds), the GPU target being ≥ 2×;
 5. ``rq3``: the missing paper-protocol RQ3 units in the fixed priority order of :func:`rq3_units` — MNIST FC-256,
    FC-1024, FC-4096 (all 8 approaches, seeds 0-2, oracle JVPs as the ``mnist-fc`` preset) trained batched, one
-   vmapped pass per width (:func:`fg_analysis.batched.run_batched`), then ResNet-18 and the ViT on MNIST (as the
+   vmapped pass per width (:func:`fg_analysis.nets.batched.run_batched`), then ResNet-18 and the ViT on MNIST (as the
    ``paper`` preset has them) one by one (:func:`fg_analysis.experiments.rq3.run_unit`) — as many as the rest of
    the budget allows.
 
@@ -48,13 +48,26 @@ import signal
 import subprocess
 import sys
 import tarfile
+import threading
 import time
+import warnings
+from functools import partial
 from pathlib import Path
+
+import torch
+
+from fg_analysis.experiments.approximation import ApproximationConfig, measure_cell
+from fg_analysis.experiments.rq3 import RQ3Config, TrainingRun, run_unit
+from fg_analysis.nets.batched import BatchedThroughput, batchable, measure_throughput, run_batched
+from fg_analysis.nets.data import MNIST_FILES, MNIST_VENDOR_DIR, _first_complete, _mnist_search
+from fg_analysis.runs.cache import ResultsCache
+from fg_analysis.runs.cli import OneLineParser
+from fg_analysis.runs.env import resolve_device
+from fg_analysis.runs.paths import PUBLISHED, REPOSITORY
 
 __all__ = ["CUDA_TEST_FILES", "STAGES", "WHEELS", "bundle", "main", "rq1_config", "rq3_units", "run",
            "stage_budgets"]
 
-REPOSITORY = Path(__file__).resolve().parent.parent
 DEFAULT_STAGE_DIR = REPOSITORY / "results" / "cache" / "gpu-run"
 DEFAULT_CARRY = REPOSITORY / ".gpu-carry"
 
@@ -86,7 +99,6 @@ GRACE_S = 5.0
 
 def rq1_config(tiny: bool):
     """The RQ1 grid: the paper's (n = 2^0..2^16, k = 2^0..2^10), or a few small cells (tiny)."""
-    from fg_analysis.experiments.approximation import ApproximationConfig
 
     if tiny:
         return ApproximationConfig(dims=(4, 16, 64), tangent_counts=(1, 2, 4), samples=200, angles=())
@@ -98,7 +110,6 @@ def rq3_units(tiny: bool) -> list:
     8 approaches, seeds 0-2, oracle JVPs, ≤ 200 epochs, patience 10), then ResNet-18 and the ViT on MNIST (the
     ``paper`` preset's units). Tiny: the FC net (width 32) on 256 digits for 2 epochs, all 8 approaches, seeds
     0-1 (batched), and one forward-mode unit (sequential)."""
-    from fg_analysis.experiments.rq3 import RQ3Config, TrainingRun
 
     if tiny:
         config = RQ3Config(networks=(("fc", 32),), datasets=("digits",), seeds=(0, 1), epochs=2, mode="oracle",
@@ -115,7 +126,6 @@ def rq3_units(tiny: bool) -> list:
 
 
 def throughput_configs(tiny: bool) -> list:
-    from fg_analysis.batched import BatchedThroughput
 
     if tiny:
         return [BatchedThroughput(width=16, dataset="digits", seeds=(0, 1), k=4, steps=4, warmup=1)]
@@ -139,19 +149,16 @@ def stage_budgets(budget: float, *, tiny: bool = False) -> dict[str, float]:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# stages, each run as `python -m fg_analysis.gpu_run stage NAME ...` in its own process group
+# stages, each run as `python -m fg_analysis.experiments.gpu_run stage NAME ...` in its own process group
 
 
 def _cache(stage_dir: Path):
-    from fg_analysis.cache import PUBLISHED, ResultsCache
 
     return ResultsCache(stage_dir, published=PUBLISHED)
 
 
 def _stage_rq1(args) -> dict:
-    from functools import partial
 
-    from fg_analysis.experiments.approximation import measure_cell
 
     cache, device = _cache(args.stage_dir), args.device
     cells = rq1_config(args.tiny).cells()
@@ -171,7 +178,6 @@ def _stage_rq1(args) -> dict:
 
 
 def _stage_throughput(args) -> dict:
-    from fg_analysis.batched import measure_throughput
 
     cache, rows = _cache(args.stage_dir), []
     for config in throughput_configs(args.tiny):
@@ -187,8 +193,6 @@ def _stage_throughput(args) -> dict:
 
 
 def _stage_rq3(args) -> dict:
-    from fg_analysis.batched import batchable, run_batched
-    from fg_analysis.experiments.rq3 import run_unit
 
     cache, device = _cache(args.stage_dir), args.device
     units = rq3_units(args.tiny)
@@ -226,7 +230,6 @@ def _stage_main(argv: list[str]) -> int:
     parser.add_argument("--report", type=Path, required=True)
     parser.add_argument("--tiny", action="store_true")
     args = parser.parse_args(argv)
-    import torch
 
     if args.device == "cpu":
         torch.set_num_threads(1)
@@ -248,7 +251,6 @@ def _run_process(command: list[str], *, timeout: float, env: dict, log: Path) ->
     with open(log, "wb") as sink:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
                                    cwd=REPOSITORY, start_new_session=True)
-        import threading
 
         def pump():
             for line in iter(process.stdout.readline, b""):
@@ -279,7 +281,6 @@ def _run_process(command: list[str], *, timeout: float, env: dict, log: Path) ->
 
 
 def _bench_stored(stage_dir: Path, device_type: str, preset: str) -> bool:
-    import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -327,9 +328,7 @@ def run(*, budget: float, archive: Path | None, device: str = "auto", tiny: bool
         stage_dir: Path = DEFAULT_STAGE_DIR, stages: tuple[str, ...] = STAGES,
         stage_budget: dict[str, float] | None = None) -> dict:
     """Run the stages under ``budget`` seconds in all; see the module docstring. Returns the report."""
-    import torch
 
-    from fg_analysis.env import resolve_device
 
     resolved = resolve_device(device)
     tiny = resolved.type != "cuda" if tiny is None else tiny
@@ -388,7 +387,7 @@ def run(*, budget: float, archive: Path | None, device: str = "auto", tiny: bool
             deadline = time.time() + allowed
             result_path = stage_dir / "_reports" / f"{name}.json"
             result_path.unlink(missing_ok=True)
-            command = [python, "-m", "fg_analysis.gpu_run", "stage", name, "--deadline", f"{deadline:.3f}",
+            command = [python, "-m", "fg_analysis.experiments.gpu_run", "stage", name, "--deadline", f"{deadline:.3f}",
                        "--device", device_type, "--stage-dir", str(stage_dir), "--report", str(result_path)]
             command += ["--tiny"] if tiny else []
             status, code, seconds = _run_process(command, timeout=allowed + GRACE_S, env=env, log=log)
@@ -413,7 +412,6 @@ def bundle(out: Path = DEFAULT_CARRY, *, wheels: bool = True, mnist: Path | None
     """Prepare the carry folder: ``data/mnist/*.gz`` (the four IDX files gzipped) and, with ``wheels``,
     ``wheels/*.whl`` for Python 3.12 (:data:`WHEELS`, downloaded by pip); adds the folder to
     ``.git/info/exclude``. Returns what it wrote and its size."""
-    from fg_analysis.data import MNIST_FILES, MNIST_VENDOR_DIR, _mnist_search, _first_complete
 
     out = Path(out).resolve()
     source = Path(mnist) if mnist else _first_complete(_mnist_search(None), tuple(MNIST_FILES.values()), True)
@@ -462,7 +460,6 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "stage":
         return _stage_main(argv[1:])
-    from fg_analysis.cli import OneLineParser
 
     if argv and argv[0] == "bundle":
         parser = OneLineParser(prog="python -m fg_analysis gpu-run bundle",

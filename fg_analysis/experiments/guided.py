@@ -2,7 +2,7 @@
 
 Fournier et al. ("Can Forward Gradient Match Backpropagation?", ICML 2023, arXiv 2306.06968) project the global
 gradient onto *guesses*, e.g. local-loss gradients from auxiliary heads; Flügel et al. (arXiv 2410.17764) project
-it onto k random tangents. Here the tangent set is both (:mod:`fg_analysis.guides`), and this module measures
+it onto k random tangents. Here the tangent set is both (:mod:`fg_analysis.nets.guides`), and this module measures
 what that buys at an equal number of JVPs. Three experiments, each a frozen config with ``quick`` and ``paper``
 presets, run through the results cache:
 
@@ -16,7 +16,8 @@ presets, run through the results cache:
   with the closed form evaluated at each sample's measured guess cosine ρ_b, the guesses' cosine per stage, and
   the expected estimate's direction in weight space (its bias, exact: ``E[ĝ_b] = P_U g_b + c (g_b − P_U g_b)``).
 * :class:`TrainingConfig` — SGD on MNIST with BP, random k ∈ {4, 16}, guesses + (k − 3) random and the guesses
-  alone: accuracy and validation loss against epochs and training time; plus :func:`cost_table`, FLOPs and
+  alone: accuracy and validation loss against epochs and training time; plus
+  :func:`fg_analysis.bench.guided.cost_table`, FLOPs and
   measured time of the heads next to the JVPs (forward mode).
 
 Learning rates (:func:`rate`): every approach of the training runs, BP and random k included, at the rate of one
@@ -42,15 +43,26 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fg_analysis import guides, theory
+from fg_analysis import theory
 from fg_analysis.aggregate import projection
-from fg_analysis.cache import ResultsCache
-from fg_analysis.gradients import GradientSource, backprop
-from fg_analysis.learning_rates import model_key, network_rate, searched_rate, searched_row
-from fg_analysis.metrics import add_ci, ci_halfwidth, cosine
-from fg_analysis.models import build_model
+from fg_analysis.bench.guided import cost_table
+from fg_analysis.experiments import SCORECARD_COLUMNS, claim, record_text
+from fg_analysis.experiments.learning_rates import head_rate, model_key, network_rate, searched_rate, searched_row
+from fg_analysis.experiments.lr_search import SearchError, SearchSetting, choose, search
+from fg_analysis.metrics import add_ci, ci_halfwidth, compare, cosine, format_ci, paired_difference
+from fg_analysis.nets import guides
+from fg_analysis.nets.approaches import guided_label, jvp_count, network_label
+from fg_analysis.nets.data import batches, load_dataset
+from fg_analysis.nets.gradients import _local_vjps, _order, _split, _stage_parameters, _stagewise_forward, backprop
+from fg_analysis.nets.guides import gradient_source
+from fg_analysis.nets.models import build_model
+from fg_analysis.nets.training import train
+from fg_analysis.runs.cache import ResultsCache
+from fg_analysis.runs.cli import experiment_parser, positive_count, resolve_common, run_main
+from fg_analysis.runs.env import resolve_device, torch_threads
+from fg_analysis.runs.sweep import executor_from, sweep
 
-__all__ = ["APPROACHES", "CosineConfig", "GuidedRun", "TheoryConfig", "TrainingConfig", "cost_table",
+__all__ = ["APPROACHES", "CosineConfig", "GuidedRun", "TheoryConfig", "TrainingConfig",
            "measure_cosines", "measure_theory", "run_cosines", "run_theory", "run_training", "stored", "train_unit",
            "with_theory"]
 
@@ -61,28 +73,6 @@ APPROACHES = (("bp", 0), ("random", 4), ("guided", 1), ("random", 16), ("guided"
 QUICK_APPROACHES = (("bp", 0), ("random", 16), ("guided", 13), ("guess", 0))
 
 HEADS_PER_STAGE = "local-loss guesses of the hidden stages, exact local gradient at the logits"
-
-
-def approach_name(approach: str, k: int, m: int = 3) -> str:
-    """The chapter's labels: ``"BP"``, ``"random k=16"``, ``"guess + 13 random"`` (16 JVPs), ``"guess"``."""
-    if approach == "bp":
-        return "BP"
-    if approach == "random":
-        return f"random k={k}"
-    if approach == "output":
-        return f"output guess + {k} random"
-    if approach == "guess" or k == 0:
-        return "guess"
-    return f"guess + {k} random"
-
-
-def jvp_count(approach: str, k: int, m: int = 3) -> int:
-    """JVPs per step: k (random), m + k (guided), m (guess), 1 + k (the output guess alone), 0 (BP)."""
-    return {"bp": 0, "random": k, "guided": m + k, "guess": m, "output": 1 + k}[approach]
-
-
-def network_label(model: str, width: int | None) -> str:
-    return f"FC-{width}" if model == "fc" else "CNN"
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -168,7 +158,7 @@ def _mean_cosine_se(estimate: torch.Tensor, g: torch.Tensor) -> float:
 def run_theory(config: TheoryConfig, *, cache: ResultsCache | None = None, progress: bool = False) -> pd.DataFrame:
     """Every cell of ``config`` through the cache; see :func:`with_theory` for the closed forms."""
     cache = cache or ResultsCache()
-    frame = cache.sweep(config.cells(), measure_theory, description="guided theory", progress=progress)
+    frame = sweep(cache, config.cells(), measure_theory, description="guided theory", progress=progress)
     return with_theory(frame)
 
 
@@ -256,7 +246,6 @@ class CosineConfig:
 
 def _sgd_epoch(model, heads, data_x, data_y, *, lr, head_lr, batch_size, generator):
     """One epoch of BP on the network and local-loss SGD on the heads (on detached stage outputs)."""
-    from fg_analysis.data import batches
 
     network = torch.optim.SGD(model.parameters(), lr=lr)
     local = torch.optim.SGD(heads.parameters(), lr=head_lr)
@@ -279,7 +268,6 @@ def measure_cosines(unit: CosineUnit) -> pd.DataFrame:
     """Rows per (checkpoint, approach, k): mean cos² and cos of the per-sample activity estimate, the weight
     cosine (global, all parameters) and its closed-form companions; plus per-stage guess cosines
     (``approach = "stage"``) and the direction of the expected weight estimate (``weight_mean_cosine``)."""
-    from fg_analysis.data import load_dataset
 
     data = load_dataset(unit.dataset, seed=unit.seed)
     x_train, y_train = data.x_train, data.y_train
@@ -360,7 +348,6 @@ def measure_cosines(unit: CosineUnit) -> pd.DataFrame:
 
 def _weights_from_activity(model, x, activity_gradients: torch.Tensor, shapes) -> dict[str, torch.Tensor]:
     """The weight gradient that local VJPs make of per-sample activity gradients ``(B, A)`` (mean loss)."""
-    from fg_analysis.gradients import _local_vjps, _order, _split, _stage_parameters, _stagewise_forward
 
     _, outputs = _stagewise_forward(model, x)
     grads = _local_vjps(outputs, _split(activity_gradients.to(outputs[0].dtype) / x.shape[0], shapes),
@@ -372,7 +359,7 @@ def run_cosines(config: CosineConfig, *, cache: ResultsCache | None = None, prog
                 executor=None) -> pd.DataFrame:
     """Every network of ``config`` through the cache (one unit each), with t intervals of the means."""
     cache = cache or ResultsCache()
-    frame = cache.sweep(config.units(), measure_cosines, description="guided cosines", progress=progress,
+    frame = sweep(cache, config.units(), measure_cosines, description="guided cosines", progress=progress,
                         executor=executor)
     frame["cos2_ci"] = ci_halfwidth(frame["cos2_std"], frame["count"])
     frame["cos_ci"] = ci_halfwidth(frame["cos_std"], frame["count"])
@@ -405,15 +392,10 @@ class GuidedRun:
     max_train: int | None = None
 
 
-def head_rate() -> float:
-    """The heads' local-loss SGD rate: the paper's BP rate of FC-256 on MNIST (for every network here)."""
-    return network_rate("fc", 256, "mnist", method="bp", aggregator="mean", k=1)[0]
-
-
 def search_method(approach: str, k: int) -> tuple[str, str, int]:
     """``(method, aggregator, k)`` of an approach in the learning-rate tables and searches
     (:mod:`fg_analysis.experiments.lr_search`): BP, random k as the paper's projection (``frog``), the guided
-    approaches under their own names (:data:`fg_analysis.learning_rates.GUIDED_APPROACHES`)."""
+    approaches under their own names (:data:`fg_analysis.experiments.learning_rates.GUIDED_APPROACHES`)."""
     if approach == "bp":
         return "bp", "mean", 1
     if approach == "random":
@@ -438,23 +420,6 @@ def rate(model: str, width: int | None, approach: str, k: int, m: int = 3, *,
     jvps = jvp_count(approach, k, m)  # guided, output and guess
     nearest = min((2, 4, 16), key=lambda j: (abs(j - jvps), -j))
     return network_rate("fc", 256, "mnist", method="fg", aggregator="projection", k=nearest)[0], "paper-nearest"
-
-
-def gradient_source(approach: str, k: int, model, input_shape, n_classes: int, *, mode: str = "oracle",
-                    head_lr: float | None = None, seed: int = 0):
-    """The gradient source of an approach for ``model`` (a callable ``source(model, x, y, generator=)`` as
-    :func:`fg_analysis.training.train` takes it): BP, random k (activity perturbation, projection), or a
-    :class:`fg_analysis.guides.GuidedSource` with auxiliary heads seeded by ``seed`` (learning at ``head_lr``,
-    default :func:`head_rate`); what the training runs and the learning-rate search both train with."""
-    if approach == "bp":
-        return GradientSource("bp")
-    if approach == "random":
-        return GradientSource("fg", k=k, aggregator="projection", mode=mode)
-    if approach not in ("guided", "output", "guess"):
-        raise ValueError(f"unknown approach {approach!r}; choose bp, random, guided, output or guess")
-    heads = guides.AuxiliaryHeads.for_network(model, input_shape, n_classes, seed=seed)
-    return guides.GuidedSource(heads, k=k, head_lr=head_rate() if head_lr is None else head_lr, mode=mode,
-                               use_heads=approach != "output", label=approach_name(approach, k))
 
 
 @dataclass(frozen=True)
@@ -491,7 +456,6 @@ class TrainingConfig:
         """The learning-rate searches behind :func:`rate` (:class:`fg_analysis.experiments.lr_search.SearchSetting`):
         every network and approach of this config, each trial trained as the runs are (the same data, epochs,
         patience, batch size and JVP mode) with the first seed."""
-        from fg_analysis.experiments.lr_search import SearchSetting
 
         return [SearchSetting(model=model, width=width, dataset=self.dataset, method=method, aggregator=aggregator,
                               k=k, epochs=self.epochs, patience=self.patience, batch_size=64, seed=self.seeds[0],
@@ -512,10 +476,8 @@ class TrainingConfig:
 
 
 def train_unit(unit: GuidedRun, *, progress: bool = False) -> pd.DataFrame:
-    """Train one unit (:func:`fg_analysis.training.train`; the guided sources step their heads alongside): its
+    """Train one unit (:func:`fg_analysis.nets.training.train`; the guided sources step their heads alongside): its
     per-epoch history with the test accuracy, the heads' share of the step time and the JVPs per step."""
-    from fg_analysis.data import load_dataset
-    from fg_analysis.training import train
 
     data = load_dataset(unit.dataset, seed=unit.seed)
     model = build_model(unit.model, input_shape=data.input_shape, n_classes=data.n_classes, width=unit.width,
@@ -525,7 +487,7 @@ def train_unit(unit: GuidedRun, *, progress: bool = False) -> pd.DataFrame:
     generator = torch.Generator().manual_seed(unit.seed)
     result = train(model, data, source, lr=unit.lr, batch_size=unit.batch_size, epochs=unit.epochs,
                    patience=unit.patience, max_train=unit.max_train, generator=generator, progress=progress,
-                   description=f"{network_label(unit.model, unit.width)} {approach_name(unit.approach, unit.k)}")
+                   description=f"{network_label(unit.model, unit.width)} {guided_label(unit.approach, unit.k)}")
     history = result.history
     history["test_accuracy"] = result.test_accuracy
     history["test_loss"] = result.test_loss
@@ -533,7 +495,7 @@ def train_unit(unit: GuidedRun, *, progress: bool = False) -> pd.DataFrame:
     seconds = getattr(source, "seconds", {"heads": 0.0})
     history["heads_time_s"] = seconds["heads"]
     history["jvps"] = jvp_count(unit.approach, unit.k)
-    history["label"] = approach_name(unit.approach, unit.k)
+    history["label"] = guided_label(unit.approach, unit.k)
     return history
 
 
@@ -541,11 +503,10 @@ def run_training(config: TrainingConfig, *, cache: ResultsCache | None = None, p
                  executor=None) -> pd.DataFrame:
     """Every run of ``config`` through the cache (one thread each on a CPU); one row per run and epoch, with the
     run's config fields and its ``network`` label."""
-    from fg_analysis.env import torch_threads
 
     cache = cache or ResultsCache()
     with torch_threads(1):
-        frame = cache.sweep(config.runs(), partial(train_unit), description="guided training", progress=progress,
+        frame = sweep(cache, config.runs(), partial(train_unit), description="guided training", progress=progress,
                             executor=executor)
     return _with_network(frame)
 
@@ -594,7 +555,6 @@ def final_table(frame: pd.DataFrame) -> pd.DataFrame:
 def training_table(frame: pd.DataFrame) -> pd.DataFrame:
     """:func:`final_table` as the chapter shows it: the test accuracy with its 95% t interval as text, the
     columns renamed for readers."""
-    from fg_analysis.metrics import format_ci
 
     table = final_table(frame)
     table["test_accuracy"] = [format_ci(m, c) for m, c in zip(table["test_accuracy"], table["test_accuracy_ci"])]
@@ -636,7 +596,6 @@ def guided_against_random(frame: pd.DataFrame) -> pd.DataFrame:
     weights and batch order), its mean with the 95% t interval over the seeds both have
     (:func:`fg_analysis.metrics.paired_difference`), and the verdict of "guided beats random"
     (:func:`fg_analysis.metrics.compare`: inconclusive when the interval contains 0 or there is one seed)."""
-    from fg_analysis.metrics import compare, paired_difference
 
     last = frame.sort_values("epoch").groupby(["network", "label", "seed"]).tail(1)
     rows = []
@@ -655,64 +614,12 @@ def guided_against_random(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _label_order(labels) -> list[str]:
-    names = [approach_name(a, k) for a, k in APPROACHES]
+    names = [guided_label(a, k) for a, k in APPROACHES]
     return [n for n in names if n in set(labels)] + sorted(set(labels) - set(names))
 
 
 # ------------------------------------------------------------------------------------------------------------
 # cost: FLOPs and time of the heads next to the JVPs
-
-
-def cost_table(*, model: str = "fc", width: int | None = 256, batch_size: int = 64, steps: int = 10,
-               tangent_counts=(4, 16), seed: int = 0) -> pd.DataFrame:
-    """FLOPs per sample and measured milliseconds per step (forward-mode JVPs, one CPU thread, median of
-    ``steps``) of random k and guesses + (k − m) random at equal JVPs, with the heads' part of both.
-
-    FLOPs: ``forward`` of the network (Linear/Conv2d, 2 per multiply-add); one JVP's tangent pass costs about
-    the forward FLOPs of the stages after the first (the input has no tangent), ``jvp_flops`` = JVPs × that;
-    the heads cost their forward FLOPs three times (forward, backward to the stage output and to the weights).
-    """
-    from fg_analysis.env import torch_threads
-
-    shape = (1, 28, 28)
-    net = build_model(model, input_shape=shape, n_classes=10, width=width, seed=seed)
-    heads = guides.AuxiliaryHeads.for_network(net, shape, 10, seed=seed)
-    sample = torch.zeros(1, *shape)
-    per_stage, h = [], sample
-    for stage in net.stages:
-        per_stage.append(sum(guides.forward_flops(stage, h).values()))
-        with torch.no_grad():
-            h = stage(h)
-    activities = [torch.zeros(1, *s) for s in net.activity_shapes(shape)[:-1]]
-    head_flops = sum(sum(guides.forward_flops(head, a).values()) for head, a in zip(heads, activities))
-    forward, tangent_pass = sum(per_stage), sum(per_stage[1:])
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(batch_size, *shape, generator=generator)
-    y = torch.randint(0, 10, (batch_size,), generator=generator)
-    provider = guides.LocalLosses(heads)
-    m = provider.count(len(net.stages))
-    rows = []
-    with torch_threads(1):
-        for jvps in tangent_counts:
-            for approach in ("random", "guided"):
-                k = jvps - m if approach == "guided" else jvps
-                times, head_times = [], []
-                for step in range(steps + 1):
-                    before = provider.seconds
-                    tick = time.perf_counter()
-                    guides.guided_activity_perturbation(net, x, y, provider=provider if approach == "guided" else None,
-                                                        k=k, mode="forward", generator=generator)
-                    if step:  # the first call warms up
-                        times.append(time.perf_counter() - tick)
-                        head_times.append(provider.seconds - before)
-                rows.append({"approach": approach_name(approach, k), "jvps": jvps, "forward_flops": forward,
-                             "jvp_flops": jvps * tangent_pass, "head_flops": 3 * head_flops if approach == "guided"
-                             else 0, "step_ms": 1000 * float(np.median(times)),
-                             "heads_ms": 1000 * float(np.median(head_times))})
-    frame = pd.DataFrame(rows)
-    frame["head_share_of_jvp_flops"] = frame["head_flops"] / frame["jvp_flops"]
-    frame["head_share_of_forward_flops"] = frame["head_flops"] / frame["forward_flops"]
-    return frame
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -735,7 +642,6 @@ def chapter(preset: str = "quick", *, seed: int = 0, device: str = "cpu", cache:
             ) -> Chapter:
     """Run (or read from the cache) the preset's theory check, network cosines, training runs and cost table,
     and read the stored ``mnist`` runs from ``results/published`` (never trained here)."""
-    from fg_analysis.env import resolve_device
 
     if resolve_device(device).type != "cpu":
         raise ValueError(f"the guided-tangents chapter runs on the CPU; got device={device!r}")
@@ -762,112 +668,6 @@ def _with_cosine_intervals(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-_COLORS = {"random": "#d62728", "guided": "#1f77b4", "output": "#2ca02c"}
-_NAMES = {"random": "random k", "guided": "guesses (heads + output) + k random", "output": "output guess + k random"}
-
-
-def _axes(width: float = 6.4, height: float = 3.6):
-    import matplotlib.pyplot as plt
-
-    from fg_analysis import plots
-
-    plots.theme()
-    return plt.subplots(figsize=(width, height))
-
-
-def _symlog_jvps(ax) -> None:
-    ax.set_xscale("symlog", base=2, linthresh=1)
-    ticks = [t for t in (0, 1, 4, 16, 64, 256) if t <= ax.get_xlim()[1]]
-    ax.set_xticks(ticks, [str(t) for t in ticks])
-
-
-def figure_theory(frame: pd.DataFrame, *, n: int, metric: str = "cos2"):
-    """Measured ``E[cos²]`` (``metric="cos2"``) or ``cos(E ĝ, g)`` (``"mean_cosine"``) against the JVPs, one
-    color per guess angle θ (points ± 95% CI), the closed form as lines; random tangents alone dashed."""
-
-    from fg_analysis import plots
-
-    rows = frame[frame["n"] == n]
-    thetas = sorted(rows["theta"].unique())
-    colors = plots.color_map(thetas, "viridis")
-    fig, ax = _axes()
-    measured, expected = ("cos2_mean", "theory_cos2") if metric == "cos2" else ("mean_cosine", "theory_mean_cosine")
-    for theta in thetas:
-        part = rows[(rows["theta"] == theta) & (rows["approach"] == "guess + k random")].sort_values("jvps")
-        ci = part["cos2_ci"] if metric == "cos2" else 1.96 * part["mean_cosine_se"]
-        plots.errorbars(ax, part["jvps"], part[measured], ci, color=colors[theta], label=f"guess at θ = {theta:g}°")
-        ax.plot(part["jvps"], part[expected], color=colors[theta], linewidth=1)
-    random = rows[rows["approach"] == "random"].groupby("jvps", as_index=False)[[measured, expected]].mean()
-    ax.plot(random["jvps"], random[expected], color="0.3", linestyle="--", linewidth=1, label="random tangents only")
-    ax.plot(random["jvps"], random[measured], "x", color="0.3", markersize=4)
-    plots.log2_axis(ax, "x")
-    ax.set(xlabel="JVPs (1 guess + k random, or k + 1 random)",
-           ylabel="E[cos²(ĝ, g)]" if metric == "cos2" else "cos(E[ĝ], g)", title=f"n = {n}")
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
-    fig.tight_layout()
-    return fig
-
-
-def figure_network(frame: pd.DataFrame, *, network: str, checkpoint: int, metric: str = "cos2"):
-    """Per-sample activity ``E[cos²]`` (``"cos2"``, with the closed form at each sample's guess cosine as lines)
-    or the weight cosine (``"weight"``, with the direction of the expected estimate dotted) against the JVPs."""
-    rows = frame[(frame["network"] == network) & (frame["checkpoint"] == checkpoint) & (frame["approach"] != "stage")]
-    rows = rows.groupby(["approach", "k", "jvps"], as_index=False).mean(numeric_only=True)
-    fig, ax = _axes()
-    from fg_analysis import plots
-
-    for approach in ("random", "output", "guided"):
-        part = rows[rows["approach"] == approach].sort_values("jvps")
-        if part.empty:
-            continue
-        color = _COLORS[approach]
-        if metric == "cos2":
-            plots.errorbars(ax, part["jvps"], part["cos2_mean"], part["cos2_ci"], color=color, label=_NAMES[approach])
-            ax.plot(part["jvps"], part["theory_cos2"], color=color, linewidth=1)
-        else:
-            plots.errorbars(ax, part["jvps"], part["weight_cos_mean"], part["weight_cos_ci"], color=color,
-                            label=_NAMES[approach])
-            ax.plot(part["jvps"], part["weight_mean_cosine"], color=color, linewidth=1, linestyle=":")
-    bp_line = "lines: closed form at each sample's ρ" if metric == "cos2" else "dotted: cos(E[ĝ], BP gradient)"
-    ax.plot([], [], color="0.4", linestyle="-" if metric == "cos2" else ":", label=bp_line)
-    _symlog_jvps(ax)
-    ax.set(xlabel="JVPs per step", ylim=(0, 1.02), title=f"{network} after {checkpoint} BP epoch(s)",
-           ylabel="E[cos²] per sample (activities)" if metric == "cos2" else "cos(ĝ, BP gradient) (weights)")
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
-    fig.tight_layout()
-    return fig
-
-
-def figure_training(frame: pd.DataFrame, *, network: str = "FC-256", metric: str = "val_accuracy",
-                    x: str = "epoch"):
-    """``metric`` of one network per approach against epochs or training seconds (``x="train_time_s"``): the
-    mean over seeds, with the 95% t interval as a band when there are several."""
-    import matplotlib.pyplot as plt
-
-    from fg_analysis import plots
-
-    curves = learning_curves(frame[frame["network"] == network], metric)
-    fig, ax = _axes()
-    palette = plt.cm.tab10
-    for index, label in enumerate(_label_order(curves["label"])):
-        part = curves[curves["label"] == label].sort_values("epoch")
-        color = plots.PALETTE["bp"] if label == "BP" else palette(index % 10)
-        jvps = int(part["jvps"].iloc[0])
-        where = part["train_time_s"] if x == "train_time_s" else part["epoch"]
-        ax.plot(where, part["mean"], marker="o", markersize=3, color=color,
-                linestyle="--" if label.startswith("random") else "-",
-                label=label if label == "BP" else f"{label} ({jvps} JVPs)")
-        if part["ci"].notna().any():
-            low, high = (part["ci_low"], part["ci_high"]) if "accuracy" not in metric else (
-                part["ci_low"].clip(0, 1), part["ci_high"].clip(0, 1))  # an accuracy's interval within [0, 1]
-            ax.fill_between(where, low, high, color=color, alpha=0.15, linewidth=0)
-    ax.set(xlabel="training seconds (steps only)" if x == "train_time_s" else "epoch",
-           ylabel=metric.replace("_", " "), title=network)
-    if metric == "val_loss":
-        ax.set_yscale("log")
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
-    fig.tight_layout()
-    return fig
 
 
 def stage_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -940,7 +740,6 @@ def network_sentence(numbers: dict) -> str:
 def training_sentence(frame: pd.DataFrame, network: str = "FC-256") -> str:
     """The final accuracies of one network's runs, computed from :func:`final_table` and
     :func:`guided_against_random`."""
-    from fg_analysis.metrics import format_ci
 
     if network not in set(frame["network"]):
         raise ValueError(f"no training runs of {network!r}; the frame has {sorted(set(frame['network']))}")
@@ -996,8 +795,6 @@ def scorecard_rows(preset: str = "quick", *, device: str = "cpu", cache: Results
     et al.'s "local-loss guesses drastically improve on random noise", as guesses + random against random
     tangents at equal JVPs, per network and JVP count (:func:`guided_against_random`, paired by seed). No rows
     when the runs are not stored. ``preset`` and ``device`` are accepted for the scorecard's uniform call."""
-    from fg_analysis.experiments import SCORECARD_COLUMNS, claim, record_text
-    from fg_analysis.metrics import format_ci
 
     frame = stored(TrainingConfig.preset("mnist", seed=seed), cache=cache)
     if frame is None:
@@ -1023,8 +820,6 @@ def scorecard_rows(preset: str = "quick", *, device: str = "cpu", cache: Results
 def main(argv: list[str] | None = None) -> int:
     """``python -m fg_analysis.experiments.guided --preset mnist --publish [--part training|cosines]``: run (or
     read) a preset's training runs and network cosines and print the final table."""
-    from fg_analysis.cli import experiment_parser, positive_count, resolve_common
-    from fg_analysis.sweep import executor_from
 
     parser = experiment_parser("guided", "Guided tangents: network cosines and training runs",
                                presets=("quick", "mnist", "paper"))
@@ -1038,7 +833,6 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     with executor_from(args.executor) as executor:
         if args.part == "search":
-            from fg_analysis.experiments.lr_search import SearchError, choose, search
 
             for setting in TrainingConfig.preset(args.preset, seed=args.seed).search_settings():
                 try:
@@ -1060,6 +854,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from fg_analysis.cli import run_main
 
     raise SystemExit(run_main(main))

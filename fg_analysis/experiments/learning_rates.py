@@ -1,6 +1,6 @@
 """Learning rates, every lookup in one place: the paper's tuned tables and the rates searched here.
 
-The tables ``fg_analysis/lrs/{math, math__custom_tangents, fc_nns, sota_nns}.csv`` come from the reference
+The tables ``fg_analysis/experiments/lrs/{math, math__custom_tangents, fc_nns, sota_nns}.csv`` come from the reference
 implementation of Flügel et al. (arXiv 2410.17764), repository Helmholtz-AI-Energy/frog, folder ``lrs/``, MIT
 License, Copyright (c) 2024 fluegelk: see ``lrs/SOURCE.md``. They were found by an evolutionary search over
 ``log10(lr)`` in [-6, 0]. Their ``gradient_approach`` column reads ``bp``, ``fg-mean`` (mean aggregation; with
@@ -30,8 +30,11 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
+from fg_analysis.problems import get_problem
+from fg_analysis.tangents import FixedAngle, tangent_law
+
 __all__ = ["GUIDED_APPROACHES", "PAPER_DATASETS", "TABLES", "approach", "closed_form_rate", "model_key",
-           "network_rate", "paper_lr", "searched_rate", "searched_row", "searched_table", "table"]
+           "head_rate", "network_rate", "paper_lr", "searched_rate", "searched_row", "searched_table", "table"]
 
 TABLES = ("math", "math__custom_tangents", "fc_nns", "sota_nns")
 
@@ -41,13 +44,13 @@ PAPER_DATASETS = ("mnist", "cifar10")
 #: the FC widths of the paper's table
 PAPER_WIDTHS = (256, 1024, 4096)
 
-#: the guided methods (:mod:`fg_analysis.guides`) and their ``gradient_approach`` in ``lrs/searched.csv``
+#: the guided methods (:mod:`fg_analysis.nets.guides`) and their ``gradient_approach`` in ``lrs/searched.csv``
 GUIDED_APPROACHES = {"guided": "guided", "output": "guided-output", "guess": "guess"}
 
 
 @cache
 def _read(name: str) -> pd.DataFrame:
-    with resources.files("fg_analysis").joinpath(f"lrs/{name}.csv").open() as handle:
+    with resources.files("fg_analysis.experiments").joinpath(f"lrs/{name}.csv").open() as handle:
         return pd.read_csv(handle)
 
 
@@ -135,8 +138,6 @@ def closed_form_rate(problem: str, n: int, *, method: str, k: int = 1, aggregato
     """The paper's tuned rate for gradient descent on a closed-form problem (``lrs/math.csv``); for fixed-angle
     tangents the rates of ``lrs/math__custom_tangents.csv`` (the projection there with its normal-sampler row,
     as the paper did)."""
-    from fg_analysis.problems import get_problem
-    from fg_analysis.tangents import FixedAngle, tangent_law
 
     name = get_problem(problem).name
     law = tangent_law(tangents)
@@ -165,3 +166,8 @@ def network_rate(model: str, width: int | None, dataset: str, *, method: str, ag
             width = min(PAPER_WIDTHS, key=lambda w: abs(np.log(w / (width or 256))))
         return paper_lr(network_table, model=model_key(model, width), dataset="mnist", method=method,
                         aggregator=aggregator, k=k), "paper-mnist"
+
+
+def head_rate() -> float:
+    """The heads' local-loss SGD rate: the paper's BP rate of FC-256 on MNIST (for every network here)."""
+    return network_rate("fc", 256, "mnist", method="bp", aggregator="mean", k=1)[0]

@@ -9,16 +9,16 @@ among the evaluations within 5 % of the best loss, the rate closest to their mea
   minimizing the best validation loss of a training run over ``log10_lr`` uniform in [-6, 0] (Optuna's
   ``FloatDistribution(-6, 0)``), with Optuna's TPE sampler (seeded; 10 random start-up trials) and a **budget**
   of finished trials (default 100, as in the paper);
-* every **trial** is a training run of the package (:func:`run_trial`: :func:`fg_analysis.training.train` on
-  :func:`fg_analysis.models.build_model` with data from :func:`fg_analysis.data.load_dataset` and a
-  :class:`fg_analysis.gradients.GradientSource`; plain SGD, the paper's early stopping), handed to a worker of
-  any executor by ask/tell (:mod:`fg_analysis.sweep`: inline, a process pool, MPI ranks): as many trials run at
+* every **trial** is a training run of the package (:func:`run_trial`: :func:`fg_analysis.nets.training.train` on
+  :func:`fg_analysis.nets.models.build_model` with data from :func:`fg_analysis.nets.data.load_dataset` and a
+  :class:`fg_analysis.nets.gradients.GradientSource`; plain SGD, the paper's early stopping), handed to a worker of
+  any executor by ask/tell (:mod:`fg_analysis.runs.sweep`: inline, a process pool, MPI ranks): as many trials run at
   once as the executor has workers;
 * **pruning** in place of the reference's surrogate: Optuna's :class:`~optuna.pruners.MedianPruner` on the
   validation loss per epoch (5 start-up trials, 1 warm-up epoch). The worker checks it at every epoch against a
   snapshot of the study's finished trials taken when the trial was handed out, so workers never write to the
   study; only the process that runs the search does (one writer per SQLite file, safe on a shared file system);
-* a **diverging** trial (NaN loss or a loss ≥ 10, where :func:`~fg_analysis.training.train` aborts) is recorded
+* a **diverging** trial (NaN loss or a loss ≥ 10, where :func:`~fg_analysis.nets.training.train` aborts) is recorded
   as a *pruned* trial with ``stopped = "diverged"`` (so TPE learns that the region is bad), never an exception
   that ends the study; a trial whose code raises is a *failed* trial with its error (three failures in a row
   stop the search with that error); a trial interrupted by a kill is marked failed (``interrupted``) when the
@@ -30,7 +30,7 @@ among the evaluations within 5 % of the best loss, the rate closest to their mea
   search resumes where it stopped (rerun the same command; a larger ``--trials`` extends it) and can be
   inspected (``optuna.load_study(study_name=name, storage="sqlite:///results/studies/<name>.sqlite3")``,
   ``python -m fg_analysis lr-search show``);
-* chosen rates enter the shipped table ``fg_analysis/lrs/searched.csv`` only by an explicit
+* chosen rates enter the shipped table ``fg_analysis/experiments/lrs/searched.csv`` only by an explicit
   ``python -m fg_analysis lr-search promote``, with their provenance (:data:`SEARCHED_COLUMNS`, described in
   ``lrs/SEARCHED.md``).
 
@@ -49,6 +49,7 @@ import argparse
 import concurrent.futures as futures
 import contextlib
 import dataclasses
+import fcntl
 import json
 import math
 import os
@@ -60,12 +61,28 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
+from tqdm import tqdm
 
-from fg_analysis import learning_rates
-from fg_analysis.cache import REPOSITORY
-from fg_analysis.labels import PAPER_APPROACHES
-from fg_analysis.sweep import InlineExecutor, SweepError, add_executor_argument, executor_from, executor_kind, \
-    run_on_worker, worker_count
+from fg_analysis.experiments import learning_rates
+from fg_analysis.jvp import MODES
+from fg_analysis.nets.approaches import PAPER_APPROACHES
+from fg_analysis.nets.data import load_dataset
+from fg_analysis.nets.gradients import GradientSource
+from fg_analysis.nets.guides import gradient_source
+from fg_analysis.nets.models import build_model
+from fg_analysis.nets.training import evaluate, train
+from fg_analysis.runs.env import git_commit, resolve_device, torch_threads
+from fg_analysis.runs.paths import REPOSITORY
+from fg_analysis.runs.sweep import (
+    InlineExecutor,
+    SweepError,
+    add_executor_argument,
+    executor_from,
+    executor_kind,
+    run_on_worker,
+    worker_count,
+)
 
 __all__ = ["SEARCH_RANGE", "SEARCHED_COLUMNS", "SEARCHED_CSV", "STUDIES", "TOLERANCE",
            "SearchError", "SearchSetting", "SearchTrial", "choose", "main", "make_pruner", "open_study", "promote",
@@ -78,7 +95,7 @@ TOLERANCE = 0.05
 #: where studies are stored by default (``$FG_STUDIES`` overrides)
 STUDIES = REPOSITORY / "results" / "studies"
 #: the shipped table of our searched rates
-SEARCHED_CSV = Path(__file__).resolve().parent.parent / "lrs" / "searched.csv"
+SEARCHED_CSV = Path(__file__).resolve().parent / "lrs" / "searched.csv"
 #: columns of ``lrs/searched.csv``: the lookup keys and the rate, then the provenance (see ``lrs/SEARCHED.md``)
 SEARCHED_COLUMNS = ("model", "dataset", "gradient_approach", "k", "lr", "val_loss", "at_edge", "search", "range",
                     "choice", "budget", "complete", "pruned", "failed", "epochs", "patience", "batch_size",
@@ -169,7 +186,7 @@ def make_pruner(name: str = "median"):
 class _EpochWatch:
     """A gradient source that passes every call to ``source`` and, at the first step of each epoch, reports the
     validation loss of the epoch just finished to a pruning trial (raising ``optuna.TrialPruned`` when the
-    pruner says so). :func:`fg_analysis.training.train` calls its source once per batch and evaluates nothing
+    pruner says so). :func:`fg_analysis.nets.training.train` calls its source once per batch and evaluates nothing
     in between, so the model seen here at that step is the one ``train`` logged for the epoch."""
 
     def __init__(self, source, data, steps_per_epoch: int, trial):
@@ -181,7 +198,6 @@ class _EpochWatch:
         if self.calls and self.calls % self.steps == 0 and self.trial is not None:
             import optuna
 
-            from fg_analysis.training import evaluate
 
             epoch = self.calls // self.steps
             loss, _ = evaluate(model, self.data.x_val, self.data.y_val)
@@ -215,13 +231,7 @@ def run_trial(trial: SearchTrial, *, device: str = "cpu", pruner=None, finished:
     ``"diverged"`` or ``"pruned"``), ``epochs_run``, ``wall_time_s``.
     """
     import optuna
-    import torch
 
-    from fg_analysis.data import load_dataset
-    from fg_analysis.env import resolve_device
-    from fg_analysis.gradients import GradientSource
-    from fg_analysis.models import build_model
-    from fg_analysis.training import train
 
     setting, start = trial.setting, time.perf_counter()
     resolved = resolve_device(device)
@@ -229,10 +239,8 @@ def run_trial(trial: SearchTrial, *, device: str = "cpu", pruner=None, finished:
     net = build_model(setting.model, input_shape=data.input_shape, n_classes=data.n_classes, width=setting.width,
                       seed=setting.seed, device=resolved)
     if setting.method in learning_rates.GUIDED_APPROACHES:
-        from fg_analysis.experiments.guided import gradient_source
-
         source = gradient_source(setting.method, setting.k, net, data.input_shape, data.n_classes, mode=setting.mode,
-                                 seed=setting.seed)
+                                 head_lr=learning_rates.head_rate(), seed=setting.seed)
     else:
         source = GradientSource(setting.method, k=setting.k, aggregator=setting.aggregator, mode=setting.mode)
     n_train = len(data.y_train) if setting.max_train is None else min(setting.max_train, len(data.y_train))
@@ -273,7 +281,6 @@ def study_path(setting: SearchSetting, folder: str | os.PathLike | None = None) 
 
 @contextlib.contextmanager
 def _lock(path: Path) -> Iterator[None]:
-    import fcntl
 
     with open(path.with_suffix(".lock"), "w") as handle:
         try:
@@ -361,9 +368,7 @@ def search(setting: SearchSetting, *, trials: int = 100, executor=None, device: 
     import optuna
     from optuna.distributions import FloatDistribution
     from optuna.trial import TrialState
-    from tqdm import tqdm
 
-    from fg_analysis.env import resolve_device, torch_threads
 
     resolved = resolve_device(device)
     path = study_path(setting, studies)
@@ -474,7 +479,6 @@ def summary(study) -> dict:
 
 def promoted_row(study) -> dict:
     """The row of ``lrs/searched.csv`` for a study: the choice and its provenance."""
-    from fg_analysis.env import git_commit
 
     setting = SearchSetting(**study.user_attrs["setting"])
     chosen, counts = choose(study), summary(study)
@@ -551,7 +555,7 @@ def promote(names: Sequence[str] = (), *, studies: str | os.PathLike | None = No
 # command line
 
 
-APPROACH_HELP = ("bp, fg, mean:K or projection:K; the guided tangents of fg_analysis.guides: guided:K (the heads' "
+APPROACH_HELP = ("bp, fg, mean:K or projection:K; the guided tangents of fg_analysis.nets.guides: guided:K (the heads' "
                  "guesses + K random), output:K (the output guess + K random) or guess (the guesses alone)")
 
 
@@ -638,7 +642,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--patience", type=int, default=10)
     run.add_argument("--batch-size", type=int, default=None, help="default 64 (FC), 128 (ResNet-18, ViT)")
     run.add_argument("--seed", type=int, default=0)
-    from fg_analysis.jvp import MODES
 
     run.add_argument("--mode", default="oracle", choices=MODES, help="JVP mode (default oracle: from the BP "
                                                                       "gradient, the paper's simulated FG)")

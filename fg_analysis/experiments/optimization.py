@@ -6,7 +6,8 @@ Styblinski–Tang in ``R^n``, ``n ∈ {1, 2, 4, …, 1024}``, with ``ĝ`` the tr
 forward gradient (FG, k = 1) or the mean / orthogonal projection of ``k ∈ {2, 4, 16}`` forward gradients;
 five seeds (seeding only the tangents), the paper's tuned learning rates (``lrs/math.csv``), positions in float32
 (the reference's dtype), stopping after 50 consecutive steps whose ``f`` does not decrease against the previous
-step (the reference's rule, ``"no-decrease"`` in :mod:`fg_analysis.optimize`), on NaN, or at the step limit. The "custom tangents" runs repeat
+step (the reference's rule, ``"no-decrease"`` in :mod:`fg_analysis.optimize`), on NaN, or at the step limit. The "custom
+tangents" runs repeat
 Styblinski–Tang at n = 64 with :class:`~fg_analysis.tangents.FixedAngle` tangents, k ∈ {16, 64}.
 
 One unit of the sweep (:class:`OptimizationRun`) is one (problem, n, approach) with all its seeds, run as one
@@ -31,15 +32,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fg_analysis import learning_rates as lrs
 from fg_analysis import theory
-from fg_analysis.cache import ResultsCache
-from fg_analysis.experiments import SCORECARD_COLUMNS, claim
-from fg_analysis.labels import PAPER_APPROACHES, approach_label, approach_order
-from fg_analysis.learning_rates import closed_form_rate as paper_learning_rate
+from fg_analysis.experiments import SCORECARD_COLUMNS, agrees, claim, combine, record_text, tally
+from fg_analysis.experiments import learning_rates as lrs
+from fg_analysis.experiments.learning_rates import closed_form_rate as paper_learning_rate
+from fg_analysis.metrics import FAILS, HOLDS, INCONCLUSIVE, add_ci, ci_halfwidth, format_ci, mean_ci, summarize
+from fg_analysis.nets.approaches import PAPER_APPROACHES, approach_label, approach_order
 from fg_analysis.optimize import descend
-from fg_analysis.metrics import add_ci, ci_halfwidth, format_ci
 from fg_analysis.problems import get_problem
+from fg_analysis.runs.cache import ResultsCache
+from fg_analysis.runs.cli import experiment_parser, resolve_common, run_sweep
+from fg_analysis.runs.env import resolve_device
+from fg_analysis.runs.sweep import sweep
 from fg_analysis.tangents import FixedAngle
 
 PROBLEMS = ("sphere", "rosenbrock", "styblinski-tang")
@@ -168,14 +172,13 @@ def run_unit(unit: OptimizationRun, *, device: str = "cpu") -> pd.DataFrame:
 
 def run(config: OptimizationConfig, *, device: str = "cpu", cache: ResultsCache | None = None,
         progress: bool = True, executor=None) -> pd.DataFrame:
-    """Every unit of ``config`` through the cache (on ``executor`` when given, see :mod:`fg_analysis.sweep`);
+    """Every unit of ``config`` through the cache (on ``executor`` when given, see :mod:`fg_analysis.runs.sweep`);
     the concatenated traces with the unit's fields as columns and ``approach`` (a label) and ``tangents``
     (``"normal"`` or ``"fixed-angle"``)."""
-    from fg_analysis.env import resolve_device
 
     resolved = resolve_device(device)
     cache = cache or ResultsCache()
-    frame = cache.sweep(config.runs(), partial(run_unit, device=str(resolved)), device=device,
+    frame = sweep(cache, config.runs(), partial(run_unit, device=str(resolved)), device=device,
                         description="RQ2 optimization", progress=progress, executor=executor)
     return _labelled(frame)
 
@@ -318,7 +321,6 @@ def paired_cells(finals: pd.DataFrame, value: str, a: dict, b: dict, *, by: list
     :func:`resolution` of each other (both at the minimum: no evidence either way), ``"stuck"`` when a seed of
     either run never left its start point.
     """
-    from fg_analysis.metrics import FAILS, HOLDS, INCONCLUSIVE, mean_ci
 
     def select(spec):
         rows = finals
@@ -327,8 +329,8 @@ def paired_cells(finals: pd.DataFrame, value: str, a: dict, b: dict, *, by: list
         return rows.set_index([*by, "seed"])
 
     left, right = select(a), select(b)
-    joined = left[[value, "left_start", "minimum"]].join(right[[value, "left_start"]], rsuffix="_b",
-                                                          how="inner").dropna(subset=[value, f"{value}_b"])
+    joined = left[[value, "left_start", "minimum"]].join(right[[value, "left_start"]].add_suffix("_b"), how="inner")
+    joined = joined.dropna(subset=[value, f"{value}_b"])
     rows = []
     for cell, part in joined.groupby(level=by):
         difference = (part[value] - part[f"{value}_b"]).to_numpy(dtype=float)
@@ -354,7 +356,6 @@ def paired_cells(finals: pd.DataFrame, value: str, a: dict, b: dict, *, by: list
 def paired_tally(cells: pd.DataFrame, per: str | None = None) -> str:
     """How the cells of :func:`paired_cells` split: ``"12 for, 3 ties, 0 against; 5 at the floor, 1 stuck at the
     start (left out)"``, per value of ``per`` when given."""
-    from fg_analysis.experiments import tally
 
     def text(part):
         counted = tally(part["verdict"].dropna())
@@ -369,7 +370,6 @@ def paired_tally(cells: pd.DataFrame, per: str | None = None) -> str:
 
 def _cell_stats(finals: pd.DataFrame, value: str = "best_gap") -> pd.DataFrame:
     """Mean and t-based CI over seeds of ``value`` per (problem, n, method, aggregator, k, approach)."""
-    from fg_analysis.metrics import summarize
 
     keys = ["problem", "n", "method", "aggregator", "k", "approach"]
     stats = summarize(finals, value, keys)
@@ -387,8 +387,6 @@ def scorecard(traces: pd.DataFrame, config: OptimizationConfig | None = None, *,
     combined over cells by :func:`fg_analysis.experiments.combine`. ``record`` names the stored records
     the rows rest on ("" for a live run); ``setup`` replaces the computed setup note.
     """
-    from fg_analysis.experiments import agrees, combine
-    from fg_analysis.metrics import FAILS, HOLDS, INCONCLUSIVE
 
     finals = final_values(traces)
     setup = _setup_note(traces, config) if setup is None else setup
@@ -455,7 +453,6 @@ def scorecard(traces: pd.DataFrame, config: OptimizationConfig | None = None, *,
     angle = finals[finals["tangents"] == "fixed-angle"]
     full = angle[(angle["aggregator"] == "projection") & (angle["k"] == angle["n"])]
     if not full.empty:
-        from fg_analysis.metrics import summarize
 
         gaps = summarize(full, "best_gap", "theta")
         cells = [agrees(m, c, 0.0, resolution=1e-3) for m, c in zip(gaps["mean"], gaps["ci"], strict=True)]
@@ -505,8 +502,9 @@ def angle_rate_markdown(finals: pd.DataFrame) -> str:
     parts = []
     for k, part in projection.groupby("k"):
         try:
-            main = (f"the main table's normal-tangent rate is "
-                    f"{lrs.paper_lr('math', function=get_problem(problem).name, n=n, method='fg', aggregator='projection', k=int(k)):.4g}")
+            rate = lrs.paper_lr("math", function=get_problem(problem).name, n=n, method="fg", aggregator="projection",
+                                k=int(k))
+            main = f"the main table's normal-tangent rate is {rate:.4g}"
         except ValueError:  # the main table has no rate for this k (k = n = 64)
             main = "the main table has no rate for this k"
         floor = resolution(float(part["minimum"].iloc[0]))
@@ -537,17 +535,6 @@ def lr_ratio_markdown(ratios: pd.DataFrame) -> str:
             f"the log of the closed-form norm ratio correlate with r = {corr:.2f}; the largest ratio, "
             f"{top['lr ratio (proj/mean)']:.0f} ({top['problem']}, n = {top['n']}, k = {top['k']}), sits next to "
             f"a closed-form {top['E|mean|/E|proj| (theory)']:.0f}.")
-
-
-def summary_markdown(traces: pd.DataFrame, config: OptimizationConfig | None = None) -> str:
-    """The RQ2 page's closing paragraph: the claims of :func:`scorecard` as a Markdown table."""
-    from fg_analysis.plots import markdown_table
-
-    from fg_analysis.pages import scorecard_count
-
-    claims = scorecard(traces, config)
-    return (f"In this run {scorecard_count(claims).replace('claims', 'RQ2 claims', 1)}:\n\n"
-            + markdown_table(claims[["claim", "paper", "ours", "verdict"]]))
 
 
 def _setup_note(traces: pd.DataFrame, config: OptimizationConfig | None) -> str:
@@ -585,7 +572,6 @@ def stored_setup(frame: pd.DataFrame) -> str:
 def stored_rows(config: OptimizationConfig | None = None, *, cache: ResultsCache | None = None) -> pd.DataFrame:
     """The RQ2 claims on the stored ``paper`` runs (:func:`stored`, read-only), with the records they rest on;
     no rows (and nothing run) when none is stored. Claims on units not stored yet are left out."""
-    from fg_analysis.experiments import record_text
 
     frame = stored(config, cache=cache)
     if frame is None:
@@ -599,114 +585,10 @@ def stored_rows(config: OptimizationConfig | None = None, *, cache: ResultsCache
 # Figures (matplotlib, imported lazily)
 
 
-def _approach_colors(labels) -> dict:
-    """The colours of :func:`fg_analysis.figures.rq2_final` for the same labels (one palette on the page)."""
-    from fg_analysis.figures import _approach_style
-
-    labels = list(labels)
-    return {label: _approach_style(label, index, len(labels))["color"] for index, label in enumerate(labels)}
-
-
-def plot_convergence(traces: pd.DataFrame, n: int, *, problems=PROBLEMS):
-    """One panel per problem at dimension ``n``: ``f − f*`` against the step (log scale), mean over seeds
-    (line) with the range over seeds (shaded). A run that stopped early is drawn up to its last step."""
-    import matplotlib.pyplot as plt
-
-    rows = traces[(traces["tangents"] == "normal") & (traces["n"] == n)]
-    problems = [p for p in problems if p in set(rows["problem"])]
-    labels = approach_order(rows["approach"])
-    colors = _approach_colors(labels)
-    fig, axes = plt.subplots(1, len(problems), figsize=(4.4 * len(problems), 3.6), squeeze=False)
-    for ax, problem in zip(axes[0], problems, strict=True):
-        top = 1e-16
-        for label in labels:
-            run_rows = rows[(rows["problem"] == problem) & (rows["approach"] == label)]
-            if run_rows.empty:
-                continue
-            gap = run_rows.pivot_table(index="step", columns="seed", values="gap").ffill()
-            gap = gap.where(gap > 0)  # exact zeros (sphere) cannot be drawn on a log scale
-            style = "--" if label.startswith("mean") else "-"
-            ax.plot(gap.index, gap.mean(axis=1), color=colors[label], linestyle=style, linewidth=1.2, label=label)
-            ax.fill_between(gap.index, gap.min(axis=1), gap.max(axis=1), color=colors[label], alpha=0.15,
-                            linewidth=0)
-            top = max(top, float(gap.max().max()))
-        ax.set_yscale("log")
-        ax.set_ylim(max(ax.get_ylim()[0], 1e-16), 3 * top)  # below 1e-16 of f's scale is rounding
-        ax.set_xlabel("step")
-        ax.set_title(f"{problem}, n = {n}")
-    axes[0][0].set_ylabel("f − f*")
-    axes[0][-1].legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1))
-    fig.tight_layout()
-    return fig
-
-
-def plot_final(finals: pd.DataFrame, value: str = "best_gap", *, problems=PROBLEMS):
-    """One panel per problem: ``value`` (default best ``f − f*``) against n per approach, mean ± 95% CI over
-    seeds; values ≤ 0 (at the minimum to rounding) are drawn at 1e-12."""
-    import matplotlib.pyplot as plt
-
-    from fg_analysis.metrics import summarize
-    from fg_analysis.plots import log2_axis
-
-    rows = finals[finals["tangents"] == "normal"].copy()
-    rows[value] = rows[value].clip(lower=1e-12)
-    problems = [p for p in problems if p in set(rows["problem"])]
-    labels = approach_order(rows["approach"])
-    colors = _approach_colors(labels)
-    fig, axes = plt.subplots(1, len(problems), figsize=(4.4 * len(problems), 3.6), squeeze=False)
-    for ax, problem in zip(axes[0], problems, strict=True):
-        stats = summarize(rows[rows["problem"] == problem], value, ["approach", "n"])
-        for offset, label in enumerate(labels):
-            cell = stats[stats["approach"] == label]
-            if cell.empty:
-                continue
-            shift = 2 ** (0.06 * (offset - len(labels) / 2))  # dodge the markers a little along n
-            lower = np.minimum(cell["ci"].fillna(0), cell["mean"] - 1e-12)  # keep bars on the log scale
-            ax.errorbar(cell["n"] * shift, cell["mean"], yerr=[lower, cell["ci"].fillna(0)], color=colors[label],
-                        marker="o", markersize=4, capsize=2, elinewidth=1, label=label)
-        log2_axis(ax, "x")
-        ax.set_yscale("log")
-        ax.set_xlabel("n")
-        ax.set_title(problem)
-    axes[0][0].set_ylabel("best f − f*" if value == "best_gap" else value)
-    axes[0][-1].legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1))
-    fig.tight_layout()
-    return fig
-
-
-def plot_fixed_angle(finals: pd.DataFrame):
-    """Fixed-angle tangents: best ``f − f*`` against θ per k, mean and projection (mean ± 95% CI over seeds)."""
-    import matplotlib.pyplot as plt
-
-    from fg_analysis.metrics import summarize
-    from fg_analysis.plots import PALETTE
-
-    rows = finals[finals["tangents"] == "fixed-angle"].copy()
-    rows["best_gap"] = rows["best_gap"].clip(lower=1e-12)
-    ks = sorted(rows["k"].unique())
-    fig, axes = plt.subplots(1, len(ks), figsize=(4.0 * len(ks), 3.4), squeeze=False, sharey=True)
-    for ax, k in zip(axes[0], ks, strict=True):
-        stats = summarize(rows[rows["k"] == k], "best_gap", ["aggregator", "theta"])
-        for aggregator in ("mean", "projection"):
-            cell = stats[stats["aggregator"] == aggregator]
-            lower = np.minimum(cell["ci"].fillna(0), cell["mean"] - 1e-12)
-            ax.errorbar(cell["theta"], cell["mean"], yerr=[lower, cell["ci"].fillna(0)], color=PALETTE[aggregator],
-                        marker="o", markersize=4, capsize=2, elinewidth=1, label=aggregator)
-        ax.set_yscale("log")
-        ax.set_title(f"{rows['problem'].iloc[0]}, n = {int(rows['n'].iloc[0])}, k = {k}")
-        ax.set_xlabel("angle θ to the first tangent (°)")
-        ax.set_xticks(sorted(rows["theta"].unique()))
-    axes[0][0].set_ylabel("best f − f*")
-    axes[0][0].legend(fontsize="small")
-    fig.tight_layout()
-    return fig
-
-
 __all__ = ["OptimizationConfig", "OptimizationRun", "final_values", "resolution", "stored",
            "stored_counts", "stored_rows", "stored_setup",
-           "angle_rate_markdown", "lr_ratio_markdown", "lr_ratio_table", "plot_convergence", "plot_final",
-           "plot_fixed_angle", "run", "run_unit", "scorecard", "scorecard_rows", "setup_markdown",
-           "summary_markdown", "value_table"]
+           "angle_rate_markdown", "lr_ratio_markdown", "lr_ratio_table", "paired_cells", "paired_tally", "run",
+           "run_unit", "scorecard", "scorecard_rows", "setup_markdown", "value_table"]
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -715,7 +597,6 @@ __all__ = ["OptimizationConfig", "OptimizationRun", "final_values", "resolution"
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m fg_analysis rq2 --preset paper --mode oracle --publish``: run (or read) the sweep."""
-    from fg_analysis.cli import experiment_parser, resolve_common, run_sweep
 
     parser = experiment_parser("rq2", "RQ2: gradient descent on the closed-form functions", presets=("quick", "paper"))
     parser.add_argument("--mode", choices=("forward", "oracle"), default=None,

@@ -3,12 +3,12 @@
 The reference implementation of Flügel et al. (arXiv 2410.17764; repository Helmholtz-AI-Energy/frog, commit
 e77dae5, 2024-10-17, MIT License, Copyright (c) 2024 fluegelk) kept, next to each tuned learning rate, the
 outcome of its search at that rate: the final best ``f`` of a closed-form function, or a network's validation
-cross-entropy. ``fg_analysis/reference_results/`` ships those four tables with their attribution
+cross-entropy. ``fg_analysis/experiments/reference_results/`` ships those four tables with their attribution
 (``SOURCE.md``). Each ``loss`` is ONE run (seed 0) at a rate tuned for it, not a mean over seeds (:data:`CAVEAT`).
 
 * :func:`table`: one of the four tables as it is stored (:data:`TABLES`);
 * :func:`closed_form`, :func:`networks`: the tables with this project's keys (``problem``, ``n``, ``approach``
-  labelled by :func:`fg_analysis.labels.approach_label`, ``theta`` for the fixed-angle runs; ``network``,
+  labelled by :func:`fg_analysis.nets.approaches.approach_label`, ``theta`` for the fixed-angle runs; ``network``,
   ``dataset``) and ``reference_f`` / ``reference_loss``;
 * :func:`rq2_table`: every RQ2 cell (problem, n, approach; fixed angles by θ): our best ``f``, mean ± t-based 95%
   CI and range over the seeds, beside the reference's one-seed final ``f``;
@@ -34,11 +34,14 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
-from fg_analysis.labels import approach_label
+from fg_analysis.experiments.optimization import resolution
+from fg_analysis.metrics import summarize
+from fg_analysis.nets.approaches import approach_label, approach_order
+from fg_analysis.problems import get_problem
 
 __all__ = ["CAVEAT", "TABLES", "approach", "caveat", "closed_form", "networks", "rq2_table", "rq3_table", "table"]
 
-#: the reference implementation's result tables in ``fg_analysis/reference_results/``
+#: the reference implementation's result tables in ``fg_analysis/experiments/reference_results/``
 TABLES = ("math", "math__custom_tangents", "fc_nns", "sota_nns")
 
 #: what a reference number is, in one sentence (the pages print it next to every comparison)
@@ -55,7 +58,7 @@ _KEYS_RQ3 = ["network", "dataset", "approach"]
 
 @cache
 def _read(name: str) -> pd.DataFrame:
-    with resources.files("fg_analysis").joinpath(f"reference_results/{name}.csv").open() as handle:
+    with resources.files("fg_analysis.experiments").joinpath(f"reference_results/{name}.csv").open() as handle:
         return pd.read_csv(handle)
 
 
@@ -96,7 +99,6 @@ def closed_form() -> pd.DataFrame:
     reference_lr, reference_f, minimum, reference_gap = reference_f − f*``. The custom-tangents table's
     projection rows (``sampler=normal``: one run for every angle, the projection depending only on the span)
     appear once per angle of that table, as this project's fixed-angle runs use their rate at every angle."""
-    from fg_analysis.problems import get_problem
 
     normal = _keyed(table("math")).assign(theta=np.nan, tangents="normal")
     custom = _keyed(table("math__custom_tangents")).assign(tangents="fixed-angle")
@@ -118,7 +120,7 @@ def closed_form() -> pd.DataFrame:
 
 def networks() -> pd.DataFrame:
     """The network rows of ``fc_nns`` and ``sota_nns``: ``network`` (``fc_w=256``, ``resnet18``, ``vit``: the
-    keys of :func:`fg_analysis.learning_rates.model_key`), ``dataset, method, aggregator, k, approach,
+    keys of :func:`fg_analysis.experiments.learning_rates.model_key`), ``dataset, method, aggregator, k, approach,
     reference_lr, reference_loss`` (validation cross-entropy)."""
     rows = pd.concat([_keyed(table(name)) for name in ("fc_nns", "sota_nns")], ignore_index=True)
     rows = rows.rename(columns={"model": "network", "lr": "reference_lr", "loss": "reference_loss"})
@@ -127,7 +129,6 @@ def networks() -> pd.DataFrame:
 
 def _ours(runs: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
     """Mean, t-based CI, min and max over seeds of ``value`` per cell, with the rate (first) and seed count."""
-    from fg_analysis.metrics import summarize
 
     runs = runs.assign(**{key: runs[key].fillna(-1.0) for key in keys if key == "theta"})
     stats = summarize(runs, value, keys).rename(columns={"mean": "ours", "ci": "ours_ci", "count": "seeds"})
@@ -160,7 +161,6 @@ def rq2_table(finals: pd.DataFrame) -> pd.DataFrame:
     (:data:`FLOAT32_ULPS` units in the last place of its f: it stored −2506.634766 for Styblinski–Tang's
     minimum −2506.634605 at n = 64), count as equal) and ``same_rate``.
     ``theta`` is -1 for normal tangents (a key, not a NaN)."""
-    from fg_analysis.experiments.optimization import resolution
 
     reference = closed_form().assign(theta=lambda r: r["theta"].fillna(-1.0))
     ours = _ours(finals, _KEYS_RQ2, "best_f")
@@ -168,7 +168,6 @@ def rq2_table(finals: pd.DataFrame) -> pd.DataFrame:
                   lambda rows: np.maximum([resolution(m) for m in rows["minimum"].fillna(0.0)],
                                           FLOAT32_ULPS * np.finfo(np.float32).eps
                                           * rows["reference_f"].abs().fillna(0)))
-    from fg_analysis.problems import get_problem
 
     missing = out["minimum"].isna()
     out.loc[missing, "minimum"] = [get_problem(p).minimum(int(n)) for p, n in
@@ -211,7 +210,6 @@ def rq3_table(frame: pd.DataFrame | None, *, dataset: str = "mnist") -> pd.DataF
 
 
 def _order(labels) -> list[str]:
-    from fg_analysis.labels import approach_order
 
     return approach_order(labels)
 

@@ -3,10 +3,11 @@
 The paper's network experiments (Flügel et al., arXiv 2410.17764, Sec. IV-D,
 "Fully-connected networks" and "ResNet18 and ViT"): networks trained by plain SGD (constant rate, no momentum,
 no weight decay; batch 64 for the FC nets, 128 for ResNet-18 / ViT; up to 200 epochs; early stopping after 10
-epochs without a better validation loss, or when the epoch's validation loss is NaN or ≥ 10) with the gradient from BP, from one
+epochs without a better validation loss, or when the epoch's validation loss is NaN or ≥ 10) with the gradient from BP,
+from one
 tangent (FG, k = 1, mean) or from the mean / orthogonal projection of k ∈ {2, 4, 16} tangents, seeds 0-2. The
 forward gradients perturb *activities*: one tangent over all stage outputs, shared by the batch, per-sample JVPs,
-local weight updates (:func:`fg_analysis.gradients.activity_perturbation`).
+local weight updates (:func:`fg_analysis.nets.gradients.activity_perturbation`).
 
 Presets (:meth:`RQ3Config.preset`):
 
@@ -27,9 +28,9 @@ Presets (:meth:`RQ3Config.preset`):
   paper's tables on MNIST / CIFAR-10, ours on digits / MNIST-1D where searched, else the paper's MNIST rate of
   the same network (``lr_source`` says which). ResNet-18 (BatchNorm in train mode) uses oracle JVPs — the
   paper's default "simulated" ones — since a batch-shared forward-mode perturbation cannot separate per-sample
-  JVPs through batch statistics (see :mod:`fg_analysis.gradients`); the FC nets and the ViT use forward mode.
+  JVPs through batch statistics (see :mod:`fg_analysis.nets.gradients`); the FC nets and the ViT use forward mode.
 
-Every training run is one cached unit (:class:`TrainingRun`, :meth:`fg_analysis.cache.ResultsCache.sweep`).
+Every training run is one cached unit (:class:`TrainingRun`, :meth:`fg_analysis.runs.cache.ResultsCache.sweep`).
 :func:`run` returns one row per run and epoch with the columns ``model, network, width, dataset, method,
 aggregator, k, approach, seed, epoch, train_loss, train_accuracy, val_loss, val_accuracy, cosine, norm_ratio,
 train_time_s, wall_time_s, test_accuracy, best_epoch, stopped, lr, lr_source, mode, device``;
@@ -50,7 +51,7 @@ Command line (prints the summary table; the LAST line is one JSON object)::
 
 The JSON line: ``{"preset": ..., "device": ..., "test_accuracy": {"<network> <dataset>": {"BP": 0.97, "FG": ...,
 "mean k=2": ..., "projection k=16": ...}}}`` — the mean test accuracy over seeds per approach (approach labels
-as in :func:`fg_analysis.gradients.approach_label`).
+as in :func:`fg_analysis.nets.gradients.approach_label`).
 """
 
 from __future__ import annotations
@@ -62,16 +63,18 @@ from functools import partial
 
 import numpy as np
 import pandas as pd
-import torch
 
-from fg_analysis.cache import ResultsCache
-from fg_analysis.data import available_datasets
-from fg_analysis.experiments import claim
-from fg_analysis.gradients import GradientSource, activity_dimension
-from fg_analysis.labels import PAPER_APPROACHES, approach_label, approach_order
-from fg_analysis.learning_rates import model_key, network_rate
+from fg_analysis.experiments import SCORECARD_COLUMNS, claim, record_text
+from fg_analysis.experiments.learning_rates import model_key, network_rate
 from fg_analysis.metrics import INCONCLUSIVE, compare, format_ci, paired_difference, summarize
-from fg_analysis.models import build_model, count_parameters
+from fg_analysis.metrics import learned as above
+from fg_analysis.nets.approaches import PAPER_APPROACHES, approach_label, approach_order
+from fg_analysis.nets.data import available_datasets
+from fg_analysis.nets.run import TrainingRun, run_unit
+from fg_analysis.runs.cache import ResultsCache
+from fg_analysis.runs.cli import experiment_parser, resolve_common
+from fg_analysis.runs.env import resolve_device, torch_threads
+from fg_analysis.runs.sweep import executor_from, sweep
 
 __all__ = ["CHANCE", "CLAIMS", "COMPARISONS", "PRESETS", "QUICK_APPROACHES", "REN_2023",
            "REN_2023_OURS", "REN_2023_SETUP", "RQ3Config", "TrainingRun", "anchors", "available_datasets",
@@ -96,35 +99,9 @@ RUN_KEYS = ["model", "network", "width", "dataset", "method", "aggregator", "k",
 GROUP_KEYS = ["network", "dataset", "method", "aggregator", "k", "approach"]
 
 
-@dataclass(frozen=True)
-class TrainingRun:
-    """One training run (one cached unit): a network on a data set with one gradient source, rate and seed.
-
-    The seed fixes the data split, the initial weights, the batch order and the tangents.
-    ``max_train`` keeps only that many training samples (smoke runs).
-    """
-
-    model: str
-    width: int | None
-    dataset: str
-    method: str
-    aggregator: str
-    k: int
-    seed: int
-    lr: float
-    lr_source: str
-    epochs: int = 200
-    patience: int = 10
-    batch_size: int = 64
-    mode: str = "forward"
-    perturbation: str = "activity"
-    optimizer: str = "sgd"
-    max_train: int | None = None
-
-
 def resolve_lr(model: str, width: int | None, dataset: str, method: str, aggregator: str, k: int
                ) -> tuple[float, str]:
-    """``(lr, source)`` of a run: :func:`fg_analysis.learning_rates.network_rate`."""
+    """``(lr, source)`` of a run: :func:`fg_analysis.experiments.learning_rates.network_rate`."""
     return network_rate(model, width, dataset, method=method, aggregator=aggregator, k=k)
 
 
@@ -197,49 +174,20 @@ class RQ3Config:
         return units
 
 
-def run_unit(unit: TrainingRun, *, device: str | torch.device = "cpu", progress: bool = False) -> pd.DataFrame:
-    """Train one unit: its per-epoch history with the test accuracy of the best-validation state and the device."""
-    from fg_analysis.data import load_dataset
-    from fg_analysis.env import resolve_device
-    from fg_analysis.training import train
-
-    resolved = resolve_device(device)
-    data = load_dataset(unit.dataset, seed=unit.seed, device=resolved)
-    net = build_model(unit.model, input_shape=data.input_shape, n_classes=data.n_classes, width=unit.width,
-                      seed=unit.seed, device=resolved)
-    source = GradientSource(unit.method, k=unit.k, aggregator=unit.aggregator, perturbation=unit.perturbation,
-                            mode=unit.mode)
-    generator = torch.Generator(device=resolved).manual_seed(unit.seed)
-    result = train(net, data, source, lr=unit.lr, batch_size=unit.batch_size, epochs=unit.epochs,
-                   patience=unit.patience, optimizer=unit.optimizer, max_train=unit.max_train, generator=generator,
-                   progress=progress, description=f"{model_key(unit.model, unit.width)} {source.label} s{unit.seed}")
-    history = result.history
-    history["test_accuracy"] = result.test_accuracy
-    history["test_loss"] = result.test_loss
-    history["best_epoch"] = result.best_epoch
-    history["stopped"] = result.stopped
-    history["n_parameters"] = count_parameters(net)
-    history["activity_dimension"] = activity_dimension(net, data.input_shape)
-    history["device"] = resolved.type
-    return history
-
-
 def run(config: RQ3Config, *, device: str = "cpu", cache: ResultsCache | None = None, progress: bool = True,
         cpu_threads: int | None = 1, executor=None) -> pd.DataFrame:
     """Every unit of ``config`` through the cache (each run cached on its own); one row per run and epoch.
 
     On a CPU the runs use ``cpu_threads`` torch threads (restored afterwards; ``None`` keeps the current setting):
-    one thread is much faster for these small networks (:func:`fg_analysis.env.torch_threads`).
+    one thread is much faster for these small networks (:func:`fg_analysis.runs.env.torch_threads`).
     """
-    from fg_analysis.env import resolve_device
-    from fg_analysis.env import torch_threads
 
     resolved = resolve_device(device)
     cache = cache or ResultsCache()
     with torch_threads(cpu_threads if resolved.type == "cpu" else None):
         # in-process, each run shows its epochs too (a unit can take an hour on a CPU)
         unit_progress = progress and executor is None
-        frame = cache.sweep(config.runs(), partial(run_unit, device=str(resolved), progress=unit_progress),
+        frame = sweep(cache, config.runs(), partial(run_unit, device=str(resolved), progress=unit_progress),
                             device=str(resolved),
                             executor=executor,
                             description="RQ3 networks", progress=progress)
@@ -297,7 +245,7 @@ def final_runs(frame: pd.DataFrame) -> pd.DataFrame:
 
 def budget_limited(runs: pd.DataFrame) -> pd.Series:
     """Whether each run (a row of :func:`final_runs`) was ended by its epoch budget rather than by the stopping
-    rule (:func:`fg_analysis.training.epoch_stop`): ``stopped == "epochs"``. Such a run's best epoch lies within
+    rule (:func:`fg_analysis.nets.training.epoch_stop`): ``stopped == "epochs"``. Such a run's best epoch lies within
     the last ``patience`` epochs of the budget (else patience would have stopped it): it was still improving,
     and more epochs might have raised its accuracy. (An early stop has its best epoch at least ``patience``
     epochs before the budget; a diverged run was not limited by the budget.)"""
@@ -406,7 +354,6 @@ CLAIMS = {("projection k=16", "FG"): ("projection with k = 16 beats FG (k = 1)",
 def learned(frame: pd.DataFrame, table: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per (network, dataset, approach): did the runs learn? Mean test accuracy above chance and above the
     untrained network's validation accuracy (epoch 0), beyond the 95% CI (:func:`fg_analysis.metrics.learned`)."""
-    from fg_analysis.metrics import learned as above
 
     table = summary(frame) if table is None else table
     start = frame[frame["epoch"] == 0].groupby(["network", "dataset", "approach"])["val_accuracy"].mean()
@@ -471,7 +418,6 @@ def scorecard(frame: pd.DataFrame, config: RQ3Config | None = None, *, record: s
     "BP ≥ 90%" from the t interval over seeds of its test accuracy; "a beats b" paired by seed
     (:func:`comparison`: the per-seed differences' mean and t interval, shown as "ours"). A comparison with a run
     that did not learn (:func:`learned`) is inconclusive, as is one with a single seed (no interval)."""
-    from fg_analysis.experiments import SCORECARD_COLUMNS
 
     table = summary(frame)
     ok = learned(frame, table)
@@ -532,7 +478,6 @@ def stored_rows(config: RQ3Config, *, cache: ResultsCache | None = None) -> pd.D
     """The RQ3 claims on ``config``'s stored runs (:func:`stored` with ``partial=True``: whatever seeds and
     approaches are stored), with the records they rest on; no rows (and nothing trained) when none is stored.
     With one seed stored a comparison has no interval and is inconclusive."""
-    from fg_analysis.experiments import SCORECARD_COLUMNS, record_text
 
     frame = stored(config, cache=cache, partial=True)
     if frame is None:
@@ -548,8 +493,6 @@ def stored_rows(config: RQ3Config, *, cache: ResultsCache | None = None) -> pd.D
 def main(argv: list[str] | None = None) -> int:
     """``python -m fg_analysis rq3 --preset mnist-fc --seeds 0 --publish``: train (or read) the preset's runs and
     print the summary table; the LAST line is one JSON object (:func:`json_summary`)."""
-    from fg_analysis.cli import experiment_parser, resolve_common
-    from fg_analysis.sweep import executor_from
 
     parser = experiment_parser("rq3", "RQ3: train networks with BP and multi-tangent forward gradients",
                                presets=PRESETS)

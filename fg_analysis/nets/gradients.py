@@ -1,6 +1,6 @@
 """Gradient sources for training networks: backpropagation and multi-tangent forward gradients.
 
-Every source maps ``(model, x, y)`` for a :class:`~fg_analysis.models.StagedNetwork`, a batch and the mean
+Every source maps ``(model, x, y)`` for a :class:`~fg_analysis.nets.models.StagedNetwork`, a batch and the mean
 cross-entropy loss ``L = (1/B) Σ_b L_b`` to a :class:`Gradient`: the batch loss and one estimate per parameter
 tensor (a dict ``name → tensor`` shaped like the parameter), ready to be written into ``p.grad``.
 
@@ -28,7 +28,7 @@ aggregation). ``mode`` says how the JVPs are obtained, in the package's vocabula
   forward gradient): exact in value, much faster on a CPU, but no measurement of forward-mode cost.
 
 Non-finite derivatives raise :class:`fg_analysis.jvp.NonFiniteDerivatives` (a ``FloatingPointError``), which
-:func:`fg_analysis.training.train` records as a divergence.
+:func:`fg_analysis.nets.training.train` records as a divergence.
 
 On the same tangents both modes give the same estimate up to rounding (tested to 1e-10 in float64).
 
@@ -40,7 +40,7 @@ estimate exact at k ≥ A; the forward activity mode refuses train-mode BatchNor
 its JVPs are of the batch loss itself, and the models' BatchNorm works under ``jvp``/``vmap`` over tangents.
 
 >>> import torch
->>> from fg_analysis.models import build_model
+>>> from fg_analysis.nets.models import build_model
 >>> net = build_model("fc", input_shape=(1, 8, 8), n_classes=10, width=16, seed=0)
 >>> x, y = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(0)), torch.tensor([0, 1, 2, 3])
 >>> est = activity_perturbation(net, x, y, k=8, aggregator="projection", generator=torch.Generator().manual_seed(1))
@@ -51,7 +51,7 @@ True
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
@@ -61,8 +61,8 @@ from torch.func import functional_call
 
 from fg_analysis.aggregate import Aggregator
 from fg_analysis.estimator import ForwardGradient, module_objective
-from fg_analysis.jvp import MODES, check_mode
-from fg_analysis.labels import approach_label
+from fg_analysis.jvp import MODES, _check_derivatives, check_mode
+from fg_analysis.nets.approaches import approach_label
 from fg_analysis.params import numel, unraveler
 from fg_analysis.tangents import TangentLaw, tangent_law
 
@@ -108,7 +108,6 @@ def _has_train_batch_norm(model: nn.Module) -> bool:
 
 def check_finite(d: torch.Tensor) -> torch.Tensor:
     """``d`` if finite, else :class:`~fg_analysis.jvp.NonFiniteDerivatives` (the loss diverged)."""
-    from fg_analysis.jvp import _check_derivatives
 
     return _check_derivatives(d)
 
@@ -218,7 +217,8 @@ def backprop(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Gradient:
 def weight_perturbation(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, k: int = 1,
                         aggregator: str | Aggregator = "mean", mode: str = "forward",
                         tangents: torch.Tensor | TangentLaw | str = "normal",
-                        generator: torch.Generator | None = None) -> Gradient:
+                        generator: torch.Generator | None = None,
+                        estimator: ForwardGradient | None = None) -> Gradient:
     """Weight-perturbed forward gradient: one global tangent set ``V`` (k × P) over all parameters.
 
     ``d = V ∇_θ L`` by the estimator's ``mode`` (``"forward"``: ``torch.func.jvp`` vmapped over the rows of
@@ -226,11 +226,15 @@ def weight_perturbation(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, k
     the whole network (the faithful global projection, paper Sec. III).
 
     ``tangents`` is a (k, P) tensor (``k`` is then ignored) or a tangent law sampled with ``generator``.
+    ``estimator``, when given, replaces ``k``, ``aggregator``, ``mode``, ``tangents`` and ``generator``: a training
+    loop configures one (:class:`GradientSource` does) and each step reuses it and its tangent buffer.
     """
     f, params = module_objective(model, _loss)
     given = isinstance(tangents, torch.Tensor)
-    estimator = ForwardGradient(tangents.shape[0] if given and tangents.ndim == 2 else k, aggregator=aggregator,
-                                tangents="normal" if given else tangents, mode=check_mode(mode), generator=generator)
+    if estimator is None:
+        estimator = ForwardGradient(tangents.shape[0] if given and tangents.ndim == 2 else k, aggregator=aggregator,
+                                    tangents="normal" if given else tangents, mode=check_mode(mode),
+                                    generator=generator)
     if not given:
         estimate = estimator(f, params, x, y)
         return Gradient(estimate.value, dict(unraveler(params)(estimate.gradient)))
@@ -284,7 +288,8 @@ def _forward_activity_jvps(estimator: ForwardGradient, model: nn.Module, x: torc
 def activity_perturbation(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, k: int = 1,
                           aggregator: str | Aggregator = "mean", mode: str = "forward",
                           tangents: torch.Tensor | TangentLaw | str = "normal",
-                          generator: torch.Generator | None = None, skip_zero_products: bool = True) -> Gradient:
+                          generator: torch.Generator | None = None, skip_zero_products: bool = True,
+                          estimator: ForwardGradient | None = None) -> Gradient:
     """Activity-perturbed forward gradient with local weight updates, as the paper's network runs.
 
     1. Tangents ``V`` (k × A) over all stage outputs concatenated, shared by the batch.
@@ -296,10 +301,13 @@ def activity_perturbation(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
        projection.
 
     ``tangents`` is a (k, A) tensor (``k`` is then ignored) or a tangent law sampled with ``generator``;
-    ``skip_zero_products`` as for :class:`~fg_analysis.estimator.ForwardGradient`.
+    ``skip_zero_products`` as for :class:`~fg_analysis.estimator.ForwardGradient`. ``estimator``, when given,
+    replaces ``k``, ``aggregator``, ``mode``, ``tangents``, ``generator`` and ``skip_zero_products`` (configured
+    once by a training loop, reused by every step with its tangent buffer).
     Raises ``ValueError`` for ``mode="forward"`` on a model with BatchNorm in train mode (see the module
     docstring) and for ``mode="sequential"`` (per-sample JVPs are vmapped).
     """
+    mode = estimator.mode if estimator is not None else mode
     if check_mode(mode) == "sequential":
         raise ValueError("activity perturbation computes per-sample JVPs with mode='forward' or 'oracle'; "
                          "mode='sequential' is for weight perturbation")
@@ -308,9 +316,10 @@ def activity_perturbation(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
                          "mode (batch statistics couple the samples of a shared perturbation): use mode='oracle' "
                          "(the paper's default for its networks), weight perturbation, or model.eval()")
     given = isinstance(tangents, torch.Tensor)
-    estimator = ForwardGradient(tangents.shape[0] if given and tangents.ndim == 2 else k, aggregator=aggregator,
-                                tangents="normal" if given else tangents, mode=mode, generator=generator,
-                                skip_zero_products=skip_zero_products)
+    if estimator is None:
+        estimator = ForwardGradient(tangents.shape[0] if given and tangents.ndim == 2 else k, aggregator=aggregator,
+                                    tangents="normal" if given else tangents, mode=mode, generator=generator,
+                                    skip_zero_products=skip_zero_products)
     staged = staged_pass(model, x)
     groups, outputs, shapes, dimension, logits = (staged.groups, staged.outputs, staged.shapes, staged.dimension,
                                                   staged.logits)
@@ -349,6 +358,8 @@ class GradientSource:
     perturbation: str = "activity"
     mode: str = "forward"
     law: str = "normal"
+    #: the estimator of the generator last used (configured once, reused by every step with its tangent buffer)
+    _configured: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         if self.method not in ("bp", "fg"):
@@ -356,7 +367,18 @@ class GradientSource:
         if self.perturbation not in PERTURBATIONS:
             raise ValueError(f"unknown perturbation {self.perturbation!r}; choose one of {PERTURBATIONS}")
         check_mode(self.mode)
-        ForwardGradient(self.k, aggregator=self.aggregator, tangents=self.law)  # a clear error for a bad setting
+        if self.method == "fg":
+            self.estimator(None)  # a clear error for a bad setting, before any step
+
+    def estimator(self, generator: torch.Generator | None) -> ForwardGradient:
+        """The one :class:`~fg_analysis.estimator.ForwardGradient` of this source and ``generator``: made at the
+        first step with that generator, then reused (no validation or tangent allocation per step)."""
+        found = self._configured.get("estimator")
+        if found is None or found.generator is not generator:
+            found = ForwardGradient(self.k, aggregator=self.aggregator, tangents=tangent_law(self.law),
+                                    mode=self.mode, generator=generator)
+            self._configured["estimator"] = found
+        return found
 
     @property
     def label(self) -> str:
@@ -368,8 +390,7 @@ class GradientSource:
                  generator: torch.Generator | None = None) -> Gradient:
         if self.method == "bp":
             return backprop(model, x, y)
-        estimator: Callable[..., Gradient] = (activity_perturbation if self.perturbation == "activity"
-                                              else weight_perturbation)
-        return estimator(model, x, y, k=self.k, aggregator=self.aggregator, mode=self.mode,
-                         tangents=tangent_law(self.law), generator=generator)
+        perturb: Callable[..., Gradient] = (activity_perturbation if self.perturbation == "activity"
+                                            else weight_perturbation)
+        return perturb(model, x, y, estimator=self.estimator(generator))
 

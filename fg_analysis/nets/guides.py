@@ -15,14 +15,14 @@ Fournier's formula; no guess is the paper's projection. The expected squared cos
   gives per-sample tangent sets whose random rows are shared by the batch, as in activity perturbation).
 * Guess providers, called with a :class:`Context` (the current batch) and returning ``(..., m, n)``:
   :class:`LocalLosses` (auxiliary heads' local-loss gradients at every stage output of a
-  :class:`~fg_analysis.models.StagedNetwork`), :class:`PreviousEstimate` (the last estimate of a flat parameter
+  :class:`~fg_analysis.nets.models.StagedNetwork`), :class:`PreviousEstimate` (the last estimate of a flat parameter
   vector) and :class:`FromCallable` (any function).
 * :class:`AuxiliaryHeads` — one small classifier per hidden stage (linear for vectors; pooled linear for feature
   maps; token-mean linear for sequences), trained by its local cross-entropy; :func:`forward_flops` counts the
   FLOPs of heads and networks.
 * :func:`guided_forward_gradient` (a flat function) and :func:`guided_activity_perturbation` (a network, as
-  :func:`fg_analysis.gradients.activity_perturbation` with per-sample guesses); :class:`GuidedSource` is the
-  latter as a gradient source for :func:`fg_analysis.training.train`, stepping the heads alongside.
+  :func:`fg_analysis.nets.gradients.activity_perturbation` with per-sample guesses); :class:`GuidedSource` is the
+  latter as a gradient source for :func:`fg_analysis.nets.training.train`, stepping the heads alongside.
 
 >>> import torch
 >>> g, u = torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, 0.0, 1.0])
@@ -45,9 +45,18 @@ from torch import nn
 from torch.func import functional_call
 
 from fg_analysis.estimator import Estimate, ForwardGradient
-from fg_analysis.gradients import (Gradient, _local_vjps, _order, _split, check_finite, per_sample_activity_gradients,
-                                   staged_pass)
 from fg_analysis.jvp import check_mode
+from fg_analysis.nets.approaches import guided_label
+from fg_analysis.nets.gradients import (
+    Gradient,
+    GradientSource,
+    _local_vjps,
+    _order,
+    _split,
+    check_finite,
+    per_sample_activity_gradients,
+    staged_pass,
+)
 from fg_analysis.tangents import Normal, TangentLaw, tangent_law
 
 __all__ = ["AuxiliaryHeads", "Context", "FromCallable", "Guided", "GuidedDetails", "GuidedSource", "LocalLosses",
@@ -68,7 +77,8 @@ class Guided(TangentLaw):
     across a batch) or one per entry (``shared=False``). ``k = m`` gives the guesses alone, ``m = 0`` (``U`` of
     shape ``(…, 0, n)`` or ``None``) the random law alone. ``rescale`` (default) gives every guess the length
     ``sqrt(n)`` of a typical Gaussian tangent: the span, hence the projection, is unchanged, and the Gram matrix
-    ``V Vᵀ`` stays well-conditioned (local-loss gradients can be 10⁴ times shorter). ``normalize`` scales every row to norm 1 (the
+    ``V Vᵀ`` stays well-conditioned (local-loss gradients can be 10⁴ times shorter). ``normalize`` scales every row to
+    norm 1 (the
     projection does not change). ``out=`` (shape ``(k, n)``, unbatched guesses) is filled in place, so
     :meth:`ForwardGradient.sample` works as with any law.
 
@@ -208,7 +218,7 @@ class AuxiliaryHeads(nn.Module):
 
     Head ``s`` maps stage ``s``'s output ``a_s`` to logits and defines the local loss
     ``ℓ_s = CE(head_s(a_s), y)``; its gradient ``∂ℓ_s/∂a_s`` is the guess for ``∂L/∂a_s`` (Fournier et al.).
-    Build with :meth:`for_network`, which seeds the weights like :func:`fg_analysis.models.build_model`.
+    Build with :meth:`for_network`, which seeds the weights like :func:`fg_analysis.nets.models.build_model`.
     """
 
     def __init__(self, heads: Sequence[nn.Module]):
@@ -349,7 +359,7 @@ def guided_activity_perturbation(model: nn.Module, x: torch.Tensor, y: torch.Ten
                                  details: bool = False) -> Gradient | tuple[Gradient, GuidedDetails]:
     """Activity-perturbed forward gradient with guesses, local weight updates as in the paper's networks.
 
-    1. One forward pass stage by stage (:func:`fg_analysis.gradients.activity_perturbation`'s), the guesses
+    1. One forward pass stage by stage (:func:`fg_analysis.nets.gradients.activity_perturbation`'s), the guesses
        ``U_b`` (B, m, A) from ``provider`` (e.g. :class:`LocalLosses`) on the detached stage outputs.
     2. Tangents ``V_b = [U_b; R]`` with ``k`` random rows ``R`` (a law, shared by the batch, or a (k, A) tensor).
     3. Per-sample JVPs ``d_b = V_b ∂L_b/∂a_b``: forward mode (``"forward"``) or from the BP activity gradient
@@ -362,7 +372,7 @@ def guided_activity_perturbation(model: nn.Module, x: torch.Tensor, y: torch.Ten
     guess), and a guess that is zero for a sample (a head, or the output, so confident that ``softmax − onehot``
     underflows) adds nothing to that sample's span and is left out of it (:func:`projection_without`).
 
-    ``provider=None`` and a (k, A) tensor ``random`` is :func:`~fg_analysis.gradients.activity_perturbation`'s
+    ``provider=None`` and a (k, A) tensor ``random`` is :func:`~fg_analysis.nets.gradients.activity_perturbation`'s
     projection on those tangents. BatchNorm in train mode needs ``mode="oracle"``.
     """
     if check_mode(mode) == "sequential":
@@ -433,9 +443,9 @@ def projection_without(V: torch.Tensor, d: torch.Tensor, absent: torch.Tensor) -
 
 
 class GuidedSource:
-    """Guided activity perturbation as a gradient source for :func:`fg_analysis.training.train`.
+    """Guided activity perturbation as a gradient source for :func:`fg_analysis.nets.training.train`.
 
-    ``source(model, x, y, generator=g)`` returns the network's :class:`~fg_analysis.gradients.Gradient` from
+    ``source(model, x, y, generator=g)`` returns the network's :class:`~fg_analysis.nets.gradients.Gradient` from
     :func:`guided_activity_perturbation` with :class:`LocalLosses` of ``heads`` and ``k`` random tangents, and
     takes one SGD step of the heads on their local losses (``head_lr``): the heads learn alongside. ``guide=False``
     drops the guesses (the paper's projection with k tangents through the same code); ``use_heads=False`` keeps
@@ -508,3 +518,20 @@ def forward_flops(module: nn.Module, inputs: torch.Tensor) -> dict[str, int]:
         for handle in hooks:
             handle.remove()
     return counts
+
+
+def gradient_source(approach: str, k: int, model, input_shape, n_classes: int, *, mode: str = "oracle",
+                    head_lr: float, seed: int = 0):
+    """The gradient source of an approach for ``model`` (a callable ``source(model, x, y, generator=)`` as
+    :func:`fg_analysis.nets.training.train` takes it): BP, random k (activity perturbation, projection), or a
+    :class:`GuidedSource` with auxiliary heads seeded by ``seed`` (learning at ``head_lr``); what the guided
+    chapter's training runs and the learning-rate search both train with."""
+    if approach == "bp":
+        return GradientSource("bp")
+    if approach == "random":
+        return GradientSource("fg", k=k, aggregator="projection", mode=mode)
+    if approach not in ("guided", "output", "guess"):
+        raise ValueError(f"unknown approach {approach!r}; choose bp, random, guided, output or guess")
+    heads = AuxiliaryHeads.for_network(model, input_shape, n_classes, seed=seed)
+    return GuidedSource(heads, k=k, head_lr=head_lr, mode=mode,
+                               use_heads=approach != "output", label=guided_label(approach, k))

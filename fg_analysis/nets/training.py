@@ -2,7 +2,8 @@
 
 As in the paper ("Fully-connected networks", "ResNet18 and ViT"; Flügel et al., arXiv 2410.17764): plain SGD
 ``θ ← θ − lr · ĝ`` with a constant learning rate, no momentum and no weight decay (``optimizer="momentum"`` and
-``"adam"`` are optional extras); minibatches of ``batch_size``; up to ``epochs`` epochs. The stopping rule is the reference implementation's
+``"adam"`` are optional extras); minibatches of ``batch_size``; up to ``epochs`` epochs. The stopping rule is the
+reference implementation's
 (``nn_training/train.py``), checked once per epoch on the epoch's validation loss (:func:`epoch_stop`): the run
 diverged when that loss is NaN or ``≥ max_loss`` (10), and stops early after ``patience`` epochs without a new
 minimum (min_delta 0). A single training batch with a large loss does not stop a run; a non-finite training loss
@@ -17,9 +18,9 @@ estimate and the true gradient on the first batch of the epoch (the BP gradient 
 batch, its BatchNorm statistics update undone), the time spent in training steps and the total wall time.
 
 >>> import torch
->>> from fg_analysis.data import load_dataset
->>> from fg_analysis.gradients import GradientSource
->>> from fg_analysis.models import build_model
+>>> from fg_analysis.nets.data import load_dataset
+>>> from fg_analysis.nets.gradients import GradientSource
+>>> from fg_analysis.nets.models import build_model
 >>> data = load_dataset("digits")
 >>> net = build_model("fc", input_shape=data.input_shape, n_classes=10, width=32)
 >>> result = train(net, data, GradientSource("bp"), lr=0.1, epochs=2, progress=False,
@@ -41,9 +42,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from fg_analysis.data import Dataset, batches
-from fg_analysis.gradients import Gradient, GradientSource, backprop
 from fg_analysis.metrics import cosine, norm_ratio
+from fg_analysis.nets.data import Dataset, batches
+from fg_analysis.nets.gradients import Gradient, GradientSource, backprop
 
 __all__ = ["MAX_LOSS", "OPTIMIZERS", "TrainResult", "epoch_stop", "evaluate", "make_optimizer", "train"]
 

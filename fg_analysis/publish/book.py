@@ -8,7 +8,7 @@
 2. prints each notebook's pass/fail and run time and stops at the first failing notebook, printing its name
    and the failing cell's traceback, with a non-zero exit status (nothing is built then);
 3. writes ``book/status.md``: per page its run time, preset, device and seed, plus the package versions
-   (:func:`fg_analysis.env.environment`);
+   (:func:`fg_analysis.runs.env.environment`);
 4. runs ``jupyter-book build book/ --all -W --keep-going``: any Sphinx warning fails the build.
 
 ``--only NAME [NAME ...]`` runs a subset and reuses the other pages from an earlier run (recorded in
@@ -24,12 +24,12 @@ For notebook authors
   ``seed = 0``. The defaults are the quick preset: CI runs every notebook with them twice (nbval and the book
   test), so a notebook must finish in about 90 s on 2 CPU cores. ``preset = "paper"`` selects the paper's
   settings; ``device`` is ``"auto"``, ``"cpu"`` or ``"cuda"`` (pass it to
-  :func:`fg_analysis.env.resolve_device`).
+  :func:`fg_analysis.runs.env.resolve_device`).
 * The first code cell after the parameters cell calls :func:`check_parameters` (``check_parameters(globals())``,
   tagged ``remove-cell``): a wrong type, an unknown value or an unknown name (a mistyped ``-p``) stops the page
   before any work.
 * Only the parameters cell and the page's one call into the package are shown; every other code cell is
-  tagged ``hide-input`` (or ``remove-input``/``remove-cell``). Figures come from :mod:`fg_analysis.figures`,
+  tagged ``hide-input`` (or ``remove-input``/``remove-cell``). Figures come from :mod:`fg_analysis.publish.figures`,
   sentences from package functions, never typed-in numbers.
 * Notebooks run with the ``notebooks/`` folder as working directory, under papermill (book) and nbval (CI).
   Reach data and result caches through ``fg_analysis`` (paths found from the package), never by paths
@@ -60,11 +60,17 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+import yaml
+from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+from fg_analysis.runs.env import environment
+from fg_analysis.runs.paths import REPOSITORY
+
 PRESETS = ("quick", "paper")
 DEVICES = ("auto", "cpu", "cuda")
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
@@ -102,9 +108,8 @@ class PageRun:
 # Layout
 
 
-def toc_pages(root: Path = REPO) -> list[str]:
+def toc_pages(root: Path = REPOSITORY) -> list[str]:
     """Every page of ``book/_toc.yml`` in reading order (root first), as file names without suffix."""
-    import yaml
 
     toc_path = Path(root) / "book" / "_toc.yml"
     if not toc_path.is_file():
@@ -128,7 +133,7 @@ def toc_pages(root: Path = REPO) -> list[str]:
     return pages
 
 
-def notebook_pages(root: Path = REPO) -> list[str]:
+def notebook_pages(root: Path = REPOSITORY) -> list[str]:
     """The toc's pages that have a source notebook in ``notebooks/``, in toc order.
 
     Raises :class:`BookError` for a source notebook that the toc does not list (it would silently be left
@@ -159,7 +164,6 @@ def _check_source(path: Path) -> None:
 
 def _check_mathjax(root: Path) -> None:
     """Fail early when ``_config.yml`` points ``mathjax_path`` at a local copy that is missing."""
-    import yaml
 
     config_path = root / "_config.yml"
     if not config_path.is_file():
@@ -212,7 +216,6 @@ def check_parameters(namespace: dict, **spec) -> dict:
         hidden |= set(namespace["get_ipython"]().user_ns_hidden)
     except (KeyError, AttributeError, TypeError):
         pass
-    import types
 
     unknown = sorted(name for name, value in namespace.items()
                      if not name.startswith("_") and name not in spec and name not in hidden
@@ -248,7 +251,6 @@ def _this_python_kernel():
     precedence and may point at another Python. In that case a kernelspec for this interpreter is put first
     on ``JUPYTER_PATH`` for the duration of the run.
     """
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
     try:
         command = KernelSpecManager().get_kernel_spec(KERNEL_NAME).argv[0]
@@ -283,7 +285,7 @@ class NotebookFailed(RuntimeError):
         self.page, self.seconds, self.report = page, seconds, report
 
 
-def execute_page(page: str, *, root: Path = REPO, preset: str, device: str, seed: int,
+def execute_page(page: str, *, root: Path = REPOSITORY, preset: str, device: str, seed: int,
                  device_name: str = "") -> PageRun:
     """Execute ``notebooks/<page>.ipynb`` into ``book/<page>.ipynb`` with papermill.
 
@@ -355,7 +357,7 @@ def _save_runs(root: Path, runs: dict[str, PageRun]) -> None:
 
 
 def page_records(root: Path, page: str) -> list[dict]:
-    """The stored records an executed page says it shows (outputs of :func:`fg_analysis.pages.show_records`)."""
+    """The stored records an executed page says it shows (outputs of :func:`fg_analysis.publish.pages.show_records`)."""
     import nbformat
 
     path = Path(root) / "book" / f"{page}.ipynb"
@@ -442,7 +444,7 @@ def _record_summary(rows: list[tuple[str, dict]], *, commits_shown: int = 3) -> 
     return summary
 
 
-def build_html(root: Path = REPO, *, out=_say) -> int:
+def build_html(root: Path = REPOSITORY, *, out=_say) -> int:
     """``jupyter-book build book/ --all -W --keep-going`` in ``root``; returns its exit status."""
     command = [str(Path(sys.executable).with_name("jupyter-book")), "build", "book/", "--all", "-W",
                "--keep-going"]
@@ -457,9 +459,8 @@ def build_html(root: Path = REPO, *, out=_say) -> int:
 
 
 def run_book(*, preset: str = "quick", device: str = "cpu", seed: int = 0, only: list[str] | None = None,
-             root: Path = REPO, build: bool = True, out=_say) -> int:
+             root: Path = REPOSITORY, build: bool = True, out=_say) -> int:
     """Execute the notebooks, write the status page and build the book; returns an exit status (0 = ok)."""
-    from fg_analysis.env import environment
 
     root = Path(root)
     if preset not in PRESETS:
@@ -552,7 +553,7 @@ def strip_outputs(nb) -> int:
     return marked
 
 
-def refresh_checks(pages: list[str] | None = None, *, root: Path = REPO, timeout: int = 900, out=_say) -> None:
+def refresh_checks(pages: list[str] | None = None, *, root: Path = REPOSITORY, timeout: int = 900, out=_say) -> None:
     """Execute source notebooks on their defaults; store only the outputs of ``# NBVAL_CHECK_OUTPUT`` cells."""
     import nbformat
     from nbclient import NotebookClient
@@ -588,7 +589,7 @@ def add_book_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run only these pages (e.g. rq1_approximation); reuse earlier runs of the others")
     parser.add_argument("--no-build", action="store_true",
                         help="execute and write the status page, but do not run jupyter-book")
-    parser.add_argument("--root", type=Path, default=REPO, help=argparse.SUPPRESS)
+    parser.add_argument("--root", type=Path, default=REPOSITORY, help=argparse.SUPPRESS)
 
 
 def book_command(args: argparse.Namespace) -> int:
@@ -604,7 +605,7 @@ def book_command(args: argparse.Namespace) -> int:
 def add_refresh_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="*", metavar="NAME",
                         help="notebooks to refresh (default: all of notebooks/)")
-    parser.add_argument("--root", type=Path, default=REPO, help=argparse.SUPPRESS)
+    parser.add_argument("--root", type=Path, default=REPOSITORY, help=argparse.SUPPRESS)
 
 
 def refresh_command(args: argparse.Namespace) -> int:

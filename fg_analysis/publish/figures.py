@@ -6,7 +6,8 @@ one figure per panel instead). Log axes never draw values at machine zero: those
 axis (:func:`mark_floor`) and said so in the legend.
 
 RQ1 and RQ2 panels are drawn by the experiment modules' panel functions on a one-panel selection of the frame;
-RQ3 and RQ4 figures, the comparisons with the reference implementation's figures (:mod:`fg_analysis.reference`)
+RQ3 and RQ4 figures, the comparisons with the reference implementation's figures
+(:mod:`fg_analysis.experiments.reference`)
 and the intro's two illustrations are drawn here.
 """
 
@@ -16,9 +17,17 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 
-from fg_analysis import plots
-from fg_analysis.labels import approach_order
+from fg_analysis import bench, theory
+from fg_analysis.aggregate import mean, projection
+from fg_analysis.bench import cost
+from fg_analysis.experiments import approximation, guided, optimization
+from fg_analysis.metrics import summarize
+from fg_analysis.nets.approaches import approach_order
+from fg_analysis.publish import plots
+from fg_analysis.publish.plots import PALETTE, band, color_map, errorbars, log2_axis
+from fg_analysis.tangents import Normal
 
 #: widest figure, inches; at the theme's 110 dpi that is 704 px, inside the book's text column
 PAGE_WIDTH_IN = 6.4
@@ -67,25 +76,19 @@ def _approach_style(label: str, index: int, count: int):
 def rq1_versus(frame: pd.DataFrame, metric: str, *, x: str = "k", aggregator: str, hue_values=None,
                log_y: bool | None = None):
     """One aggregator's measured ``metric`` against ``x`` with the closed form (RQ1); ``log_y`` as in
-    :func:`fg_analysis.experiments.approximation.plot_versus`."""
-    from fg_analysis.experiments import approximation
-
-    return _fit(approximation.plot_versus(frame, metric, x=x, hue_values=hue_values, aggregators=(aggregator,),
+    :func:`_rq1_versus`."""
+    return _fit(_rq1_versus(frame, metric, x=x, hue_values=hue_values, aggregators=(aggregator,),
                                           log_y=log_y), 4.6)
 
 
 def rq1_normalization(frame: pd.DataFrame, *, aggregator: str, n_values=(16, 256)):
     """Raw against unit-normalized tangents for one aggregator: cosine and norm ratio against k (RQ1)."""
-    from fg_analysis.experiments import approximation
-
-    return _fit(approximation.plot_normalization(frame, n_values=n_values, aggregators=(aggregator,)))
+    return _fit(_rq1_normalization(frame, n_values=n_values, aggregators=(aggregator,)))
 
 
 def rq1_fixed_angle(frame: pd.DataFrame, *, k: int):
     """Fixed-angle tangents at one k: cosine against the angle, mean and projection (RQ1)."""
-    from fg_analysis.experiments import approximation
-
-    return _fit(approximation.plot_fixed_angle(frame[frame["k"] == k]), 4.6)
+    return _fit(_rq1_fixed_angle(frame[frame["k"] == k]), 4.6)
 
 
 # ------------------------------------------------------------------------------------------------ RQ2
@@ -93,9 +96,7 @@ def rq1_fixed_angle(frame: pd.DataFrame, *, k: int):
 
 def rq2_convergence(traces: pd.DataFrame, *, problem: str, n: int):
     """f − f* against the step for one function at dimension n (RQ2)."""
-    from fg_analysis.experiments import optimization
-
-    fig = optimization.plot_convergence(traces, n, problems=(problem,))
+    fig = _rq2_convergence(traces, n, problems=(problem,))
     fig.set_size_inches(PAGE_WIDTH_IN, 3.4)
     fig.tight_layout()
     return fig
@@ -132,10 +133,8 @@ def rq2_final(finals: pd.DataFrame, *, problem: str, value: str = "best_gap"):
 
 def rq2_fixed_angle(finals: pd.DataFrame, *, k: int):
     """Fixed-angle tangents at one k: best f − f* against θ (RQ2)."""
-    from fg_analysis.experiments import optimization
-
     rows = finals[(finals["tangents"] != "fixed-angle") | (finals["k"] == k)]
-    return _fit(optimization.plot_fixed_angle(rows), 4.6)
+    return _fit(_rq2_fixed_angle(rows), 4.6)
 
 
 # ------------------------------------------------------------------------------------------------ RQ3
@@ -250,7 +249,6 @@ def rq3_cosine(cosines: pd.DataFrame):
 
 def rq4_time_against_k(frame: pd.DataFrame, *, model: str, fit_ks: Sequence[int]):
     """Step time against k: measured medians (points), the fitted cost model T(k) (lines), BP (dashed) (RQ4)."""
-    from fg_analysis import cost
 
     steps = frame[(frame["section"] == "step") & (frame["phase"] == "step") & (frame["model"] == model)]
     n = int(steps["n"].iloc[0])
@@ -277,7 +275,6 @@ def rq4_time_against_k(frame: pd.DataFrame, *, model: str, fit_ks: Sequence[int]
 
 def rq4_breakdown(frame: pd.DataFrame, *, model: str):
     """The vmapped projection's FG step split into sampling, JVPs, aggregation and update, per k (RQ4)."""
-    from fg_analysis import bench
 
     table = bench.phase_table(frame)
     table = table[table["model"] == model].set_index("k")
@@ -355,7 +352,7 @@ def _diagonal(ax, values):
 def rq2_reference(comparison: pd.DataFrame, *, tangents: str = "normal"):
     """Our best f − f* (mean over seeds; bars: the range over seeds) against the reference implementation's
     one-seed value, per cell, log-log with the diagonal; values at the minimum (≤ :data:`FLOOR`) sit on the
-    floor lines (RQ2). ``comparison`` is :func:`fg_analysis.reference.rq2_table`."""
+    floor lines (RQ2). ``comparison`` is :func:`fg_analysis.experiments.reference.rq2_table`."""
     rows = comparison[(comparison["status"] == "both") & (comparison["tangents"] == tangents)]
     fig, ax = _figure(PAGE_WIDTH_IN, 4.2)
     for problem, part in rows.groupby("problem", sort=True):
@@ -376,7 +373,7 @@ def rq2_reference(comparison: pd.DataFrame, *, tangents: str = "normal"):
 def rq3_reference(comparison: pd.DataFrame):
     """Our validation cross-entropy at the best epoch (mean over the seeds stored; bars: their range) against
     the reference implementation's one-seed value, per (network, approach), log-log with the diagonal (RQ3).
-    ``comparison`` is :func:`fg_analysis.reference.rq3_table`."""
+    ``comparison`` is :func:`fg_analysis.experiments.reference.rq3_table`."""
     rows = comparison[comparison["status"] == "both"]
     labels = approach_order(rows["approach"])
     fig, ax = _figure(5.8, 4.0)
@@ -412,9 +409,7 @@ INTRO_TANGENTS_3D = ((1.0, 0.2, 0.1), (0.3, 1.0, -0.2))
 def intro_forward_gradients(*, seed: int = 0, count: int = 6):
     """``count`` single-tangent forward gradients ``(g·v) v`` of ``f(x) = x₁² + 4x₂²`` at :data:`INTRO_POINT`,
     their mean and the true gradient, as arrows over the contour lines (intro)."""
-    import torch
 
-    from fg_analysis.tangents import Normal
 
     fig, ax = _figure(5.6, 4.2)
     x0 = torch.tensor(INTRO_POINT, dtype=torch.float64)
@@ -444,9 +439,7 @@ def intro_forward_gradients(*, seed: int = 0, count: int = 6):
 def intro_projection_vectors():
     """``(g, V, P_U g, mean)`` of the intro's 3-D example (:data:`INTRO_GRADIENT_3D`, :data:`INTRO_TANGENTS_3D`),
     the projection and the mean computed by :mod:`fg_analysis.aggregate` from the two JVPs alone."""
-    import torch
 
-    from fg_analysis.aggregate import mean, projection
 
     g = torch.tensor(INTRO_GRADIENT_3D, dtype=torch.float64)
     V = torch.tensor(INTRO_TANGENTS_3D, dtype=torch.float64)
@@ -474,4 +467,279 @@ def intro_projection():
     ax.plot(*np.array([p.numpy(), g.numpy()]).T, ":", color="0.3")
     ax.set(xlim=(0, 1.2), ylim=(0, 1.2), zlim=(0, 1.1), xlabel="$x_1$", ylabel="$x_2$", zlabel="$x_3$")
     ax.view_init(elev=32, azim=-60)
+    return fig
+
+
+# ------------------------------------------------------------------------------------------------ panels
+
+
+_TITLES = {"cosine": "cos(ĝ, g)", "norm_ratio": "|ĝ| / |g|", "error": "|g − ĝ|", "dot": "ĝ · g"}
+
+
+def _rq1_versus(frame: pd.DataFrame, metric: str = "cosine", *, x: str = "k", hue_values=None,
+                aggregators=("projection", "mean", "sum"), normalize: bool = False, log_y: bool | None = None):
+    """One panel per aggregator: measured ``metric`` (mean ± 95% CI, points) against ``x`` (``"k"`` or ``"n"``)
+    for several values of the other variable, with the closed form (lines) and the 95% band of the MEAN over
+    the cell's samples around it (``± t_{0.975, samples-1} std/sqrt(samples)``, shaded; raw tangents only).
+    ``log_y``: a log y axis (default: for every metric but the cosine; on a log-log plot the cosine's
+    ``sqrt(k/n)`` law is a straight line)."""
+    import matplotlib.pyplot as plt
+
+
+    hue = "n" if x == "k" else "k"
+    rows = frame[(frame["law"] == "normal") & (frame["normalize"] == normalize) & (frame["metric"] == metric)]
+    values = sorted(rows[hue].unique()) if hue_values is None else [v for v in hue_values if v in set(rows[hue])]
+    colors = color_map(values)
+    aggregators = [a for a in aggregators if a in set(rows["aggregator"])]
+    fig, axes = plt.subplots(1, len(aggregators), figsize=(4.2 * len(aggregators), 3.6), squeeze=False,
+                             sharey=metric == "cosine")
+    for ax, aggregator in zip(axes[0], aggregators, strict=True):
+        for value in values:
+            cell = rows[(rows["aggregator"] == aggregator) & (rows[hue] == value)].sort_values(x)
+            if cell.empty:
+                continue
+            errorbars(ax, cell[x], cell["mean"], cell["ci"], color=colors[value], label=f"{hue} = {value}")
+            if not normalize and metric in ("cosine", "norm_ratio"):
+                grid = np.unique(np.geomspace(cell[x].min(), cell[x].max(), 60).round())
+                if aggregator == "projection" and x == "k":
+                    grid = grid[grid <= value]
+                k, n = (grid, value) if x == "k" else (value, grid)
+                samples = float(cell["count"].iloc[0])
+                mean, half = approximation.theory_columns(aggregator, metric, k, n, samples)
+                ax.plot(grid, mean, color=colors[value], linewidth=1)
+                band(ax, grid, mean - half, mean + half, color=colors[value], alpha=0.3)
+        log2_axis(ax, "x")
+        if (metric != "cosine") if log_y is None else log_y:
+            ax.set_yscale("log")
+        ax.set_xlabel(x)
+        ax.set_title(f"{aggregator}{' (unit tangents)' if normalize else ''}")
+    axes[0][0].set_ylabel(_TITLES.get(metric, metric))
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")  # beside the curves
+    fig.tight_layout()
+    return fig
+
+
+def _rq1_normalization(frame: pd.DataFrame, *, n_values=(16, 256), aggregators=("mean", "sum")):
+    """Raw (solid) against unit-normalized (dashed) tangents for mean and sum: cosine and norm ratio vs k."""
+    import matplotlib.pyplot as plt
+
+
+    rows = frame[(frame["law"] == "normal") & frame["aggregator"].isin(aggregators)]
+    n_values = [n for n in n_values if n in set(rows["n"])]
+    colors = color_map(n_values)
+    fig, axes = plt.subplots(1, 2 * len(aggregators), figsize=(3.6 * 2 * len(aggregators), 3.4), squeeze=False)
+    for column, (aggregator, metric) in enumerate((a, m) for a in aggregators for m in ("cosine", "norm_ratio")):
+        ax = axes[0][column]
+        for n in n_values:
+            for normalize, style in ((False, "-"), (True, "--")):
+                cell = rows[(rows["aggregator"] == aggregator) & (rows["n"] == n) & (rows["metric"] == metric)
+                            & (rows["normalize"] == normalize)].sort_values("k")
+                errorbars(ax, cell["k"], cell["mean"], cell["ci"], color=colors[n], linestyle=style,
+                          marker="o" if not normalize else "s",
+                          label=f"n = {n}, {'unit' if normalize else 'raw'}")
+        log2_axis(ax, "x")
+        if metric == "norm_ratio":
+            ax.set_yscale("log")
+        ax.set_xlabel("k")
+        ax.set_title(f"{aggregator}: {_TITLES[metric]}")
+    axes[0][0].legend(loc="upper left", bbox_to_anchor=(0, -0.3), ncol=2, fontsize="x-small")  # below the curves
+    fig.tight_layout()
+    return fig
+
+
+def _rq1_fixed_angle(frame: pd.DataFrame):
+    """Fixed-angle tangents (n = 64): cosine against θ per k, mean and projection, with the normal-tangent
+    closed form of each as a dotted line."""
+    import matplotlib.pyplot as plt
+
+
+    rows = frame[(frame["law"] == "fixed-angle") & (frame["metric"] == "cosine")]
+    ks = sorted(rows["k"].unique())
+    fig, axes = plt.subplots(1, len(ks), figsize=(3.8 * len(ks), 3.4), squeeze=False, sharey=True)
+    for ax, k in zip(axes[0], ks, strict=True):
+        for aggregator in ("mean", "projection"):
+            cell = rows[(rows["k"] == k) & (rows["aggregator"] == aggregator)].sort_values("theta")
+            if cell.empty:
+                continue
+            n = int(cell["n"].iloc[0])
+            errorbars(ax, cell["theta"], cell["mean"], cell["ci"], color=PALETTE[aggregator], linestyle="-",
+                      label=aggregator)
+            ax.axhline(float(theory.expected_cosine(aggregator, k, n)), color=PALETTE[aggregator], linestyle=":",
+                       linewidth=1)
+        ax.set_title(f"n = {n}, k = {k}")
+        ax.set_xlabel("angle θ to the first tangent (°)")
+        ax.set_xticks(sorted(rows["theta"].unique()))
+    axes[0][0].set_ylabel("cos(ĝ, g)")
+    axes[0][0].legend(loc="upper left", bbox_to_anchor=(0, -0.3), ncol=2, fontsize="small")  # below the curves
+    fig.tight_layout()
+    return fig
+
+
+def _rq2_colors(labels) -> dict:
+    """The colours of :func:`fg_analysis.publish.figures.rq2_final` for the same labels (one palette on the page)."""
+    labels = list(labels)
+    return {label: _approach_style(label, index, len(labels))["color"] for index, label in enumerate(labels)}
+
+
+def _rq2_convergence(traces: pd.DataFrame, n: int, *, problems=optimization.PROBLEMS):
+    """One panel per problem at dimension ``n``: ``f − f*`` against the step (log scale), mean over seeds
+    (line) with the range over seeds (shaded). A run that stopped early is drawn up to its last step."""
+    import matplotlib.pyplot as plt
+
+    rows = traces[(traces["tangents"] == "normal") & (traces["n"] == n)]
+    problems = [p for p in problems if p in set(rows["problem"])]
+    labels = approach_order(rows["approach"])
+    colors = _rq2_colors(labels)
+    fig, axes = plt.subplots(1, len(problems), figsize=(4.4 * len(problems), 3.6), squeeze=False)
+    for ax, problem in zip(axes[0], problems, strict=True):
+        top = 1e-16
+        for label in labels:
+            run_rows = rows[(rows["problem"] == problem) & (rows["approach"] == label)]
+            if run_rows.empty:
+                continue
+            gap = run_rows.pivot_table(index="step", columns="seed", values="gap").ffill()
+            gap = gap.where(gap > 0)  # exact zeros (sphere) cannot be drawn on a log scale
+            style = "--" if label.startswith("mean") else "-"
+            ax.plot(gap.index, gap.mean(axis=1), color=colors[label], linestyle=style, linewidth=1.2, label=label)
+            ax.fill_between(gap.index, gap.min(axis=1), gap.max(axis=1), color=colors[label], alpha=0.15,
+                            linewidth=0)
+            top = max(top, float(gap.max().max()))
+        ax.set_yscale("log")
+        ax.set_ylim(max(ax.get_ylim()[0], 1e-16), 3 * top)  # below 1e-16 of f's scale is rounding
+        ax.set_xlabel("step")
+        ax.set_title(f"{problem}, n = {n}")
+    axes[0][0].set_ylabel("f − f*")
+    axes[0][-1].legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1))
+    fig.tight_layout()
+    return fig
+
+
+def _rq2_fixed_angle(finals: pd.DataFrame):
+    """Fixed-angle tangents: best ``f − f*`` against θ per k, mean and projection (mean ± 95% CI over seeds)."""
+    import matplotlib.pyplot as plt
+
+
+    rows = finals[finals["tangents"] == "fixed-angle"].copy()
+    rows["best_gap"] = rows["best_gap"].clip(lower=1e-12)
+    ks = sorted(rows["k"].unique())
+    fig, axes = plt.subplots(1, len(ks), figsize=(4.0 * len(ks), 3.4), squeeze=False, sharey=True)
+    for ax, k in zip(axes[0], ks, strict=True):
+        stats = summarize(rows[rows["k"] == k], "best_gap", ["aggregator", "theta"])
+        for aggregator in ("mean", "projection"):
+            cell = stats[stats["aggregator"] == aggregator]
+            lower = np.minimum(cell["ci"].fillna(0), cell["mean"] - 1e-12)
+            ax.errorbar(cell["theta"], cell["mean"], yerr=[lower, cell["ci"].fillna(0)], color=PALETTE[aggregator],
+                        marker="o", markersize=4, capsize=2, elinewidth=1, label=aggregator)
+        ax.set_yscale("log")
+        ax.set_title(f"{rows['problem'].iloc[0]}, n = {int(rows['n'].iloc[0])}, k = {k}")
+        ax.set_xlabel("angle θ to the first tangent (°)")
+        ax.set_xticks(sorted(rows["theta"].unique()))
+    axes[0][0].set_ylabel("best f − f*")
+    axes[0][0].legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------------------------------------ guided tangents
+
+
+_GUIDED_COLORS = {"random": "#d62728", "guided": "#1f77b4", "output": "#2ca02c"}
+_GUIDED_NAMES = {"random": "random k", "guided": "guesses (heads + output) + k random",
+                 "output": "output guess + k random"}
+
+
+def _guided_axes(width: float = 6.4, height: float = 3.6):
+    import matplotlib.pyplot as plt
+
+    plots.theme()
+    return plt.subplots(figsize=(width, height))
+
+
+def _symlog_jvps(ax) -> None:
+    ax.set_xscale("symlog", base=2, linthresh=1)
+    ticks = [t for t in (0, 1, 4, 16, 64, 256) if t <= ax.get_xlim()[1]]
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+
+
+def guided_theory(frame: pd.DataFrame, *, n: int, metric: str = "cos2"):
+    """Measured ``E[cos²]`` (``metric="cos2"``) or ``cos(E ĝ, g)`` (``"mean_cosine"``) against the JVPs, one
+    color per guess angle θ (points ± 95% CI), the closed form as lines; random tangents alone dashed."""
+
+    rows = frame[frame["n"] == n]
+    thetas = sorted(rows["theta"].unique())
+    colors = plots.color_map(thetas, "viridis")
+    fig, ax = _guided_axes()
+    measured, expected = ("cos2_mean", "theory_cos2") if metric == "cos2" else ("mean_cosine", "theory_mean_cosine")
+    for theta in thetas:
+        part = rows[(rows["theta"] == theta) & (rows["approach"] == "guess + k random")].sort_values("jvps")
+        ci = part["cos2_ci"] if metric == "cos2" else 1.96 * part["mean_cosine_se"]
+        plots.errorbars(ax, part["jvps"], part[measured], ci, color=colors[theta], label=f"guess at θ = {theta:g}°")
+        ax.plot(part["jvps"], part[expected], color=colors[theta], linewidth=1)
+    random = rows[rows["approach"] == "random"].groupby("jvps", as_index=False)[[measured, expected]].mean()
+    ax.plot(random["jvps"], random[expected], color="0.3", linestyle="--", linewidth=1, label="random tangents only")
+    ax.plot(random["jvps"], random[measured], "x", color="0.3", markersize=4)
+    plots.log2_axis(ax, "x")
+    ax.set(xlabel="JVPs (1 guess + k random, or k + 1 random)",
+           ylabel="E[cos²(ĝ, g)]" if metric == "cos2" else "cos(E[ĝ], g)", title=f"n = {n}")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.tight_layout()
+    return fig
+
+
+def guided_network(frame: pd.DataFrame, *, network: str, checkpoint: int, metric: str = "cos2"):
+    """Per-sample activity ``E[cos²]`` (``"cos2"``, with the closed form at each sample's guess cosine as lines)
+    or the weight cosine (``"weight"``, with the direction of the expected estimate dotted) against the JVPs."""
+    rows = frame[(frame["network"] == network) & (frame["checkpoint"] == checkpoint) & (frame["approach"] != "stage")]
+    rows = rows.groupby(["approach", "k", "jvps"], as_index=False).mean(numeric_only=True)
+    fig, ax = _guided_axes()
+    for approach in ("random", "output", "guided"):
+        part = rows[rows["approach"] == approach].sort_values("jvps")
+        if part.empty:
+            continue
+        color = _GUIDED_COLORS[approach]
+        if metric == "cos2":
+            plots.errorbars(ax, part["jvps"], part["cos2_mean"], part["cos2_ci"], color=color,
+                            label=_GUIDED_NAMES[approach])
+            ax.plot(part["jvps"], part["theory_cos2"], color=color, linewidth=1)
+        else:
+            plots.errorbars(ax, part["jvps"], part["weight_cos_mean"], part["weight_cos_ci"], color=color,
+                            label=_GUIDED_NAMES[approach])
+            ax.plot(part["jvps"], part["weight_mean_cosine"], color=color, linewidth=1, linestyle=":")
+    bp_line = "lines: closed form at each sample's ρ" if metric == "cos2" else "dotted: cos(E[ĝ], BP gradient)"
+    ax.plot([], [], color="0.4", linestyle="-" if metric == "cos2" else ":", label=bp_line)
+    _symlog_jvps(ax)
+    ax.set(xlabel="JVPs per step", ylim=(0, 1.02), title=f"{network} after {checkpoint} BP epoch(s)",
+           ylabel="E[cos²] per sample (activities)" if metric == "cos2" else "cos(ĝ, BP gradient) (weights)")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.tight_layout()
+    return fig
+
+
+def guided_training(frame: pd.DataFrame, *, network: str = "FC-256", metric: str = "val_accuracy",
+                    x: str = "epoch"):
+    """``metric`` of one network per approach against epochs or training seconds (``x="train_time_s"``): the
+    mean over seeds, with the 95% t interval as a band when there are several."""
+    import matplotlib.pyplot as plt
+
+    curves = guided.learning_curves(frame[frame["network"] == network], metric)
+    fig, ax = _guided_axes()
+    palette = plt.cm.tab10
+    for index, label in enumerate(guided._label_order(curves["label"])):
+        part = curves[curves["label"] == label].sort_values("epoch")
+        color = plots.PALETTE["bp"] if label == "BP" else palette(index % 10)
+        jvps = int(part["jvps"].iloc[0])
+        where = part["train_time_s"] if x == "train_time_s" else part["epoch"]
+        ax.plot(where, part["mean"], marker="o", markersize=3, color=color,
+                linestyle="--" if label.startswith("random") else "-",
+                label=label if label == "BP" else f"{label} ({jvps} JVPs)")
+        if part["ci"].notna().any():
+            low, high = (part["ci_low"], part["ci_high"]) if "accuracy" not in metric else (
+                part["ci_low"].clip(0, 1), part["ci_high"].clip(0, 1))  # an accuracy's interval within [0, 1]
+            ax.fill_between(where, low, high, color=color, alpha=0.15, linewidth=0)
+    ax.set(xlabel="training seconds (steps only)" if x == "train_time_s" else "epoch",
+           ylabel=metric.replace("_", " "), title=network)
+    if metric == "val_loss":
+        ax.set_yscale("log")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.tight_layout()
     return fig

@@ -1,7 +1,7 @@
 """What the book's pages say: their tables and their sentences, computed from the frames they show.
 
-Every number or comparison in a page's prose comes from a function here (or from an experiment module's
-``summary_markdown``), called on the frame the page shows, so ``tests/test_pages.py`` can recompute it. Tables
+Every number or comparison in a page's prose comes from a function here, called on the frame the page shows, so
+``tests/test_pages.py`` can recompute it. Tables
 are Markdown with formatted numbers (no NaN cells); they fit the text column or scroll inside it.
 
 Verdicts use :func:`fg_analysis.metrics.compare` (t-based 95% intervals): a difference inside overlapping
@@ -16,8 +16,22 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from fg_analysis import metrics
-from fg_analysis.plots import markdown_table
+from fg_analysis import bench, metrics, theory
+from fg_analysis.bench.report import step_ratio
+from fg_analysis.experiments import (
+    PROJECT_TARGET,
+    QUESTION_PAGES,
+    QUESTION_TITLES,
+    approximation,
+    optimization,
+    reference,
+    rq3,
+)
+from fg_analysis.experiments.rq3 import REN_2023_SETUP, difference_text
+from fg_analysis.nets.approaches import approach_order
+from fg_analysis.problems import get_problem
+from fg_analysis.publish.figures import intro_projection_vectors
+from fg_analysis.publish.plots import markdown_table
 
 #: the arXiv page of the reproduced paper
 PAPER_URL = "https://arxiv.org/abs/2410.17764"
@@ -69,7 +83,7 @@ def table(frame: pd.DataFrame, columns: Sequence[str] | None = None, *, rename: 
 
 
 def records(*frames) -> list[dict]:
-    """The stored records behind frames (``attrs["record"]`` or ``attrs["records"]``, see fg_analysis.cache):
+    """The stored records behind frames (``attrs["record"]`` or ``attrs["records"]``, see fg_analysis.runs.cache):
     one dict each with what produced it (config class, key), its commit, date and device."""
     found = []
     for frame in frames:
@@ -139,7 +153,6 @@ def records_line(found: Sequence[dict], *, commits_shown: int = 4) -> str:
 
 def rq2_setup_table(config) -> str:
     """The functions of RQ2 with the step limit of this run (and the paper's where it differs)."""
-    from fg_analysis.problems import get_problem
 
     limits = dict(config.max_steps)
     formulas = {"sphere": ("$\\sum x_i^2$", "all $-1$", "0"),
@@ -198,7 +211,6 @@ def rq2_stored_sentence(stored: pd.DataFrame | None, counts: pd.DataFrame) -> st
 def rq2_reference_finals(stored_finals: pd.DataFrame | None, quick_finals: pd.DataFrame, config) -> tuple:
     """Which of our runs the reference comparison shows, and a sentence saying so: the stored paper-protocol
     runs when any is stored, else the live runs of the functions run at the paper's step limit."""
-    from fg_analysis.problems import get_problem
 
     if stored_finals is not None and len(stored_finals):
         return stored_finals, "Ours: the stored paper-protocol runs (5 seeds each)."
@@ -219,8 +231,7 @@ def _positions(comparison: pd.DataFrame) -> dict:
 
 def reference_sentence(comparison: pd.DataFrame, kind: str = "rq2") -> str:
     """What the comparison with the reference implementation says, counted from its table
-    (:func:`fg_analysis.reference.rq2_table` or ``rq3_table``), followed by the caveat."""
-    from fg_analysis import reference
+    (:func:`fg_analysis.experiments.reference.rq2_table` or ``rq3_table``), followed by the caveat."""
 
     counts = _positions(comparison)
     what = "best f" if kind == "rq2" else "validation cross-entropy"
@@ -240,7 +251,6 @@ def rq2_reference_table(comparison: pd.DataFrame, problem: str, *, tangents: str
     """One function's cells with both values as a table: rows n (θ for fixed angles), columns the approaches,
     each cell "ours / reference" of the best f − f* (ours: the mean over seeds); † marks a reference value
     outside our seeds' range."""
-    from fg_analysis.labels import approach_order
 
     rows = comparison[(comparison["status"] == "both") & (comparison["problem"] == problem)
                       & (comparison["tangents"] == tangents)]
@@ -318,7 +328,6 @@ def rq3_budget_sentence(table: pd.DataFrame) -> str:
 def rq3_comparison_table(comparisons: pd.DataFrame) -> str:
     """The paired comparisons (:func:`fg_analysis.experiments.rq3.comparisons`), narrow: the claim, its verdict,
     the mean per-seed difference of the test accuracy with its 95% t interval, and the seeds paired."""
-    from fg_analysis.experiments.rq3 import difference_text
 
     shown = comparisons.assign(claim=[f"{a} > {b}" for a, b in zip(comparisons["a"], comparisons["b"])],
                                difference=[difference_text(row) for _, row in comparisons.iterrows()])
@@ -339,7 +348,6 @@ def rq3_anchor_table(anchors: pd.DataFrame) -> str:
 def rq3_anchor_sentence(stored: pd.DataFrame) -> str:
     """How Ren et al.'s setting (:data:`fg_analysis.experiments.rq3.REN_2023_SETUP`) and that of our stored runs
     differ, the latter read from the runs."""
-    from fg_analysis.experiments.rq3 import REN_2023_SETUP
 
     width = int(stored["width"].iloc[0])
     parameters = int(stored["n_parameters"].iloc[0])
@@ -361,7 +369,6 @@ def table_fitting(frame: pd.DataFrame, columns, *, rename=None) -> str:
 def rq3_learned(frame: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     """Per (network, dataset, approach): did the runs learn? (:func:`fg_analysis.experiments.rq3.learned`: mean
     test accuracy above chance and above the untrained network's validation accuracy, beyond the 95% CI)."""
-    from fg_analysis.experiments import rq3
 
     return rq3.learned(frame, table)
 
@@ -369,7 +376,6 @@ def rq3_learned(frame: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
 def rq3_verdict(frame: pd.DataFrame, learned: pd.DataFrame, a: str, b: str, network: str, dataset: str) -> str:
     """Verdict of "approach ``a`` beats approach ``b``" on one setup from the runs of ``frame``, paired by seed
     (inconclusive when either did not learn): :func:`fg_analysis.experiments.rq3.verdict`."""
-    from fg_analysis.experiments import rq3
 
     return rq3.verdict(frame, learned, a, b, network, dataset)
 
@@ -417,7 +423,6 @@ def rq3_stored_sentence(stored: pd.DataFrame | None, config) -> str:
     if stored is None:
         return (f"None of the {total} runs of the paper's protocol for FC-256 on MNIST is stored yet; this section "
                 "fills in as `python -m fg_analysis rq3 --preset mnist-fc --publish` stores them.")
-    from fg_analysis.labels import approach_order
 
     seeds = stored.groupby("approach")["seed"].apply(lambda s: ", ".join(map(str, sorted(s.unique()))))
     shown = "; ".join(f"{label} (seed{'s' if ',' in seeds[label] else ''} {seeds[label]})"
@@ -433,7 +438,6 @@ def rq3_stored_sentence(stored: pd.DataFrame | None, config) -> str:
 def rq3_cosine_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Per forward-gradient approach: mean, min and max over epochs ≥ 1 of the cosine to the BP gradient, with
     the activity-space closed form E[cos] of the projection (dimension A from the frame)."""
-    from fg_analysis import theory
 
     rows = frame[(frame["method"] == "fg") & (frame["epoch"] > 0)]
     out = rows.groupby(["network", "dataset", "approach", "aggregator", "k"], sort=False).agg(
@@ -446,7 +450,6 @@ def rq3_cosine_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _order(labels):
-    from fg_analysis.labels import approach_order
 
     return approach_order(labels)
 
@@ -483,7 +486,6 @@ def rq3_lr_sentence(table: pd.DataFrame) -> str:
 
 def rq4_step_table(frame: pd.DataFrame, model: str) -> str:
     """Median step times (ms) of one model: BP and each FG variant per k."""
-    from fg_analysis import bench
 
     steps = bench.step_table(frame)
     steps = steps[steps["model"] == model].drop(columns=["model", "n"])
@@ -498,8 +500,6 @@ def rq4_step_table(frame: pd.DataFrame, model: str) -> str:
 def rq4_numbers(frame: pd.DataFrame, *, model: str, fit_ks: Sequence[int]) -> dict:
     """The numbers the RQ4 sentences state, computed from one benchmark frame; the step ratios paired by round
     as the scorecard's (:func:`fg_analysis.bench.report.step_ratio`), so that both state one number."""
-    from fg_analysis import bench
-    from fg_analysis.bench.report import step_ratio
 
     steps = frame[(frame["section"] == "step") & (frame["phase"] == "step") & (frame["model"] == model)]
     bp = float(steps[steps["method"] == "bp"]["seconds"].median())
@@ -569,7 +569,6 @@ def scorecard_tables(claims: pd.DataFrame) -> Iterable[tuple[str, str]]:
     the paper's claims per question (in the order of :data:`fg_analysis.experiments.QUESTION_PAGES`), then the
     claims of other work per source, then the project's own targets. The verdict comes right after the claim (it
     stays in view on a narrow screen); every claim links to the page section it comes from."""
-    from fg_analysis.experiments import PROJECT_TARGET, QUESTION_PAGES, QUESTION_TITLES
 
     order = list(QUESTION_PAGES)
     def by_question(rows):
@@ -609,8 +608,7 @@ def scorecard_count(claims: pd.DataFrame, what: str = "claims") -> str:
 
 
 def intro_projection_sentence() -> str:
-    """The cosines and norm ratios of the intro's 3-D example (:func:`fg_analysis.figures.intro_projection`)."""
-    from fg_analysis.figures import intro_projection_vectors
+    """The cosines and norm ratios of the intro's 3-D example (:func:`fg_analysis.publish.figures.intro_projection`)."""
 
     g, _, p, m = intro_projection_vectors()
     cos, ratio = metrics.cosine, metrics.norm_ratio
@@ -621,7 +619,6 @@ def intro_projection_sentence() -> str:
 def rq4_time_to_accuracy_table(table: pd.DataFrame, target: float) -> str:
     """The time to ``target`` validation accuracy per approach (:func:`fg_analysis.experiments.rq4.time_to_accuracy`)
     as a Markdown table: approach, seeds that reached it, epoch, seconds, the ratio to BP."""
-    from fg_analysis.plots import markdown_table
 
     shown = pd.DataFrame({
         "approach": table["approach"],
@@ -631,3 +628,37 @@ def rq4_time_to_accuracy_table(table: pd.DataFrame, target: float) -> str:
         "× BP": ["—" if pd.isna(r) else f"{r:.1f}" for r in table["over_bp"]],
         "best val. accuracy": [f"{a:.3f}" for a in table["best_val_accuracy"]]})
     return markdown_table(shown)
+
+
+# ------------------------------------------------------------------------------------------------ summaries
+
+
+def rq1_summary(frame: pd.DataFrame, config: approximation.ApproximationConfig | None = None, *,
+                     where: str = "In this run") -> str:
+    """The RQ1 page's closing paragraph, computed from ``frame``: the n = 64, k = 16 numbers and the claims
+    (``where`` opens the sentence that counts them: ``"In the stored grid"`` for the stored runs)."""
+
+    claims = approximation.scorecard(frame, config)
+    text = []
+    try:
+        p, m = (approximation.cell_value(frame, aggregator=a, n=64, k=16) for a in ("projection", "mean"))
+        r = approximation.cell_value(frame, aggregator="mean", n=64, k=16, metric="norm_ratio")
+        text.append(f"At $n = 64$, $k = 16$ the projection reaches a mean cosine of "
+                    f"**{metrics.format_ci(p['mean'], p['ci'])}**"
+                    f" (closed form {float(theory.expected_cosine('projection', 16, 64)):.3f}, paper 0.494), the "
+                    f"mean **{metrics.format_ci(m['mean'], m['ci'])}** (0.444), and the mean's norm is "
+                    f"{r['mean']:.2f} times "
+                    "$|g|$ ($\\sqrt{n/k} = 2$).")
+    except KeyError:
+        pass
+    text.append(f"{where} {scorecard_count(claims).replace('claims', 'RQ1 claims', 1)}:")
+    return " ".join(text) + "\n\n" + markdown_table(claims[["claim", "paper", "ours", "verdict"]])
+
+
+def rq2_summary(traces: pd.DataFrame, config: optimization.OptimizationConfig | None = None) -> str:
+    """The RQ2 page's closing paragraph: the claims of :func:`fg_analysis.experiments.optimization.scorecard` as a
+    Markdown table."""
+
+    claims = optimization.scorecard(traces, config)
+    return (f"In this run {scorecard_count(claims).replace('claims', 'RQ2 claims', 1)}:\n\n"
+            + markdown_table(claims[["claim", "paper", "ours", "verdict"]]))

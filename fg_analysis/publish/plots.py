@@ -1,7 +1,7 @@
 """Shared plotting helpers for the book: one theme, one palette, a few seaborn-style panels.
 
 Every error bar and band of measured values is a 95% confidence interval of a mean from
-:mod:`fg_analysis.metrics` (t distribution); the figures of the pages are in :mod:`fg_analysis.figures`.
+:mod:`fg_analysis.metrics` (t distribution); the figures of the pages are in :mod:`fg_analysis.publish.figures`.
 """
 
 from __future__ import annotations

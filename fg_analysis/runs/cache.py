@@ -2,7 +2,7 @@
 
 A result is a ``pandas.DataFrame`` computed from a frozen dataclass config on a device. :class:`ResultsCache`
 stores it in ``<root>/<ConfigClass>/<key>/`` as ``result.csv`` next to ``record.json``: the config, the
-environment of :func:`fg_analysis.env.environment` (versions, device, commit), the wall time, the date, and what
+environment of :func:`fg_analysis.runs.env.environment` (versions, device, commit), the wall time, the date, and what
 is needed to verify the result file (its row count and SHA-256). Every number in the book can so be traced to
 what produced it, and a damaged entry is detected rather than read back short.
 
@@ -16,7 +16,7 @@ the writable root (a cut ``result.csv``, an empty file, an unreadable ``record.j
 counts as a miss, so it is recomputed; a damaged published entry raises :class:`DamagedResult` with the path and
 how to regenerate it (published results are evidence: they are never silently replaced).
 
-Sweeps cache each unit separately (:meth:`ResultsCache.sweep`), so an interrupted sweep keeps everything that
+Sweeps cache each unit separately (:func:`fg_analysis.runs.sweep.sweep`), so an interrupted sweep keeps everything that
 finished, and a rerun computes only what is missing.
 
 >>> from dataclasses import dataclass
@@ -42,15 +42,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
-from tqdm import tqdm
 
-from fg_analysis.env import environment, resolve_device
+from fg_analysis.runs.env import environment, resolve_device
+from fg_analysis.runs.paths import PUBLISHED, REPOSITORY
 
-__all__ = ["PUBLISHED", "REPOSITORY", "SCHEMA", "DamagedResult", "ResultsCache", "config_dict", "config_key",
+__all__ = ["SCHEMA", "atomic_write", "DamagedResult", "ResultsCache", "config_dict", "config_key",
            "device_type", "stored_summary", "with_config_columns"]
 
-REPOSITORY = Path(__file__).resolve().parent.parent
-PUBLISHED = REPOSITORY / "results" / "published"
 
 #: version of the record format; part of every key, so records of another format are never read
 SCHEMA = 2
@@ -92,7 +90,8 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _atomic_write(folder: Path, name: str, write: Callable[[str], None]) -> Path:
+def atomic_write(folder: Path, name: str, write: Callable[[str], None]) -> Path:
+    """Write ``folder/name`` through a temporary file and a rename, so a reader never sees half a file."""
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-")
     os.close(handle)
     try:
@@ -165,14 +164,14 @@ class ResultsCache:
         folder = self.folder(config, device)
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            result = _atomic_write(folder, "result.csv", lambda path: frame.to_csv(path, index=False))
+            result = atomic_write(folder, "result.csv", lambda path: frame.to_csv(path, index=False))
         except OSError as error:
             raise OSError(f"cannot write results under {self.root}: {error.strerror or error} "
                           "(set FG_RESULTS to a writable folder)") from error
         record = {"schema": SCHEMA, "key": folder.name, "config": config_dict(config),
                   "environment": environment(device), "wall_time_s": wall_time,
                   "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "rows": len(frame), "sha256": _sha256(result)}
-        _atomic_write(folder, "record.json", lambda path: Path(path).write_text(json.dumps(record, indent=1)))
+        atomic_write(folder, "record.json", lambda path: Path(path).write_text(json.dumps(record, indent=1)))
         return folder
 
     def get(self, config, compute: Callable[[object], pd.DataFrame], *, device: str | object = "cpu",
@@ -188,44 +187,6 @@ class ResultsCache:
         frame, record = found
         frame.attrs["record"] = record
         return frame
-
-    def sweep(self, configs: Iterable, compute: Callable[[object], pd.DataFrame], *, device: str | object = "cpu",
-              description: str = "sweep", refresh: bool = False, progress: bool = True,
-              executor=None) -> pd.DataFrame:
-        """Run (or read) every config, each cached on its own, and concatenate the results in config order.
-
-        Each frame gets the config's fields as columns (unless it already has them). Units finished before an
-        interruption are read back on the next call, so nothing computed is lost.
-
-        ``executor=None`` runs the units here, one after another. Any :class:`concurrent.futures.Executor`
-        (:func:`fg_analysis.sweep.executor_from`: a process pool, MPI ranks) runs the missing ones on its workers,
-        which store them in this cache's folder themselves; ``compute`` and the configs must then be picklable (a
-        module-level function or a ``functools.partial`` of one). A failed unit does not stop the others;
-        :class:`fg_analysis.sweep.SweepError` names it at the end. See :mod:`fg_analysis.sweep`. The returned
-        frame's ``attrs`` say how many units were ``"read"`` and ``"computed"``.
-        """
-        configs = list(configs)
-        if executor is None:
-            frames, computed = [], 0
-            for config in tqdm(configs, desc=description, disable=not progress, mininterval=2.0):
-                stored = None if refresh else self.load(config, device=device)
-                frame = self.get(config, compute, device=device, refresh=refresh) if stored is None else stored[0]
-                if stored is None:
-                    computed += 1
-                else:
-                    frame.attrs["record"] = stored[1]
-                frames.append(frame)
-        else:
-            from fg_analysis.sweep import run_units
-
-            frames = run_units(self, configs, compute, executor=executor, device=str(device),
-                               description=description, refresh=refresh, progress=progress)
-            computed = sum(bool(frame.attrs.get("computed")) for frame in frames)
-        for config, frame in zip(configs, frames):
-            with_config_columns(frame, config)
-        result = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-        result.attrs = {"read": len(configs) - computed, "computed": computed}
-        return result
 
     def read(self, configs: Iterable, *, device: str | object = "cpu") -> tuple[list[pd.DataFrame], list[dict]]:
         """The stored results among ``configs`` (nothing is computed): their frames, each with its config's fields

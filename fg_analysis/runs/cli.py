@@ -14,9 +14,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import NoReturn
 
-from fg_analysis.cache import PUBLISHED, ResultsCache
+import torch
+
+from fg_analysis.runs import sweep
+from fg_analysis.runs.cache import ResultsCache
+from fg_analysis.runs.env import git_commit, resolve_device
+from fg_analysis.runs.paths import PUBLISHED
+from fg_analysis.runs.sweep import executor_from
 
 __all__ = ["OneLineParser", "experiment_parser", "positive_count", "resolve_common", "run_main", "run_sweep"]
 
@@ -42,7 +49,6 @@ def positive_count(text: str) -> int:
 def experiment_parser(name: str, description: str, *, presets: tuple[str, ...]) -> OneLineParser:
     """The parser of one experiment command with the shared options: ``--preset``, ``--device``, ``--seed``,
     ``--threads``, ``--publish``, ``--no-progress`` and ``--executor``."""
-    from fg_analysis import sweep
 
     parser = OneLineParser(prog=f"python -m fg_analysis {name}", description=description)
     parser.add_argument("--preset", default=presets[0], choices=presets, help=f"default {presets[0]}")
@@ -59,9 +65,7 @@ def experiment_parser(name: str, description: str, *, presets: tuple[str, ...]) 
 
 def resolve_common(parser: argparse.ArgumentParser, args: argparse.Namespace):
     """``(device, cache)`` from the parsed shared options; a bad device is a one-line parser error."""
-    import torch
 
-    from fg_analysis.env import git_commit, resolve_device
 
     try:
         device = resolve_device(args.device)
@@ -77,9 +81,7 @@ def resolve_common(parser: argparse.ArgumentParser, args: argparse.Namespace):
 def run_sweep(run, config, *, args: argparse.Namespace, device, cache, label: str, units: int):
     """``run(config, ...)`` on the executor of ``--executor``, then one line: how many units, rows and seconds,
     on which device and into which folder. Returns the frame."""
-    import time
 
-    from fg_analysis.sweep import executor_from
 
     start = time.perf_counter()
     with executor_from(args.executor) as executor:

@@ -12,9 +12,10 @@ import platform
 import subprocess
 from collections.abc import Iterator
 from importlib import metadata
-from pathlib import Path
 
 import torch
+
+from fg_analysis.runs.paths import PACKAGE
 
 _PACKAGES = ("torch", "numpy", "scipy", "pandas", "matplotlib", "seaborn", "scikit-learn", "papermill",
              "jupyter-book")
@@ -75,7 +76,7 @@ def git_commit() -> str | None:
 
     Read once per process, at its first call (the experiment commands call it before any work), so a long run
     names the code it started with even when the checkout moves on while it runs."""
-    here = Path(__file__).resolve().parent
+    here = PACKAGE
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=here,
                              timeout=5, check=True)

@@ -1,11 +1,11 @@
 """Sweeps on any executor: in-process (the default), a local process pool, or MPI ranks through mpi4py.futures.
 
 Every experiment of the package is a list of independent units (frozen dataclass configs), each cached on its own
-by :class:`fg_analysis.cache.ResultsCache` under a key of schema, config and device type, written atomically. This
+by :class:`fg_analysis.runs.cache.ResultsCache` under a key of schema, config and device type, written atomically. This
 module runs such a list on any :class:`concurrent.futures.Executor`:
 
 * ``inline`` (default): the units run one after another in this process, exactly as
-  :meth:`ResultsCache.sweep <fg_analysis.cache.ResultsCache.sweep>` always did (what ``make book`` uses);
+  :meth:`ResultsCache.sweep <fg_analysis.runs.cache.ResultsCache.sweep>` always did (what ``make book`` uses);
 * ``processes[:N]``: a local pool of N worker processes (default: the CPUs this process may use), started with
   ``spawn`` (no forked torch state);
 * ``mpi``: :class:`mpi4py.futures.MPIPoolExecutor` over the ranks of an MPI job started as
@@ -37,9 +37,9 @@ For command lines: :func:`add_executor_argument` adds ``--executor SPEC`` and :f
 spec into an executor (a context manager; ``None`` for inline)::
 
     with executor_from(args.executor) as executor:
-        frame = cache.sweep(units, partial(run_unit, device=device), device=device, executor=executor)
+        frame = sweep(cache, units, partial(run_unit, device=device), device=device, executor=executor)
 
-``python -m fg_analysis.sweep probe --executor SPEC`` runs a tiny sweep of :class:`Probe` units (a seeded torch
+``python -m fg_analysis.runs.sweep probe --executor SPEC`` runs a tiny sweep of :class:`Probe` units (a seeded torch
 computation) and prints where each unit ran: a check of an MPI or cluster set-up, and the tests' sweep.
 """
 
@@ -50,6 +50,7 @@ import concurrent.futures as futures
 import contextlib
 import dataclasses
 import json
+import multiprocessing
 import os
 import pickle
 import platform
@@ -57,12 +58,16 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future
 from pathlib import Path
 
 import pandas as pd
+import torch
 from tqdm import tqdm
+
+from fg_analysis.runs.cache import ResultsCache, atomic_write, with_config_columns
+from fg_analysis.runs.env import resolve_device
 
 __all__ = ["EXECUTOR_HELP", "InlineExecutor", "Probe", "SweepError", "add_executor_argument", "check_writable",
            "executor_from", "executor_kind", "parse_executor", "place_worker", "probe", "run_on_worker",
@@ -174,7 +179,6 @@ def executor_from(spec: str | None) -> Iterator[Executor | None]:
         yield None
         return
     if kind == "processes":
-        import multiprocessing
 
         context = multiprocessing.get_context("spawn")
         executor: Executor = futures.ProcessPoolExecutor(
@@ -249,9 +253,7 @@ def place_worker(device: str = "cpu") -> dict:
     workers sharing a machine should not oversubscribe it. CUDA: ``cuda:<rank % count>`` becomes the current GPU,
     unless ``device`` names an index itself.
     """
-    import torch
 
-    from fg_analysis.env import resolve_device
 
     resolved = resolve_device(device)
     rank, source = worker_rank()
@@ -297,8 +299,6 @@ def check_writable(root: str | os.PathLike) -> Path:
 
 def _compute_unit(root: str, published: str | None, config, compute: Callable, device: str, refresh: bool):
     """In a worker: compute one unit (or read it, if another sweep stored it meanwhile) and store it."""
-    from fg_analysis.cache import ResultsCache, _atomic_write
-
     placement = place_worker(device)
     cache = ResultsCache(root, published=published)
     found = None if refresh else cache.load(config, device=device)
@@ -306,7 +306,7 @@ def _compute_unit(root: str, published: str | None, config, compute: Callable, d
         return found[0], found[1], placement, False
     frame = cache.get(config, compute, device=placement["device"], refresh=True)
     folder = cache.folder(config, device)
-    _atomic_write(folder, "placement.json", lambda path: Path(path).write_text(json.dumps(placement, indent=1)))
+    atomic_write(folder, "placement.json", lambda path: Path(path).write_text(json.dumps(placement, indent=1)))
     return frame, frame.attrs["record"], placement, True
 
 
@@ -327,12 +327,52 @@ def _one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[:300]}"
 
 
+def sweep(cache: ResultsCache, configs: Iterable, compute: Callable[[object], pd.DataFrame], *,
+          device: str | object = "cpu", description: str = "sweep", refresh: bool = False, progress: bool = True,
+          executor=None) -> pd.DataFrame:
+    """Run (or read) every config through ``cache``, each cached on its own, and concatenate the results in config
+    order.
+
+    Each frame gets the config's fields as columns (unless it already has them). Units finished before an
+    interruption are read back on the next call, so nothing computed is lost.
+
+    ``executor=None`` runs the units here, one after another. Any :class:`concurrent.futures.Executor`
+    (:func:`executor_from`: a process pool, MPI ranks) runs the missing ones on its workers,
+    which store them in this cache's folder themselves; ``compute`` and the configs must then be picklable (a
+    module-level function or a ``functools.partial`` of one). A failed unit does not stop the others;
+    :class:`fg_analysis.runs.sweep.SweepError` names it at the end. See :mod:`fg_analysis.runs.sweep`. The returned
+    frame's ``attrs`` say how many units were ``"read"`` and ``"computed"``.
+    """
+    configs = list(configs)
+    if executor is None:
+        frames, computed = [], 0
+        for config in tqdm(configs, desc=description, disable=not progress, mininterval=2.0):
+            stored = None if refresh else cache.load(config, device=device)
+            frame = cache.get(config, compute, device=device, refresh=refresh) if stored is None else stored[0]
+            if stored is None:
+                computed += 1
+            else:
+                frame.attrs["record"] = stored[1]
+            frames.append(frame)
+    else:
+
+        frames = run_units(cache, configs, compute, executor=executor, device=str(device),
+                           description=description, refresh=refresh, progress=progress)
+        computed = sum(bool(frame.attrs.get("computed")) for frame in frames)
+    for config, frame in zip(configs, frames):
+        with_config_columns(frame, config)
+    result = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    result.attrs = {"read": len(configs) - computed, "computed": computed}
+    return result
+
+
 def run_units(cache, configs: Sequence, compute: Callable, *, executor: Executor, device: str = "cpu",
               description: str = "sweep", refresh: bool = False, progress: bool = True) -> list[pd.DataFrame]:
     """The frames of ``configs`` in their order, stored ones read here, the others computed on ``executor``.
 
     Each returned frame carries its record in ``frame.attrs["record"]``; one computed now also its
-    ``attrs["placement"]`` and ``attrs["computed"] = True`` (False on the copies for repeated configs). :meth:`ResultsCache.sweep <fg_analysis.cache.ResultsCache.sweep>` is the usual entry point.
+    ``attrs["placement"]`` and ``attrs["computed"] = True`` (False on the copies for repeated configs).
+    :meth:`ResultsCache.sweep <fg_analysis.runs.cache.ResultsCache.sweep>` is the usual entry point.
     """
     device = str(device)
     frames: list[pd.DataFrame | None] = [None] * len(configs)
@@ -406,7 +446,6 @@ class Probe:
 
 def probe(unit: Probe) -> pd.DataFrame:
     """The unit's numbers (independent of the worker that computes them); raises if ``unit.fail``."""
-    import torch
 
     if unit.fail:
         raise RuntimeError(f"probe {unit.index} was told to fail")
@@ -421,7 +460,7 @@ def probe(unit: Probe) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fg_analysis.sweep",
+    parser = argparse.ArgumentParser(prog="python -m fg_analysis.runs.sweep",
                                      description="Check a sweep set-up: run a tiny sweep of probe units.")
     commands = parser.add_subparsers(dest="command", required=True)
     probe_parser = commands.add_parser("probe", help="run N probe units and print where each ran")
@@ -432,14 +471,12 @@ def main(argv: list[str] | None = None) -> int:
     probe_parser.add_argument("--device", default="cpu")
     add_executor_argument(probe_parser)
     args = parser.parse_args(argv)
-    from fg_analysis.cache import ResultsCache
-
     units = [Probe(i, sleep_s=args.sleep, fail=i in args.fail) for i in range(args.units)]
     cache = ResultsCache(args.results, published=None)
     try:
         with executor_from(args.executor) as executor:
             start = time.perf_counter()
-            frame = cache.sweep(units, probe, device=args.device, description="probe", progress=False,
+            frame = sweep(cache, units, probe, device=args.device, description="probe", progress=False,
                                 executor=executor)
     except SweepError as error:
         print(f"error: {error}", file=sys.stderr)
