@@ -20,6 +20,10 @@ arrays (0-d for scalar input). ``k`` and ``n`` must be positive integers (Python
 floats such as ``1e6``); anything else (2.5, NaN, 0, a bool, also inside a list such as ``[4, True]``) is a
 ValueError naming the argument.
 
+Rademacher tangents (entries ±1) are not rotation invariant, so their cosine depends on the direction of ``g``;
+the closed forms that hold for them (``rademacher_*``: the single-tangent cosine for ``g`` all-ones or an axis,
+``E[cos²]`` of the projection and ``E|ĝ|²`` of the mean for every ``g``) follow the Gaussian ones below.
+
 >>> round(float(expected_cosine("projection", 16, 64)), 3), round(float(expected_cosine("mean", 16, 64)), 3)
 (0.494, 0.444)
 """
@@ -213,6 +217,99 @@ def min_tangents_for_cosine(target: float, n: int, aggregator: str = "projection
         else:
             low = middle + 1
     return low
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Rademacher tangents: entries i.i.d. ±1 (not rotation invariant, so the cosine depends on g's direction)
+
+
+#: the directions of ``g`` with an exact single-tangent cosine under Rademacher tangents
+RADEMACHER_GRADIENTS = ("ones", "axis")
+
+
+def rademacher_single_cosine(n, gradient: str = "ones") -> np.ndarray:
+    """``E[cos(ĝ, g)]`` of one forward gradient ``ĝ = (v·g) v`` along a Rademacher tangent ``v ∈ {±1}^n``.
+
+    ``|v|² = n`` on every draw, so ``cos = |v·g| / (sqrt(n) |g|)`` and ``E[cos²] = E[(v·g)²] / (n |g|²) = 1/n``
+    for every ``g``, as for Gaussian tangents; the mean ``E[cos] = E|v·g| / (sqrt(n) |g|)`` depends on ``g``:
+
+    * ``"axis"`` (``g = e_j``): ``|v·g| = 1``, so ``cos = n^{-1/2}`` on every draw, Jensen's upper bound;
+    * ``"ones"`` (``g = 1``, the paper's): ``v·g = S_n``, a sum of n signs, with de Moivre's mean absolute
+      deviation ``E|S_n| = 2m C(n, m) / 2^n``, ``m = ⌊n/2⌋ + 1``, so ``E[cos] = E|S_n| / n`` (``C(n, n/2) / 2^n``
+      for even n). A draw with ``S_n = 0`` (probability ``C(n, n/2)/2^n`` for even n) gives ``ĝ = 0``, counted
+      as cosine 0.
+
+    Every ``g`` lies between: ``1/sqrt(2n) ≤ E[cos] ≤ 1/sqrt(n)`` (Szarek's sharp Khintchine constant
+    ``E|v·g| ≥ |g|/sqrt(2)``, attained at ``g = e_1 + e_2``; Jensen), around the Gaussian ``≈ sqrt(2/(π n))``
+    (:func:`expected_cosine` with k = 1).
+
+    >>> [round(float(rademacher_single_cosine(16, g)), 4) for g in RADEMACHER_GRADIENTS]
+    [0.1964, 0.25]
+    >>> round(float(expected_cosine("mean", 1, 16)), 4)     # Gaussian
+    0.2026
+    """
+    if gradient not in RADEMACHER_GRADIENTS:
+        raise ValueError(f"unknown gradient {gradient!r}; the exact single-tangent cosines are for "
+                         f"{RADEMACHER_GRADIENTS}")
+    n = _counts(n, "n")
+    if gradient == "axis":
+        return 1 / np.sqrt(n)
+    m = np.floor(n / 2) + 1
+    log_mean_absolute = (np.log(2 * m) + special.gammaln(n + 1) - special.gammaln(m + 1)
+                         - special.gammaln(n - m + 1) - n * np.log(2.0))
+    return np.exp(log_mean_absolute) / n
+
+
+def rademacher_dependence_bound(k, n) -> np.ndarray:
+    """An upper bound on the chance that ``k`` Rademacher tangents in ``R^n`` are linearly dependent:
+    ``(2^k − 2) / 2^n``.
+
+    A j-dimensional subspace holds at most ``2^j`` of the ``2^n`` sign vectors (Odlyzko's lemma), so
+    ``P(v_j ∈ span(v_1..v_{j−1})) ≤ 2^{j−1−n}``, and the union over ``j = 2..k`` sums to the bound (0 for k = 1:
+    a sign vector is never 0). It also bounds ``E[k − rank V]``, the expected number of such ``j``.
+    Then :func:`fg_analysis.aggregate.projection` refuses the draw; Gaussian tangents are independent surely.
+
+    >>> float(rademacher_dependence_bound(16, 64)) < 1e-14, float(rademacher_dependence_bound(2, 16))
+    (True, 3.0517578125e-05)
+    """
+    k, n = _arrays(k, n)
+    return np.exp2(-n) * (np.exp2(k) - 2)
+
+
+def rademacher_projection_cos2_bounds(k, n) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds ``(low, high)`` on ``E[cos²(P_U g, g)] = E|P_U g|² / |g|²`` for k Rademacher tangents, any ``g``.
+
+    Flipping the sign of a coordinate or permuting coordinates leaves the law of ``V`` unchanged and maps
+    ``P_U`` to ``D P_U D`` (``D`` the signed permutation), so ``E[P_U]`` commutes with every signed permutation:
+    ``E[P_U] = c I``, and ``tr P_U = rank V`` gives ``c = E[rank V] / n``. Hence
+    ``E[cos²] = E[rank V] / n`` for every direction of ``g``, between ``k/n − (2^k − 2)/(n 2^n)``
+    (:func:`rademacher_dependence_bound`) and ``k/n``, the Gaussian value (``k <= n``). Only the second moment is
+    law-free: ``E[cos]`` itself depends on ``g``.
+    """
+    k, n = _arrays(k, n)
+    if np.any(k > n):
+        raise ValueError(f"the projection needs k <= n; got k={k!r}, n={n!r}")
+    high = k / n
+    return high - rademacher_dependence_bound(k, n) / n, high
+
+
+def rademacher_squared_norm_ratio(aggregator: str, k, n) -> np.ndarray:
+    """``E|ĝ|² / |g|²`` of the mean (``(n + k − 1)/k``) and the sum (``k (n + k − 1)``) of k Rademacher forward
+    gradients, for every ``g``.
+
+    ``|v|² = n`` surely gives ``E|(v·g) v|² = n E(v·g)² = n |g|²`` (Gaussian: ``(n + 2)|g|²``), and distinct
+    tangents contribute ``E[(v_i·g)(v_j·g)(v_i·v_j)] = |g|²``, so ``E|Σ d_i v_i|² = (k n + k(k − 1)) |g|²``:
+    shorter than the Gaussian ``(n + k + 1)/k`` (:func:`expected_squared_norm_ratio`) by ``2/k``.
+
+    >>> float(rademacher_squared_norm_ratio("mean", 16, 64)), float(expected_squared_norm_ratio("mean", 16, 64))
+    (4.9375, 5.0625)
+    """
+    if aggregator not in ("mean", "sum"):
+        raise ValueError(f"the Rademacher norm closed form covers 'mean' and 'sum'; got {aggregator!r} "
+                         "(the projection: rademacher_projection_cos2_bounds)")
+    k, n = _arrays(k, n)
+    mean_ratio = (n + k - 1) / k
+    return mean_ratio if aggregator == "mean" else k ** 2 * mean_ratio
 
 
 # ------------------------------------------------------------------------------------------------------------

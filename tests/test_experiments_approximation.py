@@ -22,6 +22,7 @@ from fg_analysis.experiments.approximation import ApproximationCell, Approximati
 from fg_analysis.metrics import FAILS, HOLDS, INCONCLUSIVE, VERDICTS, add_ci, compare  # noqa: E402
 from scipy import stats  # noqa: E402
 from fg_analysis.publish import figures, pages  # noqa: E402
+from fg_analysis.tangents import Rademacher  # noqa: E402
 
 
 PAIRED_CLAIM = "The projection approximates g better than the mean (higher cosine) for k > 1"
@@ -320,3 +321,173 @@ def test_the_rq1_command_runs_the_paired_part(tmp_path, monkeypatch, capsys):
 def test_theory_band_uses_the_t_quantile():
     mean, half = approximation.theory_columns("projection", "cosine", 16, 64, 10)
     assert half == pytest.approx(stats.t.ppf(0.975, 9) * theory.cosine_std("projection", 16, 64) / np.sqrt(10))
+
+
+# ---------------------------------------------------------------- Rademacher against normal tangents
+
+
+def _laws(cell: approximation.LawCell) -> pd.DataFrame:
+    return add_ci(approximation.measure_laws(cell))
+
+
+def _law_row(frame, gradient, aggregator, metric="cosine") -> pd.Series:
+    row, = (r for _, r in frame[(frame["gradient"] == gradient) & (frame["aggregator"] == aggregator)
+                                & (frame["metric"] == metric)].iterrows())
+    return row
+
+
+def test_normal_law_cells_draw_the_grid_tangents():
+    """A normal LawCell against all-ones is the grid's ApproximationCell of the same (seed, n, k): the same tangents
+    through the same code, so the same numbers."""
+    for n, k in ((6, 3), (64, 16)):
+        grid = approximation.measure_cell(ApproximationCell(n=n, k=k, samples=50, seed=3))
+        laws = approximation.measure_laws(approximation.LawCell(n=n, k=k, samples=50, law="normal", seed=3))
+        for aggregator in ("mean", "projection"):
+            for metric in approximation.METRICS:
+                expected = grid[(grid["aggregator"] == aggregator) & ~grid["normalize"] & (grid["metric"] == metric)]
+                row = _law_row(laws, "ones", aggregator, metric)
+                assert (row["mean"], row["std"], row["count"]) == tuple(expected[["mean", "std", "count"]].iloc[0])
+
+
+def test_rademacher_cells_equal_a_per_sample_loop():
+    """Rademacher tangents go through the same code as normal ones: the cell's statistics equal a plain NumPy loop
+    over the same draws (the package's Rademacher law with the cell's seed), for every true gradient."""
+    cell = approximation.LawCell(n=16, k=3, samples=40, law="rademacher", seed=1, dtype="float64")
+    frame = approximation.measure_laws(cell)
+    V = Rademacher().sample(3, 16, batch_shape=(40,), dtype=torch.float64, generator=torch.Generator().manual_seed(
+        approximation._seed(1, 16, 3, "rademacher", None))).numpy()
+    for name in approximation.GRADIENTS:
+        g = approximation.true_gradient(name, 16, seed=1, dtype=torch.float64).numpy()
+        for aggregator in ("mean", "projection"):
+            cosines = []
+            for tangents in V:
+                d = tangents @ g
+                estimate = (tangents.T @ np.linalg.solve(tangents @ tangents.T, d) if aggregator == "projection"
+                            else tangents.T @ d / 3)
+                norm = np.linalg.norm(estimate)
+                cosines.append(estimate @ g / (norm * np.linalg.norm(g)) if norm > 0 else 0.0)
+            row = _law_row(frame, name, aggregator)
+            assert row["mean"] == pytest.approx(np.mean(cosines), rel=1e-10, abs=1e-14), (name, aggregator)
+            assert row["std"] == pytest.approx(np.std(cosines, ddof=1), rel=1e-8, abs=1e-14), (name, aggregator)
+    assert set(frame["device"]) == {"cpu"} and set(frame["count"]) == {40}
+
+
+def test_rademacher_single_tangent_cosine_against_its_closed_forms():
+    """k = 1: against all-ones the measured mean cosine holds de Moivre's closed form within its t interval (even
+    and odd n; zero estimates count as 0); against an axis every draw is exactly 1/sqrt(n); a generic g lies
+    within Szarek's and Jensen's bounds."""
+    for n in (16, 17):
+        frame = _laws(approximation.LawCell(n=n, k=1, samples=4000, law="rademacher", seed=2))
+        for aggregator in ("mean", "projection"):
+            ones = _law_row(frame, "ones", aggregator)
+            assert abs(ones["mean"] - float(theory.rademacher_single_cosine(n, "ones"))) <= ones["ci"]
+            axis = _law_row(frame, "axis", aggregator)
+            assert axis["mean"] == pytest.approx(1 / np.sqrt(n), rel=1e-6) and axis["std"] < 1e-6
+            generic = _law_row(frame, "generic", aggregator)
+            assert generic["ci_high"] >= 1 / np.sqrt(2 * n) and generic["ci_low"] <= 1 / np.sqrt(n)
+
+
+def test_the_law_comparison_config_and_its_projection_cells():
+    """The quick-sized grid; the projection only where samples·(2^k − 2)/2^n ≤ 1e-6, for both laws."""
+    config = approximation.LawComparisonConfig()
+    cells = config.cells()
+    assert {(c.n, c.k) for c in cells} == {(n, k) for n in (16, 64, 256, 1024) for k in (1, 2, 4, 16, 64)}
+    assert {c.law for c in cells} == {"normal", "rademacher"}
+    for cell in cells:
+        chance = cell.samples * (2 ** cell.k - 2) / 2 ** cell.n if cell.k <= cell.n else np.inf  # exact ints
+        assert ("projection" in cell.aggregators) == (chance <= 1e-6), cell
+        assert cell.samples == (200 if cell.n >= 1024 else 1000)
+    assert {(c.n, c.k) for c in cells if "projection" in c.aggregators and c.n <= 64} == {
+        (16, 1), (64, 1), (64, 2), (64, 4), (64, 16)}
+
+
+def test_true_gradients():
+    generic = approximation.true_gradient("generic", 32, seed=4, dtype=torch.float64)
+    assert torch.equal(generic, approximation.true_gradient("generic", 32, seed=4, dtype=torch.float64))
+    assert not torch.equal(generic, approximation.true_gradient("generic", 32, seed=5, dtype=torch.float64))
+    assert approximation.true_gradient("axis", 4).tolist() == [1.0, 0.0, 0.0, 0.0]
+    assert approximation.true_gradient("ones", 3).tolist() == [1.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="unknown true gradient"):
+        approximation.true_gradient("random", 3)
+    with pytest.raises(ValueError, match="unknown law"):
+        approximation.measure_laws(approximation.LawCell(n=4, k=1, samples=2, law="basis"))
+
+
+def test_a_zero_estimate_has_cosine_zero():
+    """v·g = 0 on every tangent (here g = all-ones): ĝ = 0, counted as cosine 0, norm ratio 0."""
+    V = torch.tensor([[[1.0, -1.0, 1.0, -1.0]], [[1.0, 1.0, 1.0, -1.0]]])
+    values = approximation.sample_metrics(V, torch.ones(4), "mean")
+    assert values["cosine"].tolist() == [0.0, 0.5] and values["norm_ratio"][0] == 0
+
+
+@pytest.fixture(scope="module")
+def law_frame(tmp_path_factory):
+    config = approximation.LawComparisonConfig(dims=(16, 64), tangent_counts=(1, 4, 16), samples=300)
+    cache = ResultsCache(tmp_path_factory.mktemp("laws"), published=None)
+    return approximation.run_laws(config, cache=cache, progress=False), config, cache
+
+
+def test_run_laws_uses_the_cache_and_the_table_sets_the_measurement_against_the_closed_form(law_frame, monkeypatch):
+    frame, config, cache = law_frame
+    monkeypatch.setattr(approximation, "measure_laws", lambda *a, **k: pytest.fail("a second run must read the cache"))
+    pd.testing.assert_frame_equal(frame, approximation.run_laws(config, cache=cache, progress=False))
+    table = approximation.law_table(frame)
+    assert len(table) == len(frame[frame["metric"] == "cosine"])
+    for _, row in table.iterrows():
+        gaussian = float(theory.expected_cosine(row["aggregator"], row["k"], row["n"]))
+        assert row["gaussian"] == gaussian and row["ratio"] == pytest.approx(row["mean"] / gaussian)
+        half = stats.t.ppf(0.975, row["count"] - 1) * frame.loc[
+            (frame["metric"] == "cosine") & (frame["gradient"] == row["gradient"]) & (frame["law"] == row["law"])
+            & (frame["aggregator"] == row["aggregator"]) & (frame["n"] == row["n"]) & (frame["k"] == row["k"]),
+            "std"].iloc[0] / np.sqrt(row["count"])
+        expected = INCONCLUSIVE if abs(row["mean"] - gaussian) <= half else (HOLDS if row["mean"] > gaussian
+                                                                              else FAILS)
+        assert row["verdict"] == expected
+        exact = row["law"] == "rademacher" and row["k"] == 1 and row["gradient"] != "generic"
+        assert np.isnan(row["exact"]) != exact
+
+
+def test_the_laws_sentence_states_the_frames_numbers(law_frame):
+    """The counts per true gradient and the normal control are recounted from the frame; a Rademacher cell moved
+    below the closed form turns the conclusion into what it costs there."""
+    frame, _, _ = law_frame
+    table = approximation.law_table(frame)
+    text = pages.rq1_laws_sentence(frame)
+    for gradient, name in (("ones", "the paper's $g$ = all-ones"), ("generic", "a generic $g$")):
+        rows = table[(table["law"] == "rademacher") & (table["gradient"] == gradient)]
+        split = "/".join(str(int((rows["verdict"] == v).sum())) for v in (HOLDS, INCONCLUSIVE, FAILS))
+        assert f"{split} of {len(rows)} cells against {name}" in text
+    normal = table[table["law"] == "normal"]
+    assert f"in {int((normal['verdict'] == INCONCLUSIVE).sum())} of {len(normal)} cells" in text
+    ratio = 0.25 / float(theory.expected_cosine("mean", 1, 16))
+    assert f"{ratio:.2f}–" in text or f"–{ratio:.2f}" in text  # the axis at k = 1, n = 16: exactly 1/4
+    assert text.endswith("so it ran here only for $k \\le 1$ at $n$ = 16.")  # n = 64: up to k = 16, every k here
+    assert "costs no measurable cosine" in text
+    low = frame.copy()
+    mask = ((low["law"] == "rademacher") & (low["gradient"] == "ones") & (low["aggregator"] == "mean")
+            & (low["metric"] == "cosine") & (low["n"] == 64) & (low["k"] == 16))
+    low.loc[mask, "mean"] = 0.9 * float(theory.expected_cosine("mean", 16, 64))
+    text = pages.rq1_laws_sentence(low)
+    assert "costs cosine in 1 of" in text and "at most 10.0% (mean, the paper's $g$ = all-ones, $n$ = 64, $k$ = 16)" \
+        in text
+
+
+def test_the_laws_figure_draws(law_frame):
+    import matplotlib.pyplot as plt
+
+    fig = figures.rq1_laws(law_frame[0])
+    fig.canvas.draw()
+    assert len(fig.axes) == 6 and fig.get_size_inches()[0] <= figures.PAGE_WIDTH_IN
+    legend, = fig.legends
+    assert not any(legend.get_window_extent().overlaps(ax.get_window_extent()) for ax in fig.axes)
+    plt.close(fig)
+
+
+def test_the_rq1_command_runs_the_law_comparison(tmp_path, monkeypatch, capsys):
+    tiny = approximation.LawComparisonConfig(dims=(16,), tangent_counts=(1, 2), samples=20)
+    monkeypatch.setenv("FG_RESULTS", str(tmp_path))
+    monkeypatch.setattr(approximation, "LawComparisonConfig", lambda seed=0: dataclasses.replace(tiny, seed=seed))
+    assert approximation.main(["--part", "laws", "--no-progress", "--seed", "3"]) == 0
+    assert "RQ1 laws quick: 4 units" in capsys.readouterr().out
+    assert sorted(folder.name for folder in tmp_path.iterdir()) == ["LawCell"]
+    assert len(list((tmp_path / "LawCell").iterdir())) == 4

@@ -5,6 +5,7 @@ Monte-Carlo tolerances are 5 standard errors of the sample (or 4 binomial standa
 the seeds are fixed. The heavier checks are marked ``slow`` and each has a light twin.
 """
 
+import itertools
 import math
 
 import numpy as np
@@ -13,7 +14,7 @@ import torch
 
 from fg_analysis import theory
 from fg_analysis.aggregate import mean, projection, total
-from fg_analysis.tangents import Normal
+from fg_analysis.tangents import Normal, Rademacher
 
 AGGREGATE = {"projection": projection, "mean": mean, "sum": total}
 
@@ -296,3 +297,98 @@ def test_cos2_distribution_is_the_beta_law_of_monte_carlo_cos2():
     law = cos2_distribution("projection", k, n)
     assert stats.kstest(cos2, law.cdf).pvalue > 1e-3
     assert cos2_distribution("projection", n, n) is None
+
+
+# ---------------------------------------------------------------- Rademacher tangents
+
+
+def sign_vectors(n):
+    """All 2^n vectors of {-1, +1}^n, one a row (exact enumeration: an independent reference)."""
+    return np.array(list(itertools.product((-1.0, 1.0), repeat=n)))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 10, 11])
+def test_rademacher_single_cosine_by_enumeration(n):
+    """E|v·g|/(sqrt(n)|g|) over every sign vector: all-ones gives the de Moivre form, an axis 1/sqrt(n); a generic g
+    lies within Szarek's and Jensen's bounds, and E[cos²] = 1/n for each of them."""
+    signs = sign_vectors(n)
+    g_generic = np.random.default_rng(n).standard_normal(n)
+    for name, g in (("ones", np.ones(n)), ("axis", np.eye(n)[0]), ("generic", g_generic)):
+        cosine = np.abs(signs @ g) / (math.sqrt(n) * np.linalg.norm(g))
+        assert (cosine ** 2).mean() == pytest.approx(1 / n, rel=1e-12)
+        assert 1 / math.sqrt(2 * n) - 1e-12 <= cosine.mean() <= 1 / math.sqrt(n) + 1e-12
+        if name in theory.RADEMACHER_GRADIENTS:
+            assert float(theory.rademacher_single_cosine(n, name)) == pytest.approx(cosine.mean(), rel=1e-12)
+    # n = 2, g = all-ones is e_1 + e_2 rotated: Szarek's bound is attained there
+    assert float(theory.rademacher_single_cosine(2, "ones")) == pytest.approx(1 / 2, rel=1e-12)
+    with pytest.raises(ValueError, match="unknown gradient"):
+        theory.rademacher_single_cosine(4, "generic")
+
+
+def test_rademacher_single_cosine_through_the_package():
+    """One forward gradient of the package's Rademacher tangents and mean aggregator, g = all-ones at n = 1000:
+    the closed form against 5 standard errors, at large n next to the Gaussian value (both ≈ sqrt(2/(π n)))."""
+    n = 1000
+    g = torch.ones(n, dtype=torch.float64)
+    V = Rademacher().sample(1, n, batch_shape=(4000,), generator=torch.Generator().manual_seed(5),
+                            dtype=torch.float64)
+    estimate = mean(V, V @ g)
+    cosine = torch.nan_to_num(torch.nn.functional.cosine_similarity(estimate, g.expand_as(estimate), dim=-1))
+    assert_mean_close(cosine.numpy(), float(theory.rademacher_single_cosine(n, "ones")))
+    assert float(theory.rademacher_single_cosine(n, "ones")) == pytest.approx(
+        float(theory.expected_cosine("mean", 1, n)), rel=1 / n)
+    assert float(theory.rademacher_single_cosine(4, "axis")) == 0.5
+
+
+@pytest.mark.parametrize("k,n", [(2, 3), (2, 5), (3, 3), (3, 4), (4, 4)])
+def test_rademacher_dependence_bound_by_enumeration(k, n):
+    """The share of all 2^(kn) sign matrices of rank < k is at most (2^k − 2)/2^n, with equality at k = 2
+    (v_2 = ±v_1); and so is the mean of k − rank."""
+    rows = sign_vectors(n)
+    matrices = np.stack(np.meshgrid(*[np.arange(len(rows))] * k, indexing="ij"), -1).reshape(-1, k)
+    ranks = np.linalg.matrix_rank(rows[matrices])
+    bound = float(theory.rademacher_dependence_bound(k, n))
+    assert (ranks < k).mean() <= bound + 1e-12 and (k - ranks).mean() <= bound + 1e-12
+    if k == 2:
+        assert (ranks < k).mean() == pytest.approx(bound, rel=1e-12)
+    assert float(theory.rademacher_dependence_bound(1, n)) == 0.0
+
+
+@pytest.mark.parametrize("k,n", [(4, 6), (8, 32)])
+def test_rademacher_projection_cos2_is_the_expected_rank_over_n(k, n):
+    """E[cos²(P_U g, g)] = E[rank V]/n for any g, here a generic one; P_U g by least squares (dependent draws
+    included), the tangents the package's; within its bounds, and k/n where dependence is rare."""
+    generator = torch.Generator().manual_seed(k * n)
+    g = torch.randn(n, generator=generator, dtype=torch.float64).numpy()
+    V = Rademacher().sample(k, n, batch_shape=(4000,), generator=generator, dtype=torch.float64).numpy()
+    cos2, ranks = [], []
+    for tangents in V:
+        coefficients = np.linalg.lstsq(tangents.T, g, rcond=None)[0]
+        cos2.append(np.sum((tangents.T @ coefficients) ** 2) / (g @ g))
+        ranks.append(np.linalg.matrix_rank(tangents))
+    cos2 = np.array(cos2)
+    assert_mean_close(cos2, np.mean(ranks) / n)
+    low, high = (float(b) for b in theory.rademacher_projection_cos2_bounds(k, n))
+    assert low <= high == k / n
+    assert low - 5 * cos2.std() / math.sqrt(len(cos2)) <= cos2.mean() <= high + 5 * cos2.std() / math.sqrt(len(cos2))
+    if n == 32:
+        assert_mean_close(cos2, k / n)
+    with pytest.raises(ValueError, match="k <= n"):
+        theory.rademacher_projection_cos2_bounds(5, 4)
+
+
+def test_rademacher_mean_norm_through_the_package():
+    """E|mean|²/|g|² = (n + k − 1)/k for Rademacher tangents (a generic g, the package's tangents and mean), and
+    the check has power: the Gaussian (n + k + 1)/k is rejected."""
+    n, k = 8, 2
+    generator = torch.Generator().manual_seed(11)
+    g = torch.randn(n, generator=generator, dtype=torch.float64)
+    V = Rademacher().sample(k, n, batch_shape=(20000,), generator=generator, dtype=torch.float64)
+    squared = (torch.linalg.vector_norm(mean(V, V @ g), dim=-1) ** 2 / g.norm() ** 2).numpy()
+    assert_mean_close(squared, float(theory.rademacher_squared_norm_ratio("mean", k, n)))
+    with pytest.raises(AssertionError):
+        assert_mean_close(squared, float(theory.expected_squared_norm_ratio("mean", k, n)))
+    summed = (torch.linalg.vector_norm(total(V, V @ g), dim=-1) ** 2 / g.norm() ** 2).numpy()
+    assert_mean_close(summed, float(theory.rademacher_squared_norm_ratio("sum", k, n)))
+    with pytest.raises(ValueError, match="'mean' and 'sum'"):
+        theory.rademacher_squared_norm_ratio("projection", k, n)

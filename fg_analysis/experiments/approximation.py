@@ -24,6 +24,12 @@ tangents of the grid cell it pairs with, for grids stored before the gain was re
 tangents") experiment repeats this at ``n = 64`` with :class:`~fg_analysis.tangents.FixedAngle` tangents for the
 mean and the projection.
 
+The law comparison (:class:`LawComparisonConfig`, beyond the paper) asks what Rademacher tangents, the fast law
+(:class:`~fg_analysis.tangents.Rademacher`), cost in cosine: they are not rotation invariant, so it measures the
+mean and the projection with normal and with Rademacher tangents against three true gradients (:data:`GRADIENTS`:
+the paper's all-ones, a generic direction and a coordinate axis), through the same code as the grid, and sets them
+against the Gaussian closed form (:func:`law_table`).
+
 Samples are batched through the aggregators (no Python loop over samples) in chunks of at most
 :data:`MAX_CHUNK_FLOATS` tangent entries, so memory stays bounded at ``n = 2^16, k = 2^10``. Each (n, k) cell is
 one unit of :meth:`fg_analysis.runs.cache.ResultsCache.sweep`: all approaches of a cell share one tangent draw
@@ -55,7 +61,7 @@ from fg_analysis.runs.cache import ResultsCache
 from fg_analysis.runs.cli import experiment_parser, resolve_common, run_sweep
 from fg_analysis.runs.env import resolve_device
 from fg_analysis.runs.sweep import sweep
-from fg_analysis.tangents import FixedAngle, Normal
+from fg_analysis.tangents import FixedAngle, Normal, Rademacher
 
 METRICS = ("cosine", "norm_ratio", "error", "dot")
 
@@ -180,6 +186,66 @@ class ApproximationConfig:
                 for n in self.dims for k in self.tangent_counts if 1 < k <= n]
 
 
+#: the true gradients of the law comparison (:func:`true_gradient`): the paper's all-ones, a generic direction and
+#: a coordinate axis
+GRADIENTS = ("ones", "generic", "axis")
+
+#: the law comparison's laws (:mod:`fg_analysis.tangents`)
+LAWS = {"normal": Normal(), "rademacher": Rademacher()}
+
+#: the projection is measured in a law-comparison cell only where the chance that any of its Rademacher draws is
+#: linearly dependent (which :func:`fg_analysis.aggregate.projection` refuses) is at most this, by the bound of
+#: :func:`fg_analysis.theory.rademacher_dependence_bound`
+DEPENDENT_DRAWS = 1e-6
+
+
+@dataclass(frozen=True)
+class LawCell:
+    """One unit of the law comparison: ``samples`` sets of ``k`` tangents in ``R^n`` from ``law`` (a key of
+    :data:`LAWS`), each aggregator (raw tangents) against each of ``gradients`` (:func:`true_gradient`) on the
+    same draws. Normal tangents are the grid's: the :class:`ApproximationCell` of the same ``n, k, samples, seed,
+    dtype`` draws the same ones (:func:`measure_laws`)."""
+
+    n: int
+    k: int
+    samples: int
+    law: str
+    seed: int = 0
+    aggregators: tuple[str, ...] = ("mean", "projection")
+    gradients: tuple[str, ...] = GRADIENTS
+    dtype: str = "float32"
+
+
+@dataclass(frozen=True)
+class LawComparisonConfig:
+    """The law comparison: every law of ``laws`` at every (n, k) of ``dims × tangent_counts``, ``samples`` tangent
+    sets per cell (``large_samples`` for ``n >= large_from``, as the quick grid, so that its normal cells draw the
+    grid's tangents). The mean everywhere; the projection where ``k <= n`` and ``samples · (2^k − 2)/2^n <=``
+    :data:`DEPENDENT_DRAWS` (no Rademacher draw dependent, but for a chance of at most that), for both laws.
+    About 3 s on one core."""
+
+    dims: tuple[int, ...] = (16, 64, 256, 1024)
+    tangent_counts: tuple[int, ...] = (1, 2, 4, 16, 64)
+    laws: tuple[str, ...] = tuple(LAWS)
+    samples: int = 1000
+    large_samples: int = 200
+    large_from: int = 1024
+    seed: int = 0
+    dtype: str = "float32"
+
+    def cells(self) -> list[LawCell]:
+        """Every unit, law by law within each (n, k)."""
+        cells = []
+        for n in self.dims:
+            samples = self.samples if n < self.large_from else self.large_samples
+            for k in self.tangent_counts:
+                dependent = samples * float(theory.rademacher_dependence_bound(k, n)) if k <= n else np.inf
+                aggregators = ("mean", "projection") if dependent <= DEPENDENT_DRAWS else ("mean",)
+                cells += [LawCell(n=n, k=k, samples=samples, law=law, seed=self.seed, aggregators=aggregators,
+                                  dtype=self.dtype) for law in self.laws]
+        return cells
+
+
 def _runnable(approaches, k: int, n: int) -> tuple[tuple[str, bool], ...]:
     return tuple((a, bool(z)) for a, z in approaches if not (a == "projection" and k > n))
 
@@ -190,12 +256,15 @@ def sample_metrics(V: torch.Tensor, g: torch.Tensor, aggregator: str) -> dict[st
     ``V`` has shape ``(samples, k, n)``, ``g`` shape ``(n,)``; the JVPs are the exact ``d = V g`` (the estimator's
     oracle mode), aggregated by :class:`~fg_analysis.estimator.ForwardGradient`. Returns float64 tensors of shape
     ``(samples,)``: ``cosine = ĝ·g/(|ĝ||g|)``, ``norm_ratio = |ĝ|/|g|`` (:mod:`fg_analysis.metrics`),
-    ``error = |g − ĝ|`` and ``dot = ĝ·g``.
+    ``error = |g − ĝ|`` and ``dot = ĝ·g``. An estimate ``ĝ = 0`` (every JVP 0: with Rademacher tangents and
+    ``g`` all-ones a draw with ``v·g = 0`` has probability about ``sqrt(2/(π n))`` per tangent; never with normal
+    ones) points nowhere, and a step along it moves nowhere: its cosine counts as 0.
     """
     estimator = ForwardGradient(V.shape[-2], aggregator=aggregator, mode="oracle")
     estimate = estimator.combine(V, oracle_jvps(g.to(V.dtype), V)).to(torch.float64)
     g64 = g.to(torch.float64)
-    return {"cosine": metrics.cosine(estimate, g64), "norm_ratio": metrics.norm_ratio(estimate, g64),
+    cosine = torch.where(estimate.any(dim=-1), metrics.cosine(estimate, g64), 0.0)
+    return {"cosine": cosine, "norm_ratio": metrics.norm_ratio(estimate, g64),
             "error": torch.linalg.vector_norm(estimate - g64, dim=-1), "dot": estimate @ g64}
 
 
@@ -207,7 +276,12 @@ def chunk_size(k: int, n: int, max_floats: int = MAX_CHUNK_FLOATS) -> int:
 def cell_seed(cell: ApproximationCell) -> int:
     """The generator seed of a cell: ``cell.seed`` mixed with (n, k, law, theta) by SHA-256, so that different
     cells draw independent tangents (with one shared seed, cells of equal n would reuse the same numbers)."""
-    text = f"{cell.seed}|{cell.n}|{cell.k}|{cell.law}|{cell.theta}"
+    return _seed(cell.seed, cell.n, cell.k, cell.law, cell.theta)
+
+
+def _seed(*parts) -> int:
+    """A 63-bit generator seed from SHA-256 of the parts joined by ``|``."""
+    text = "|".join(map(str, parts))
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") & (2 ** 63 - 1)
 
 
@@ -220,31 +294,79 @@ def measure_cell(cell: ApproximationCell, *, device: str | torch.device = "cpu")
     depends only on k and n, so a cell's numbers depend only on the cell and the device's RNG).
     """
     device = resolve_device(device)
-    dtype = _DTYPES[cell.dtype]
-    law = FixedAngle(theta=cell.theta) if cell.law == "fixed-angle" else Normal()
     if cell.law not in ("normal", "fixed-angle"):
         raise ValueError(f"unknown law {cell.law!r}; the approximation experiment uses 'normal' or 'fixed-angle'")
-    generator = torch.Generator(device=device).manual_seed(cell_seed(cell))
-    g = torch.ones(cell.n, dtype=dtype, device=device)
-    collected = {approach: {metric: [] for metric in METRICS} for approach in cell.approaches}
-    step = chunk_size(cell.k, cell.n)
-    for start in range(0, cell.samples, step):
-        count = min(step, cell.samples - start)
-        V = law.sample(cell.k, cell.n, batch_shape=(count,), generator=generator, dtype=dtype, device=device)
-        normalized = None
-        for aggregator, normalize in cell.approaches:
-            if normalize and normalized is None:
-                normalized = V / torch.linalg.vector_norm(V, dim=-1, keepdim=True)
-            values = sample_metrics(normalized if normalize else V, g, aggregator)
-            for metric in METRICS:
-                collected[(aggregator, normalize)][metric].append(values[metric].cpu())
-    rows = [_row(aggregator, normalize, metric, torch.cat(parts).numpy())
-            for (aggregator, normalize), by_metric in collected.items() for metric, parts in by_metric.items()]
-    if all(approach in collected for approach in PAIRED_APPROACHES):
-        projection, mean = (torch.cat(collected[approach]["cosine"]).numpy() for approach in PAIRED_APPROACHES)
+    law = FixedAngle(theta=cell.theta) if cell.law == "fixed-angle" else Normal()
+    ones = {"ones": torch.ones(cell.n, dtype=_DTYPES[cell.dtype], device=device)}
+    collected = _draw_and_measure(law, cell.n, cell.k, cell.samples, cell_seed(cell), cell.approaches, ones,
+                                  dtype=_DTYPES[cell.dtype], device=device)
+    rows = [_row(aggregator, normalize, metric, values)
+            for (_, aggregator, normalize), by_metric in collected.items() for metric, values in by_metric.items()]
+    if all(("ones", *approach) in collected for approach in PAIRED_APPROACHES):
+        projection, mean = (collected[("ones", *approach)]["cosine"] for approach in PAIRED_APPROACHES)
         gain = projection - mean
         rows.append({**_row("projection", False, PAIRED_METRIC, gain), "min": float(gain.min())})
     frame = pd.DataFrame(rows)
+    frame["device"] = device.type
+    return frame
+
+
+def _draw_and_measure(law, n: int, k: int, samples: int, seed: int, approaches, gradients: dict, *, dtype,
+                      device) -> dict[tuple[str, str, bool], dict[str, np.ndarray]]:
+    """The per-draw :data:`METRICS` of every approach against every true gradient of ``gradients`` (name ->
+    tensor), all on the same ``samples`` tangent sets of ``law``, drawn chunk by chunk (:func:`chunk_size`) from
+    one generator seeded with ``seed`` on ``device``; keyed by (gradient, aggregator, normalize)."""
+    generator = torch.Generator(device=device).manual_seed(seed)
+    collected = {(name, *approach): {metric: [] for metric in METRICS} for name in gradients
+                 for approach in approaches}
+    step = chunk_size(k, n)
+    for start in range(0, samples, step):
+        count = min(step, samples - start)
+        V = law.sample(k, n, batch_shape=(count,), generator=generator, dtype=dtype, device=device)
+        normalized = None
+        for aggregator, normalize in approaches:
+            if normalize and normalized is None:
+                normalized = V / torch.linalg.vector_norm(V, dim=-1, keepdim=True)
+            for name, g in gradients.items():
+                values = sample_metrics(normalized if normalize else V, g, aggregator)
+                for metric in METRICS:
+                    collected[(name, aggregator, normalize)][metric].append(values[metric].cpu())
+    return {key: {metric: torch.cat(parts).numpy() for metric, parts in by_metric.items()}
+            for key, by_metric in collected.items()}
+
+
+def true_gradient(name: str, n: int, *, seed: int = 0, dtype: torch.dtype = torch.float32,
+                  device: str | torch.device = "cpu") -> torch.Tensor:
+    """A true gradient of the law comparison (:data:`GRADIENTS`): ``"ones"`` (the paper's ``g = 1``), ``"axis"``
+    (``e_1``) or ``"generic"``, one standard normal vector per (seed, n), drawn in float64 on the CPU from its
+    own generator (the same on every device, for every k and law)."""
+    if name == "ones":
+        return torch.ones(n, dtype=dtype, device=device)
+    if name == "axis":
+        return torch.eye(1, n, dtype=dtype, device=device)[0]
+    if name == "generic":
+        generator = torch.Generator().manual_seed(_seed(seed, n, "generic"))
+        return torch.randn(n, generator=generator, dtype=torch.float64).to(dtype=dtype, device=device)
+    raise ValueError(f"unknown true gradient {name!r}; choose one of {GRADIENTS}")
+
+
+def measure_laws(cell: LawCell, *, device: str | torch.device = "cpu") -> pd.DataFrame:
+    """Run one unit of the law comparison: one row per (gradient, aggregator, metric) with ``mean``, ``std``,
+    ``count``, by the code of :func:`measure_cell` (the same draws, chunks and metrics; only the law and the
+    true gradients differ). Normal tangents are seeded as the grid's cell of the same (seed, n, k)."""
+    device = resolve_device(device)
+    if cell.law not in LAWS:
+        raise ValueError(f"unknown law {cell.law!r}; the law comparison uses {tuple(LAWS)}")
+    dtype = _DTYPES[cell.dtype]
+    gradients = {name: true_gradient(name, cell.n, seed=cell.seed, dtype=dtype, device=device)
+                 for name in cell.gradients}
+    approaches = _runnable(((aggregator, False) for aggregator in cell.aggregators), cell.k, cell.n)
+    collected = _draw_and_measure(LAWS[cell.law], cell.n, cell.k, cell.samples,
+                                  _seed(cell.seed, cell.n, cell.k, cell.law, None), approaches, gradients,
+                                  dtype=dtype, device=device)
+    frame = pd.DataFrame([{"gradient": name, **_row(aggregator, normalize, metric, values)}
+                          for (name, aggregator, normalize), by_metric in collected.items()
+                          for metric, values in by_metric.items()])
     frame["device"] = device.type
     return frame
 
@@ -284,6 +406,36 @@ def run_paired(config: ApproximationConfig, *, device: str = "cpu", cache: Resul
     --part paired``): rows like :func:`run`'s for the projection, the mean and :data:`PAIRED_METRIC`."""
     return _sweep_paired(config.paired_cells(), device=device, cache=cache or ResultsCache(), progress=progress,
                          executor=executor)
+
+
+def run_laws(config: LawComparisonConfig, *, device: str = "cpu", cache: ResultsCache | None = None,
+             progress: bool = True, executor=None) -> pd.DataFrame:
+    """Every unit of the law comparison through the cache, as :func:`run` (``python -m fg_analysis rq1 --part
+    laws``): one row per (n, k, law, gradient, aggregator, metric) with ``mean, std, count`` and the 95% ``ci``."""
+    frame = sweep(cache or ResultsCache(), config.cells(), partial(measure_laws, device=str(device)), device=device,
+                  description="RQ1 laws", progress=progress, executor=executor)
+    return add_ci(frame.assign(normalize=False))
+
+
+def law_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The cosines of :func:`run_laws` against the Gaussian closed form: per (gradient, aggregator, law, n, k) the
+    measured ``mean, ci, count``, ``gaussian`` (:func:`fg_analysis.theory.expected_cosine`), ``ratio`` and
+    ``ratio_ci`` (the measurement over it), ``exact`` (the Rademacher closed form where one exists: k = 1 against
+    all-ones and an axis, :func:`fg_analysis.theory.rademacher_single_cosine`; else NaN) and ``verdict``, whether
+    the measured interval lies above the closed form (:func:`fg_analysis.metrics.compare`: ``"holds"``), below
+    it (``"does not hold"``) or around it (``"inconclusive"``)."""
+    rows = frame[frame["metric"] == "cosine"].copy()
+    rows["gaussian"] = [float(theory.expected_cosine(a, k, n))
+                        for a, k, n in zip(rows["aggregator"], rows["k"], rows["n"], strict=True)]
+    rows["ratio"], rows["ratio_ci"] = rows["mean"] / rows["gaussian"], rows["ci"] / rows["gaussian"]
+    rows["exact"] = [float(theory.rademacher_single_cosine(n, g)) if law == "rademacher" and k == 1
+                     and g in theory.RADEMACHER_GRADIENTS else np.nan
+                     for law, g, k, n in zip(rows["law"], rows["gradient"], rows["k"], rows["n"], strict=True)]
+    rows["verdict"] = [compare(m, c, t, 0.0)
+                       for m, c, t in zip(rows["mean"], rows["ci"], rows["gaussian"], strict=True)]
+    columns = ["gradient", "aggregator", "law", "n", "k", "mean", "ci", "count", "gaussian", "ratio", "ratio_ci",
+               "exact", "verdict"]
+    return rows[columns].sort_values(["gradient", "aggregator", "law", "n", "k"], ignore_index=True)
 
 
 def _sweep_paired(units: list[PairedCosineCell], *, device, cache: ResultsCache, progress: bool,
@@ -713,10 +865,11 @@ def stored_setup(frame: pd.DataFrame) -> str:
             f"t intervals){paired}")
 
 
-__all__ = ["APPROACHES", "METRICS", "PAIRED_METRIC", "ApproximationCell", "ApproximationConfig", "PairedCosineCell",
-           "cell_value", "measure_cell", "measure_paired", "paired_cells", "paired_markdown", "reference_table", "run",
-           "run_paired", "cell_seed", "sample_metrics", "scorecard", "scorecard_rows",
-           "theory_columns", "with_theory"]
+__all__ = ["APPROACHES", "GRADIENTS", "LAWS", "METRICS", "PAIRED_METRIC", "ApproximationCell", "ApproximationConfig",
+           "LawCell", "LawComparisonConfig", "PairedCosineCell", "cell_value", "law_table", "measure_cell",
+           "measure_laws", "measure_paired", "paired_cells", "paired_markdown", "reference_table", "run", "run_laws",
+           "run_paired", "cell_seed", "sample_metrics", "scorecard", "scorecard_rows", "theory_columns",
+           "true_gradient", "with_theory"]
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -726,19 +879,24 @@ __all__ = ["APPROACHES", "METRICS", "PAIRED_METRIC", "ApproximationCell", "Appro
 def main(argv: list[str] | None = None) -> int:
     """``python -m fg_analysis rq1 --preset paper --publish``: run (or read) the sweep and print one line per
     preset with its number of cells and wall time; ``--part paired`` runs the preset's paired units instead
-    (:func:`run_paired`)."""
+    (:func:`run_paired`), ``--part laws`` the law comparison (:class:`LawComparisonConfig`, the same for every
+    preset)."""
 
     parser = experiment_parser("rq1", "RQ1: approximation quality of multi-tangent forward gradients",
                                presets=("quick", "paper"))
-    parser.add_argument("--part", default="grid", choices=("grid", "paired"),
+    parser.add_argument("--part", default="grid", choices=("grid", "paired", "laws"),
                         help="'grid' (default): every cell, every approach; 'paired': the projection against the "
-                             "mean on each grid cell's tangents (PairedCosineCell, 1 < k <= n)")
+                             "mean on each grid cell's tangents (PairedCosineCell, 1 < k <= n); 'laws': Rademacher "
+                             "against normal tangents (LawComparisonConfig)")
     args = parser.parse_args(argv)
     device, cache = resolve_common(parser, args)
     config = ApproximationConfig.preset(args.preset, seed=args.seed)
     if args.part == "paired":
         run_sweep(run_paired, config, args=args, device=device, cache=cache, label="RQ1 paired",
                   units=len(config.paired_cells()))
+    elif args.part == "laws":
+        laws = LawComparisonConfig(seed=args.seed)
+        run_sweep(run_laws, laws, args=args, device=device, cache=cache, label="RQ1 laws", units=len(laws.cells()))
     else:
         run_sweep(run, config, args=args, device=device, cache=cache, label="RQ1", units=len(config.cells()))
     return 0
