@@ -38,6 +38,12 @@ train_time_s, wall_time_s, test_accuracy, best_epoch, stopped, lr, lr_source, mo
 the same frame for runs already in the cache (``None`` if one is missing) and trains nothing;
 :func:`provenance` lists where and when each stored run was made.
 
+Width (the paper's FC widths 256 and 1024 on MNIST, each stored under its preset, :data:`WIDTH_PRESETS`):
+:func:`stored_widths` reads each width's stored runs, :func:`joined` puts them in one frame and :func:`coverage`
+says what is stored of each; :func:`width_summary` gives test accuracy and validation loss per width,
+:func:`width_differences` the gaps to BP per width (paired by seed), :func:`width_trends` how they change from
+one width to the other, and :func:`width_cosines` the measured cosines beside the activity-space closed form.
+
 Verdicts are paired: every approach of a setup trains from the same data order and initial weights per seed, so
 "A beats B" is tested on the per-seed differences ``A_s − B_s`` over the seeds both have
 (:func:`fg_analysis.metrics.paired_difference`; :func:`comparisons`), not on two overlapping intervals. A run
@@ -64,24 +70,29 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
+from fg_analysis import theory
 from fg_analysis.experiments import SCORECARD_COLUMNS, claim, record_text
 from fg_analysis.experiments.learning_rates import model_key, network_rate
+from fg_analysis.experiments.reference import best_validation_loss
 from fg_analysis.metrics import INCONCLUSIVE, compare, format_ci, paired_difference, summarize
 from fg_analysis.metrics import learned as above
 from fg_analysis.nets.approaches import PAPER_APPROACHES, approach_label, approach_order
 from fg_analysis.nets.data import available_datasets
+from fg_analysis.nets.gradients import activity_dimension
+from fg_analysis.nets.models import build_model
 from fg_analysis.nets.run import TrainingRun, run_unit
 from fg_analysis.runs.cache import ResultsCache
 from fg_analysis.runs.cli import experiment_parser, resolve_common
 from fg_analysis.runs.env import resolve_device, torch_threads
 from fg_analysis.runs.sweep import executor_from, sweep
 
-__all__ = ["CHANCE", "CLAIMS", "COMPARISONS", "PRESETS", "QUICK_APPROACHES", "REN_2023",
-           "REN_2023_OURS", "REN_2023_SETUP", "RQ3Config", "TrainingRun", "anchors", "available_datasets",
-           "budget_limited", "comparison", "comparisons", "difference_text", "final_runs", "gap_to_bp", "json_summary",
-           "learned",
-           "learning_curves", "main", "provenance", "resolve_lr", "run", "run_unit", "scorecard", "scorecard_rows",
-           "seed_values", "stored", "stored_rows", "stored_setup", "summary", "verdict"]
+__all__ = ["CHANCE", "CLAIMS", "COMPARISONS", "FG_APPROACHES", "PRESETS", "QUICK_APPROACHES", "REN_2023",
+           "REN_2023_OURS", "REN_2023_SETUP", "WIDTH_PAIRS", "WIDTH_PRESETS", "RQ3Config", "TrainingRun", "anchors",
+           "available_datasets", "budget_limited", "comparison", "comparisons", "coverage", "difference_text",
+           "fc_activity_dimension", "final_runs", "gap_to_bp", "joined", "json_summary", "learned", "learning_curves",
+           "main", "provenance", "resolve_lr", "run", "run_unit", "scorecard", "scorecard_rows", "seed_values",
+           "stored", "stored_rows", "stored_setup", "stored_widths", "summary", "verdict", "width_cosines",
+           "width_differences", "width_summary", "width_trends"]
 
 
 #: the quick preset's approaches (k ∈ {1, 4, 16}: the k = 2 runs are left out to stay within ~1 min on a CPU)
@@ -333,6 +344,142 @@ def anchors(frame: pd.DataFrame, network: str = "fc_w=256", dataset: str = "mnis
 
 
 # ------------------------------------------------------------------------------------------------------------
+# width: the stored paper-protocol runs of FC-256 and FC-1024
+
+
+#: the stored paper-protocol presets, one per FC width on MNIST (the paper's third width, 4096, waits for a GPU)
+WIDTH_PRESETS = {256: "mnist-fc", 1024: "mnist-fc1024"}
+#: the forward-gradient approaches of the paper's protocol, in reading order
+FG_APPROACHES = tuple(approach_label(*approach) for approach in PAPER_APPROACHES if approach[0] == "fg")
+#: the width question's paired differences ``a − b`` of the test accuracy: every forward gradient's gap to BP,
+#: then what 16 tangents gain over one, per aggregator
+WIDTH_PAIRS = (*(("BP", label) for label in FG_APPROACHES), ("mean k=16", "FG"), ("projection k=16", "FG"))
+#: the input shape of MNIST (one channel, 28 × 28)
+MNIST_SHAPE = (1, 28, 28)
+
+
+def stored_widths(*, cache: ResultsCache | None = None) -> dict[int, pd.DataFrame | None]:
+    """``{width: the stored runs of its preset}`` for every width of :data:`WIDTH_PRESETS`, each as :func:`stored`
+    with ``partial=True`` reads it (``None`` for a width with no run stored). Nothing is trained."""
+    return {width: stored(RQ3Config.preset(name), cache=cache, partial=True) for width, name in WIDTH_PRESETS.items()}
+
+
+def joined(frames: dict[int, pd.DataFrame | None]) -> pd.DataFrame | None:
+    """The frames of :func:`stored_widths` in one (``None`` when no width has a run), with every record in
+    ``attrs["records"]``."""
+    found = [frame for frame in frames.values() if frame is not None]
+    if not found:
+        return None
+    frame = pd.concat(found, ignore_index=True)
+    frame.attrs = {"records": [record for part in found for record in part.attrs.get("records", [])]}
+    return frame
+
+
+def coverage(frames: dict[int, pd.DataFrame | None]) -> pd.DataFrame:
+    """What is stored of each width of ``frames`` (:func:`stored_widths`): ``width, network, stored`` (runs),
+    ``units`` (of its preset, :data:`WIDTH_PRESETS`) and ``seeds``, ``{approach: [seeds stored]}`` in reading
+    order."""
+    rows = []
+    for width, frame in frames.items():
+        runs = final_runs(frame) if frame is not None else pd.DataFrame(columns=["approach", "seed"])
+        seeds = {label: sorted(int(s) for s in runs.loc[runs["approach"] == label, "seed"])
+                 for label in approach_order(runs["approach"])}
+        rows.append({"width": width, "network": model_key("fc", width), "stored": len(runs),
+                     "units": len(RQ3Config.preset(WIDTH_PRESETS[width]).runs()), "seeds": seeds})
+    return pd.DataFrame(rows, columns=["width", "network", "stored", "units", "seeds"])
+
+
+def width_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (width, approach) stored: the test accuracy and the validation cross-entropy of the tested state (the
+    best epoch's, :func:`fg_analysis.experiments.reference.best_validation_loss`), each mean ± 95% t half-width
+    over the seeds: ``width, network, dataset, approach, seeds, accuracy, accuracy_ci, val_loss, val_loss_ci``."""
+    keys = ["width", "network", "dataset", "approach"]
+    runs = final_runs(frame).merge(best_validation_loss(frame).drop(columns="lr"),
+                                   on=["network", "dataset", "approach", "seed"])
+    accuracy = summarize(runs, "test_accuracy", keys).rename(columns={"mean": "accuracy", "ci": "accuracy_ci",
+                                                                      "count": "seeds"})
+    loss = summarize(runs, "val_loss", keys).rename(columns={"mean": "val_loss", "ci": "val_loss_ci"})
+    table = accuracy[keys + ["seeds", "accuracy", "accuracy_ci"]].merge(loss[keys + ["val_loss", "val_loss_ci"]],
+                                                                       on=keys)
+    order = {label: i for i, label in enumerate(approach_order(table["approach"]))}
+    return table.assign(_order=table["approach"].map(order)).sort_values(["width", "_order"]).drop(
+        columns="_order").reset_index(drop=True)
+
+
+def width_differences(frame: pd.DataFrame, pairs=WIDTH_PAIRS, *, widths=tuple(WIDTH_PRESETS),
+                      dataset: str = "mnist") -> pd.DataFrame:
+    """Per width of ``widths`` and pair ``(a, b)`` of ``pairs``: the test accuracy's ``a_s − b_s`` paired by seed
+    (:func:`fg_analysis.metrics.paired_difference`; for ``a = BP`` the approach's gap to BP): ``width, network,
+    a, b, difference, ci, seeds``; 0 seeds (no difference) where a side has no run at that width."""
+    rows = []
+    for width in widths:
+        network = model_key("fc", width)
+        for a, b in pairs:
+            difference, ci, seeds = paired_difference(seed_values(frame, network, dataset, a),
+                                                      seed_values(frame, network, dataset, b))
+            rows.append({"width": width, "network": network, "a": a, "b": b, "difference": difference, "ci": ci,
+                         "seeds": seeds})
+    return pd.DataFrame(rows, columns=["width", "network", "a", "b", "difference", "ci", "seeds"])
+
+
+def width_trends(frame: pd.DataFrame, pairs=WIDTH_PAIRS, *, widths=tuple(WIDTH_PRESETS),
+                 dataset: str = "mnist") -> pd.DataFrame:
+    """How each paired difference ``a − b`` of ``pairs`` changes from the narrowest of ``widths`` to the widest:
+    per seed ``s``, ``(a_s − b_s)`` at the wide width minus the same at the narrow one, their mean ``change``, its
+    95% t half-width ``ci`` over the ``seeds`` that have all four runs (:func:`fg_analysis.metrics.
+    paired_difference`), and the ``verdict`` of "it grows with width" (``compare(change, ci, 0, 0)``: holds when
+    the interval lies above 0, does not hold when below; inconclusive when it contains 0 or fewer than two seeds
+    pair up). A seed fixes the data split at both widths; the widths' initial weights differ, which the per-seed
+    spread carries (the seeds are independent, so the t interval holds either way). For ``a = BP`` the change is
+    that of the approach's gap to BP; for ``(k = 16, FG)``, of what 16 tangents gain over one."""
+    narrow, wide = min(widths), max(widths)
+    rows = []
+    for a, b in pairs:
+        per_width = {width: (seed_values(frame, model_key("fc", width), dataset, a)
+                             - seed_values(frame, model_key("fc", width), dataset, b)) for width in (narrow, wide)}
+        change, ci, seeds = paired_difference(per_width[wide], per_width[narrow])
+        rows.append({"a": a, "b": b, "narrow": narrow, "wide": wide, "change": change, "ci": ci, "seeds": seeds,
+                     "verdict": compare(change, ci, 0.0, 0.0)})
+    return pd.DataFrame(rows, columns=["a", "b", "narrow", "wide", "change", "ci", "seeds", "verdict"])
+
+
+def fc_activity_dimension(width: int) -> int:
+    """The activity dimension ``A`` of the paper's FC net 784 → w → w → 10 on MNIST, counted from the model's
+    stage outputs (:func:`fg_analysis.nets.gradients.activity_dimension`): ``2w + 10``."""
+    return activity_dimension(build_model("fc", input_shape=MNIST_SHAPE, n_classes=10, width=width), MNIST_SHAPE)
+
+
+def width_cosines(frame: pd.DataFrame | None, *, widths=tuple(WIDTH_PRESETS)) -> pd.DataFrame:
+    """Per width of ``widths`` and forward-gradient approach of the paper's protocol (:data:`FG_APPROACHES`):
+    the measured cosine of the estimate to the BP gradient (column ``cosine``, in weight space, on the first batch
+    of every epoch ≥ 1), averaged per run, then mean ± 95% t half-width over the ``seeds`` stored (NaN, 0 seeds:
+    none yet), beside ``theory``, the closed form ``E[cos]`` of the same aggregator and k for Gaussian tangents in
+    the activity space the tangents live in (:func:`fg_analysis.theory.expected_cosine`, dimension ``A``
+    :func:`fg_analysis.nets.gradients.activity_dimension`, ``2w + 10``; the paper's Sec. III). Columns ``width,
+    network, approach, aggregator, k, A, cosine, ci, seeds, theory``."""
+    fg = frame[(frame["method"] == "fg") & (frame["epoch"] > 0)] if frame is not None else None
+    per_run = (fg.groupby(["width", "approach", "seed"])["cosine"].mean().reset_index() if fg is not None
+               else pd.DataFrame(columns=["width", "approach", "seed", "cosine"]))
+    measured = summarize(per_run, "cosine", ["width", "approach"]).set_index(["width", "approach"])
+    rows = []
+    for width in widths:
+        dimension = fc_activity_dimension(width)
+        for method, aggregator, k in PAPER_APPROACHES:
+            if method != "fg":
+                continue
+            label = approach_label(method, aggregator, k)
+            found = (width, label) in measured.index
+            rows.append({"width": width, "network": model_key("fc", width), "approach": label,
+                         "aggregator": aggregator, "k": k, "A": dimension,
+                         "cosine": measured.loc[(width, label), "mean"] if found else np.nan,
+                         "ci": measured.loc[(width, label), "ci"] if found else np.nan,
+                         "seeds": int(measured.loc[(width, label), "count"]) if found else 0,
+                         "theory": float(theory.expected_cosine(aggregator, k, dimension))})
+    return pd.DataFrame(rows, columns=["width", "network", "approach", "aggregator", "k", "A", "cosine", "ci",
+                                       "seeds", "theory"])
+
+
+# ------------------------------------------------------------------------------------------------------------
 # scorecard
 
 
@@ -415,9 +562,10 @@ def difference_text(row) -> str:
 def scorecard(frame: pd.DataFrame, config: RQ3Config | None = None, *, record: str = "", setup: str | None = None,
               section: str = "accuracy", suffix: str = "") -> pd.DataFrame:
     """The RQ3 claims checked on ``frame`` (the paper's MNIST FC / ResNet / ViT results, in our setting):
-    "BP ≥ 90%" from the t interval over seeds of its test accuracy; "a beats b" paired by seed
-    (:func:`comparison`: the per-seed differences' mean and t interval, shown as "ours"). A comparison with a run
-    that did not learn (:func:`learned`) is inconclusive, as is one with a single seed (no interval)."""
+    "BP ≥ 90%" (on the FC nets) from the t interval over seeds of its test accuracy; "a beats b" paired by seed
+    (:func:`comparison`: the per-seed differences' mean and t interval, shown as "ours"), for the pairs whose
+    approaches have runs. A comparison with a run that did not learn (:func:`learned`) is inconclusive, as is a
+    claim on a single seed (no interval; its "ours" says so)."""
 
     table = summary(frame)
     ok = learned(frame, table)
@@ -430,15 +578,22 @@ def scorecard(frame: pd.DataFrame, config: RQ3Config | None = None, *, record: s
         name = f"{network} on {dataset}"
         bp = group[group["approach"] == "BP"]
         fits = ok[(ok["network"] == network) & (ok["dataset"] == dataset)].set_index("approach")["learned"]
-        if len(bp) and network == "fc_w=256":
+        if len(bp) and network.startswith("fc_"):
             mean, ci = float(bp["mean"].iloc[0]), float(bp["ci"].iloc[0])
             add(f"BP trains {name} to a high test accuracy (≥ 90%)", "high (BP is the paper's reference)",
-                format_ci(mean, ci), compare(mean, ci, 0.9, 0.0) if fits.get("BP", False) else INCONCLUSIVE)
+                format_ci(mean, ci) + _one_seed(int(bp["seeds"].iloc[0])),
+                compare(mean, ci, 0.9, 0.0) if fits.get("BP", False) else INCONCLUSIVE)
         for (a, b), (text, paper) in CLAIMS.items():
             if (network, dataset, a, b) in paired.index:
                 row = paired.loc[(network, dataset, a, b)]
-                add(f"{text} on {name}", paper, f"paired Δ {difference_text(row)}", row["verdict"])
+                add(f"{text} on {name}", paper, f"paired Δ {difference_text(row)}" + _one_seed(int(row["seeds"])),
+                    row["verdict"])
     return pd.DataFrame(rows, columns=list(SCORECARD_COLUMNS))
+
+
+def _one_seed(seeds: int) -> str:
+    """What a claim's "ours" adds when it rests on one seed: no interval, so no verdict."""
+    return "; one seed stored: no interval, inconclusive until more are" if seeds == 1 else ""
 
 
 def _setup_note(frame: pd.DataFrame, config: RQ3Config | None) -> str:
@@ -455,12 +610,14 @@ def _setup_note(frame: pd.DataFrame, config: RQ3Config | None) -> str:
 def scorecard_rows(preset: str = "quick", *, device: str = "cpu", cache: ResultsCache | None = None,
                    seed: int = 0) -> pd.DataFrame:
     """Run (or read from the cache) the preset's sweep, as the RQ3 notebook does, and return its claims; then,
-    read-only, the claims on the stored ``mnist-fc`` runs (:func:`stored_rows`; none if none is stored)."""
+    read-only, the claims on the stored paper-protocol runs of every width (:data:`WIDTH_PRESETS`,
+    :func:`stored_rows`; none for a width with none stored)."""
     config = RQ3Config.preset(preset, seed=seed)
     rows = scorecard(run(config, device=device, cache=cache, progress=False), config)
     if preset != "quick":
         return rows
-    return pd.concat([rows, stored_rows(RQ3Config.preset("mnist-fc"), cache=cache)], ignore_index=True)
+    return pd.concat([rows, *(stored_rows(RQ3Config.preset(name), cache=cache) for name in WIDTH_PRESETS.values())],
+                     ignore_index=True)
 
 
 def stored_setup(frame: pd.DataFrame, config: RQ3Config) -> str:
@@ -477,7 +634,8 @@ def stored_setup(frame: pd.DataFrame, config: RQ3Config) -> str:
 def stored_rows(config: RQ3Config, *, cache: ResultsCache | None = None) -> pd.DataFrame:
     """The RQ3 claims on ``config``'s stored runs (:func:`stored` with ``partial=True``: whatever seeds and
     approaches are stored), with the records they rest on; no rows (and nothing trained) when none is stored.
-    With one seed stored a comparison has no interval and is inconclusive."""
+    A claim appears only where its approaches have runs; with one seed stored it has no interval and is
+    inconclusive."""
 
     frame = stored(config, cache=cache, partial=True)
     if frame is None:

@@ -91,6 +91,61 @@ def rq1_fixed_angle(frame: pd.DataFrame, *, k: int):
     return _fit(_rq1_fixed_angle(frame[frame["k"] == k]), 4.6)
 
 
+def rq1_laws(frame: pd.DataFrame, *, aggregators=("mean", "projection")):
+    """Rademacher against normal tangents (RQ1, beyond the paper): the measured mean cosine over the Gaussian
+    closed form (:func:`fg_analysis.experiments.approximation.law_table`; 1, dotted, is the closed form) at each
+    k, one row per aggregator and one column per true gradient; side by side at each k one point per n (colours)
+    and law (circles normal, squares Rademacher), each with its 95% CI; stars: the Rademacher closed form at
+    k = 1 (:func:`fg_analysis.theory.rademacher_single_cosine`). The legend is the figure's, below the panels."""
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    plots.theme()
+    table = approximation.law_table(frame)
+    gradients = [g for g in approximation.GRADIENTS if g in set(table["gradient"])]
+    aggregators = [a for a in aggregators if a in set(table["aggregator"])]
+    ns, ks = sorted(table["n"].unique()), sorted(table["k"].unique())
+    colors = color_map(ns)
+    laws = {"normal": {"marker": "o", "markerfacecolor": "none"}, "rademacher": {"marker": "s"}}
+    width = 0.8 / (len(ns) * len(laws))  # the slot of one (n, law) within a k's unit of the x axis
+
+    def position(k, n, law):
+        slot = ns.index(n) * len(laws) + list(laws).index(law)
+        return ks.index(k) - 0.4 + width * (slot + 0.5)
+
+    fig, axes = plt.subplots(len(aggregators), len(gradients), figsize=(PAGE_WIDTH_IN, 1.2 + 2.2 * len(aggregators)),
+                             sharex=True, squeeze=False)
+    for row, aggregator in enumerate(aggregators):
+        for column, gradient in enumerate(gradients):
+            ax = axes[row][column]
+            ax.axhline(1.0, color="0.3", linestyle=":", linewidth=1)
+            panel = table[(table["aggregator"] == aggregator) & (table["gradient"] == gradient)]
+            for _, cell in panel.iterrows():
+                errorbars(ax, [position(cell["k"], cell["n"], cell["law"])], [cell["ratio"]], [cell["ratio_ci"]],
+                          color=colors[cell["n"]], **laws[cell["law"]])
+            exact = panel.dropna(subset=["exact"])
+            ax.plot([position(k, n, "rademacher") for k, n in zip(exact["k"], exact["n"], strict=True)],
+                    exact["exact"] / exact["gaussian"], linestyle="none", marker="*", markersize=7, color="black")
+            ax.set_xticks(range(len(ks)), [str(k) for k in ks])
+            ax.grid(False, axis="x")
+            if row == 0:
+                ax.set_title(_LAW_GRADIENTS[gradient], fontsize="small")
+            if row == len(aggregators) - 1:
+                ax.set_xlabel("k")
+        axes[row][0].set_ylabel(f"{aggregator}:\ncos / Gaussian E[cos]")
+    handles = [Line2D([], [], color=colors[n], marker="s", linestyle="none", label=f"n = {n}") for n in ns]
+    handles += [Line2D([], [], color="0.3", linestyle="none", label=law, **style) for law, style in laws.items()]
+    handles.append(Line2D([], [], color="black", marker="*", markersize=7, linestyle="none",
+                          label="Rademacher, closed form"))
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize="small")
+    fig.tight_layout(rect=(0, 0.11, 1, 1))
+    return fig
+
+
+#: the law comparison's true gradients (:data:`fg_analysis.experiments.approximation.GRADIENTS`) as panel titles
+_LAW_GRADIENTS = {"ones": "g = all-ones (paper)", "generic": "g generic (Gaussian draw)", "axis": "g = e₁ (an axis)"}
+
+
 # ------------------------------------------------------------------------------------------------ RQ2
 
 
@@ -239,6 +294,62 @@ def rq3_cosine(cosines: pd.DataFrame):
         ax.plot(part.index, part.values, label=label, markersize=4, markevery=_markevery(len(part), index),
                 **_rq3_style(label))
     ax.set(yscale="log", xlabel="epoch", ylabel="cos(estimate, BP gradient)")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.tight_layout()
+    return fig
+
+
+def _width_axis(ax, widths) -> None:
+    """A base-2 log axis of the FC widths, ticked at each, with room for the dodged points (:func:`_dodge`)."""
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(list(widths), [f"FC-{int(width)}" for width in widths])
+    ax.set_xlim(min(widths) / 1.5, max(widths) * 1.5)
+    ax.minorticks_off()
+
+
+def _dodge(widths, index: int, count: int) -> np.ndarray:
+    """The widths shifted a little, the ``index``-th of ``count`` lines apart from the others (on a log axis),
+    so that approaches with about the same value stay visible side by side."""
+    return np.asarray(widths, dtype=float) * 2 ** (0.06 * (index - (count - 1) / 2))
+
+
+def rq3_width_gap(differences: pd.DataFrame):
+    """Each forward gradient's gap to BP (test accuracy, paired by seed: mean and 95% t interval) against the FC
+    width (RQ3), from :func:`fg_analysis.experiments.rq3.width_differences`; a width with no pair of runs yet has
+    no point, and an approach with runs at one width only is left out."""
+    gaps = differences[(differences["a"] == "BP") & (differences["seeds"] > 0)]
+    fig, ax = _figure(PAGE_WIDTH_IN, 3.6)
+    labels = [label for label in approach_order(gaps["b"]) if (gaps["b"] == label).sum() > 1]
+    for index, label in enumerate(labels):
+        part = gaps[gaps["b"] == label].sort_values("width")
+        errorbars(ax, _dodge(part["width"], index, len(labels)), part["difference"], part["ci"], label=label,
+                  **_rq3_style(label))
+    _width_axis(ax, sorted(differences["width"].unique()))
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set(xlabel="width w (784 → w → w → 10)", ylabel="BP accuracy − approach's (paired)")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.tight_layout()
+    return fig
+
+
+def rq3_width_cosine(cosines: pd.DataFrame):
+    """The measured cosine to the BP gradient (mean over the epochs of a run, then mean and 95% t interval over
+    the seeds; points) and the activity-space closed form E[cos] for A = 2w + 10 (hollow markers, thin lines)
+    against the FC width, log-log (RQ3), from :func:`fg_analysis.experiments.rq3.width_cosines`."""
+    fig, ax = _figure(PAGE_WIDTH_IN, 3.8)
+    labels = approach_order(cosines["approach"])
+    for index, label in enumerate(labels):
+        part = cosines[cosines["approach"] == label].sort_values("width")
+        style = _rq3_style(label)
+        ax.plot(part["width"], part["theory"], color=style["color"], linestyle=style["linestyle"], linewidth=0.8,
+                marker=style["marker"], markerfacecolor="none", markersize=5)
+        measured = part[part["seeds"] > 0]
+        if len(measured):
+            errorbars(ax, _dodge(measured["width"], index, len(labels)), measured["cosine"], measured["ci"],
+                      label=label, color=style["color"], marker=style["marker"])
+    ax.plot([], [], color="0.4", linewidth=0.8, marker="o", markerfacecolor="none", label="closed form, A = 2w + 10")
+    _width_axis(ax, sorted(cosines["width"].unique()))
+    ax.set(yscale="log", xlabel="width w (784 → w → w → 10)", ylabel="cos(estimate, BP gradient)")
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     return fig

@@ -418,21 +418,158 @@ def rq3_summary(frame: pd.DataFrame, table: pd.DataFrame) -> str:
 
 
 def rq3_stored_sentence(stored: pd.DataFrame | None, config) -> str:
-    """How many of the paper-protocol RQ3 runs (``mnist-fc``) are stored so far, and how they differ."""
+    """How many of the paper-protocol RQ3 runs of one width (``config``: a preset of
+    :data:`fg_analysis.experiments.rq3.WIDTH_PRESETS`) are stored so far, and how they differ."""
     total = len(config.runs())
+    width = config.networks[0][1]
+    name = f"FC-{width}"
     if stored is None:
-        return (f"None of the {total} runs of the paper's protocol for FC-256 on MNIST is stored yet; this section "
-                "fills in as `python -m fg_analysis rq3 --preset mnist-fc --publish` stores them.")
+        return (f"None of the {total} runs of the paper's protocol for {name} on MNIST is stored yet; this section "
+                f"fills in as `python -m fg_analysis rq3 --preset {rq3.WIDTH_PRESETS[width]} --publish` stores them.")
 
     seeds = stored.groupby("approach")["seed"].apply(lambda s: ", ".join(map(str, sorted(s.unique()))))
     shown = "; ".join(f"{label} (seed{'s' if ',' in seeds[label] else ''} {seeds[label]})"
                       for label in approach_order(stored["approach"]))
     return (f"**{stored.attrs.get('stored')} of {total}** runs (one approach and seed each) of the paper's protocol "
-            f"for FC-256 on MNIST are stored so far: {shown}. They follow the paper's protocol (all 50k training "
+            f"for {name} on MNIST are stored so far: {shown}. They follow the paper's protocol (all 50k training "
             f"images, up to {config.epochs} epochs, patience {config.patience}, batch 64, the paper's tuned rates, "
             f"seeds {', '.join(map(str, config.seeds))}); they differ from it in forming the JVPs from the BP "
             "gradient (oracle, the paper's own default, \"simulated\") and, until all are stored, in the seeds: "
             "an approach with one seed has no interval, so its comparisons are inconclusive.")
+
+
+#: what a cell of the width comparison says when a width has no run of it yet
+WAITS = "waits for runs"
+
+
+def _seeds_text(seeds: dict) -> str:
+    """``{approach: [seeds]}`` as "BP seed 0; FG seeds 0, 1"."""
+    return "; ".join(f"{label} seed{'s' if len(found) > 1 else ''} {', '.join(map(str, found))}"
+                     for label, found in seeds.items())
+
+
+def _coverage_text(coverage: pd.DataFrame) -> str:
+    """What is stored of each width (:func:`fg_analysis.experiments.rq3.coverage`): "FC-256: all 24 runs stored;
+    FC-1024: 1 of 24 runs stored (BP seed 0)"."""
+    return "; ".join(f"FC-{row.width}: " + (f"all {row.units} runs stored" if row.stored == row.units else
+                                            f"{row.stored} of {row.units} runs stored"
+                                            + (f" ({_seeds_text(row.seeds)})" if row.stored else ""))
+                     for row in coverage.itertuples())
+
+
+def rq3_width_table(summary: pd.DataFrame, coverage: pd.DataFrame) -> str:
+    """Test accuracy and validation cross-entropy of the tested state per approach of the paper's protocol, the
+    widths side by side (:func:`fg_analysis.experiments.rq3.width_summary`): mean ± 95% t interval over the seeds,
+    their number in parentheses; :data:`WAITS` where a width has no run of the approach yet."""
+    found = summary.set_index(["width", "approach"])
+    rows = []
+    for label in ("BP", *rq3.FG_APPROACHES):
+        row = {"approach": label}
+        for value, name in (("accuracy", "test accuracy"), ("val_loss", "validation loss")):
+            for width in coverage["width"]:
+                key = (width, label)
+                row[f"{name}, FC-{width}"] = (
+                    f"{metrics.format_ci(found.loc[key, value], found.loc[key, f'{value}_ci'])} "
+                    f"({int(found.loc[key, 'seeds'])})" if key in found.index else WAITS)
+        rows.append(row)
+    return table(pd.DataFrame(rows))
+
+
+def _pair_name(a: str, b: str) -> str:
+    """A pair of :data:`fg_analysis.experiments.rq3.WIDTH_PAIRS` in words."""
+    return f"gap to BP of {b}" if a == "BP" else f"gain of {a} over {b}"
+
+
+def _trend_word(row) -> str:
+    """A width trend's verdict (:func:`fg_analysis.experiments.rq3.width_trends`) in words."""
+    if row["seeds"] < 2:
+        return WAITS if row["seeds"] == 0 else "one seed: no interval"
+    return {metrics.HOLDS: "grows", metrics.FAILS: "shrinks",
+            metrics.INCONCLUSIVE: "no change beyond the interval"}[row["verdict"]]
+
+
+def rq3_width_gap_table(differences: pd.DataFrame, trends: pd.DataFrame) -> str:
+    """Per pair of :data:`fg_analysis.experiments.rq3.WIDTH_PAIRS`: its paired difference of the test accuracy at
+    each width (:func:`fg_analysis.experiments.rq3.width_differences`) and its change from the narrow width to the
+    wide one, paired by seed, with what that says (:func:`fg_analysis.experiments.rq3.width_trends`)."""
+    found = differences.set_index(["a", "b", "width"])
+    rows = []
+    for _, trend in trends.iterrows():
+        a, b = trend["a"], trend["b"]
+        row = {"difference": _pair_name(a, b)}
+        for width in dict.fromkeys(differences["width"]):
+            entry = found.loc[(a, b, width)]
+            row[f"FC-{width}"] = difference_text(entry) if entry["seeds"] else WAITS
+        change = f"FC-{trend['narrow']} → FC-{trend['wide']}"
+        row[change] = difference_text(trend.rename({"change": "difference"})) if trend["seeds"] else WAITS
+        row["with width"] = _trend_word(trend)
+        rows.append(row)
+    return table(pd.DataFrame(rows))
+
+
+def rq3_width_sentence(trends: pd.DataFrame, coverage: pd.DataFrame) -> str:
+    """The answer to the width question from the paired changes (:func:`fg_analysis.experiments.rq3.width_trends`):
+    does the gap to BP grow with width, and do 16 tangents gain more over one at the larger width? Or, until the
+    runs are stored, which runs it waits for."""
+    stored = _coverage_text(coverage)
+    ready = trends[trends["seeds"] >= 2]
+    missing = int((coverage["units"] - coverage["stored"]).sum())
+    if ready.empty:
+        return (f"{stored}. The width comparison waits for the other {missing} runs: each of its answers needs BP and "
+                "the approach at both widths for at least two seeds (the page's intervals are over seeds, paired).")
+    narrow, wide = int(trends["narrow"].iloc[0]), int(trends["wide"].iloc[0])
+
+    def said(rows: pd.DataFrame) -> str:
+        return "; ".join(f"the {_pair_name(row['a'], row['b'])}: {_trend_word(row)} (change "
+                         f"{difference_text(row.rename({'change': 'difference'}))})" for _, row in rows.iterrows())
+
+    gaps, gains = ready[ready["a"] == "BP"], ready[ready["a"] != "BP"]
+    text = (f"From FC-{narrow} to FC-{wide} (the change of each paired difference, itself paired by seed, mean ± "
+            "95% t interval):")
+    if len(gaps):
+        text += f" Does the gap to BP grow with width? {said(gaps)[:1].upper()}{said(gaps)[1:]}."
+    if len(gains):
+        text += f" Does k help more at the larger width? {said(gains)[:1].upper()}{said(gains)[1:]}."
+    waiting = trends[trends["seeds"] < 2]
+    if len(waiting):
+        names = ", ".join(_pair_name(a, b) for a, b in zip(waiting["a"], waiting["b"]))
+        text += f" Still waiting for runs: the {names} ({stored})."
+    return text
+
+
+def rq3_width_cosine_table(cosines: pd.DataFrame) -> str:
+    """The measured cosine per approach and width, mean ± 95% t interval over the seeds (their number in
+    parentheses), beside the activity-space closed form E[cos] (:func:`fg_analysis.experiments.rq3.width_cosines`)."""
+    rows = []
+    for label, group in cosines.groupby("approach", sort=False):
+        row = {"approach": label}
+        for entry in group.itertuples():
+            row[f"FC-{entry.width}, measured"] = (f"{metrics.format_ci(entry.cosine, entry.ci)} ({entry.seeds})"
+                                                  if entry.seeds else WAITS)
+            row[f"FC-{entry.width}, E[cos] for A = {entry.A}"] = f"{entry.theory:.3f}"
+        rows.append(row)
+    return table(pd.DataFrame(rows))
+
+
+def rq3_width_cosine_sentence(cosines: pd.DataFrame) -> str:
+    """How the measured cosines compare with the closed form at each width, and how the closed form scales."""
+    parts = []
+    for width, group in cosines.groupby("width", sort=False):
+        measured = group[group["seeds"] > 0]
+        if measured.empty:
+            parts.append(f"FC-{width} waits for runs")
+            continue
+        ratio = measured["cosine"] / measured["theory"]
+        parts.append(f"at FC-{width} (A = {int(group['A'].iloc[0])}) the measured cosines are "
+                     f"{ratio.min():.2f}–{ratio.max():.2f} times the closed form")
+    text = "; ".join(parts)
+    first, last = (cosines[cosines["width"] == width] for width in (cosines["width"].min(), cosines["width"].max()))
+    falls = first["theory"].to_numpy() / last["theory"].to_numpy()
+    low, high = int(first["A"].iloc[0]), int(last["A"].iloc[0])
+    return (f"{text[0].upper()}{text[1:]}. From A = {low} to A = {high} the closed form falls by a factor "
+            f"{falls.min():.2f}–{falls.max():.2f} (about √({high}/{low}) = {math.sqrt(high / low):.2f}). The "
+            "measured cosine is in weight space, reached through the layer-local updates, so it need not equal the "
+            "activity-space closed form.")
 
 
 def rq3_cosine_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -653,6 +790,70 @@ def rq1_summary(frame: pd.DataFrame, config: approximation.ApproximationConfig |
         pass
     text.append(f"{where} {scorecard_count(claims).replace('claims', 'RQ1 claims', 1)}:")
     return " ".join(text) + "\n\n" + markdown_table(claims[["claim", "paper", "ours", "verdict"]])
+
+
+def rq1_laws_sentence(frame: pd.DataFrame) -> str:
+    """What the fast law costs in cosine, computed from the law comparison's ``frame``
+    (:func:`fg_analysis.experiments.approximation.run_laws`, through
+    :func:`~fg_analysis.experiments.approximation.law_table`): per true gradient, in how many cells the Rademacher
+    cosine lies above, around or below the Gaussian closed form; the largest gain off the axis; the exact loss at
+    k = 1 against all-ones; the normal control; and where the projection was left out."""
+
+    table = approximation.law_table(frame)
+    rademacher, normal = table[table["law"] == "rademacher"], table[table["law"] == "normal"]
+    names = {"ones": "the paper's $g$ = all-ones", "generic": "a generic $g$", "axis": "the axis $g = e_1$"}
+    ns, ks = sorted(table["n"].unique()), sorted(table["k"].unique())
+
+    def split(rows) -> str:
+        counts = rows["verdict"].value_counts()
+        return "/".join(str(counts.get(v, 0)) for v in (metrics.HOLDS, metrics.INCONCLUSIVE, metrics.FAILS)) \
+            + f" of {len(rows)}"
+
+    parts = [f"{split(rademacher[rademacher['gradient'] == g])} cells against {names[g]}"
+             for g in approximation.GRADIENTS if g in set(rademacher["gradient"])]
+    text = ("Rademacher tangents give an average cosine above/within the 95% interval of/below the Gaussian closed "
+            f"form in {', '.join(parts)} (mean and projection; $n$ = {ns[0]}..{ns[-1]}, $k$ = {ks[0]}..{ks[-1]}).")
+    single = rademacher[(rademacher["k"] == 1) & (rademacher["aggregator"] == "mean")].set_index(["gradient", "n"])
+    if "axis" in single.index.get_level_values(0):
+        ratio = single.loc["axis", "exact"] / single.loc["axis", "gaussian"]
+        text += (f" Against the axis every single-tangent cosine is exactly $1/\\sqrt n$, {ratio.min():.2f}–"
+                 f"{ratio.max():.2f} times the Gaussian value (Jensen's upper bound, as $E[\\cos^2] = 1/n$ for "
+                 "either law).")
+    gains = rademacher[(rademacher["gradient"] != "axis") & (rademacher["verdict"] == metrics.HOLDS)]
+    if len(gains):
+        top = gains.loc[gains["ratio"].idxmax()]
+        text += (f" Off the axis the gains are all the {' and the '.join(sorted(gains['aggregator'].unique()))}'s, "
+                 f"at $n \\le {gains['n'].max()}$; the largest is {metrics.format_ci(top['ratio'], top['ratio_ci'])} "
+                 f"times the Gaussian value ({top['aggregator']}, {names[top['gradient']]}, $n$ = {top['n']}, "
+                 f"$k$ = {top['k']}).")
+    if "ones" in single.index.get_level_values(0):
+        ones = single.loc["ones"]
+        low, high = ones.index.min(), ones.index.max()
+        loss = 1 - ones["exact"] / ones["gaussian"]
+        resolved = "inside" if loss[low] <= ones.loc[low, "ratio_ci"] else "beyond"
+        text += (" The one exact loss is at $k = 1$ against all-ones, where $\\hat g = 0$ whenever $v \\cdot g = 0$: "
+                 f"$E[\\cos] = \\binom{{n}}{{n/2}}/2^n$ (even $n$) is {100 * loss[low]:.1f}% below the Gaussian value "
+                 f"at $n$ = {low} and {100 * loss[high]:.2f}% at $n$ = {high}, {resolved} the ±"
+                 f"{100 * ones.loc[low, 'ratio_ci']:.1f}% that {int(ones.loc[low, 'count'])} draws resolve.")
+    if len(normal):
+        inside = int((normal["verdict"] == metrics.INCONCLUSIVE).sum())
+        text += (f" Normal tangents, measured by the same code, lie within the closed form's interval in {inside} of "
+                 f"{len(normal)} cells ({100 * inside / len(normal):.0f}%; about 95% by chance alone).")
+    below = rademacher[rademacher["verdict"] == metrics.FAILS]
+    if below.empty:
+        text += " So the fast law costs no measurable cosine in any of these cells"
+    else:
+        worst = below.loc[below["ratio"].idxmin()]
+        text += (f" So the fast law costs cosine in {len(below)} of {len(rademacher)} cells, at most "
+                 f"{100 * (1 - worst['ratio']):.1f}% ({worst['aggregator']}, {names[worst['gradient']]}, "
+                 f"$n$ = {worst['n']}, $k$ = {worst['k']})")
+    cut = [(n, int(rows["k"].max())) for n, rows in rademacher[rademacher["aggregator"] == "projection"].groupby("n")
+           if rows["k"].max() < min(n, max(ks))]
+    if cut:
+        text += ("; the projection pays at small $n$: it refuses linearly dependent tangents (Rademacher tangents "
+                 "are dependent with a chance up to $(2^k - 2)/2^n$), so it ran here only for "
+                 + " and ".join(f"$k \\le {k}$ at $n$ = {n}" for n, k in cut))
+    return text + "."
 
 
 def rq2_summary(traces: pd.DataFrame, config: optimization.OptimizationConfig | None = None) -> str:
