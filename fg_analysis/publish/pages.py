@@ -32,6 +32,7 @@ from fg_analysis.nets.approaches import approach_order
 from fg_analysis.problems import get_problem
 from fg_analysis.publish.figures import intro_projection_vectors
 from fg_analysis.publish.plots import markdown_table
+from fg_analysis.bench.report import FAST_PATH_TARGETS
 
 #: the arXiv page of the reproduced paper
 PAPER_URL = "https://arxiv.org/abs/2410.17764"
@@ -765,6 +766,22 @@ def rq4_time_to_accuracy_table(table: pd.DataFrame, target: float) -> str:
         "× BP": ["—" if pd.isna(r) else f"{r:.1f}" for r in table["over_bp"]],
         "best val. accuracy": [f"{a:.3f}" for a in table["best_val_accuracy"]]})
     return markdown_table(shown)
+
+
+def rq4_fast_path_table(frame: pd.DataFrame) -> str:
+    """The fast path's targets as a record judged them (rows ``fast_path:<key>`` of its summary: the step and
+    the public call with normal and Rademacher tangents against the reference loop and BP, and the sampling's
+    share of a step), or a sentence saying that the record predates them."""
+    rows = frame[(frame["section"] == "summary") & frame["key"].astype(str).str.startswith("fast_path:")]
+    if rows.empty:
+        return "This record predates the fast path's figures (`python -m fg_analysis bench --quick` measures them)."
+    meanings = {key: meaning for key, _, _, meaning in FAST_PATH_TARGETS}
+    shown = pd.DataFrame({
+        "target": [meanings.get(key.removeprefix("fast_path:"), key) for key in rows["key"]],
+        "measured": [f"{value:.2f}" for value in rows["value"]],
+        "bound": [f"{op} {bound:g}" for op, bound in zip(rows["op"], rows["bound"], strict=True)],
+        "met": ["met" if str(met) == "True" else "missed" for met in rows["met"]]})
+    return table(shown, ["target", "met", "measured", "bound"])
 
 
 # ------------------------------------------------------------------------------------------------ summaries
