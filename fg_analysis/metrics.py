@@ -58,7 +58,6 @@ def _float64(value, name: str):
     are refused (:func:`fg_analysis.checks.check_real`): a mask would otherwise give a number, and a complex
     vector lose its imaginary part."""
 
-
     return check_real(torch.as_tensor(value), name, integers=True).detach().to(torch.float64)
 
 

@@ -329,7 +329,6 @@ def run(*, budget: float, archive: Path | None, device: str = "auto", tiny: bool
         stage_budget: dict[str, float] | None = None) -> dict:
     """Run the stages under ``budget`` seconds in all; see the module docstring. Returns the report."""
 
-
     resolved = resolve_device(device)
     tiny = resolved.type != "cuda" if tiny is None else tiny
     device_type = resolved.type

@@ -198,7 +198,6 @@ class _EpochWatch:
         if self.calls and self.calls % self.steps == 0 and self.trial is not None:
             import optuna
 
-
             epoch = self.calls // self.steps
             loss, _ = evaluate(model, self.data.x_val, self.data.y_val)
             self.values[epoch] = loss
@@ -231,7 +230,6 @@ def run_trial(trial: SearchTrial, *, device: str = "cpu", pruner=None, finished:
     ``"diverged"`` or ``"pruned"``), ``epochs_run``, ``wall_time_s``.
     """
     import optuna
-
 
     setting, start = trial.setting, time.perf_counter()
     resolved = resolve_device(device)
@@ -368,7 +366,6 @@ def search(setting: SearchSetting, *, trials: int = 100, executor=None, device: 
     import optuna
     from optuna.distributions import FloatDistribution
     from optuna.trial import TrialState
-
 
     resolved = resolve_device(device)
     path = study_path(setting, studies)

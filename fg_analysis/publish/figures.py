@@ -521,7 +521,6 @@ def intro_forward_gradients(*, seed: int = 0, count: int = 6):
     """``count`` single-tangent forward gradients ``(g·v) v`` of ``f(x) = x₁² + 4x₂²`` at :data:`INTRO_POINT`,
     their mean and the true gradient, as arrows over the contour lines (intro)."""
 
-
     fig, ax = _figure(5.6, 4.2)
     x0 = torch.tensor(INTRO_POINT, dtype=torch.float64)
     g = torch.tensor([2 * x0[0], 8 * x0[1]])                                   # ∇f(x0)
@@ -550,7 +549,6 @@ def intro_forward_gradients(*, seed: int = 0, count: int = 6):
 def intro_projection_vectors():
     """``(g, V, P_U g, mean)`` of the intro's 3-D example (:data:`INTRO_GRADIENT_3D`, :data:`INTRO_TANGENTS_3D`),
     the projection and the mean computed by :mod:`fg_analysis.aggregate` from the two JVPs alone."""
-
 
     g = torch.tensor(INTRO_GRADIENT_3D, dtype=torch.float64)
     V = torch.tensor(INTRO_TANGENTS_3D, dtype=torch.float64)
@@ -596,7 +594,6 @@ def _rq1_versus(frame: pd.DataFrame, metric: str = "cosine", *, x: str = "k", hu
     ``sqrt(k/n)`` law is a straight line)."""
     import matplotlib.pyplot as plt
 
-
     hue = "n" if x == "k" else "k"
     rows = frame[(frame["law"] == "normal") & (frame["normalize"] == normalize) & (frame["metric"] == metric)]
     values = sorted(rows[hue].unique()) if hue_values is None else [v for v in hue_values if v in set(rows[hue])]
@@ -634,7 +631,6 @@ def _rq1_normalization(frame: pd.DataFrame, *, n_values=(16, 256), aggregators=(
     """Raw (solid) against unit-normalized (dashed) tangents for mean and sum: cosine and norm ratio vs k."""
     import matplotlib.pyplot as plt
 
-
     rows = frame[(frame["law"] == "normal") & frame["aggregator"].isin(aggregators)]
     n_values = [n for n in n_values if n in set(rows["n"])]
     colors = color_map(n_values)
@@ -662,7 +658,6 @@ def _rq1_fixed_angle(frame: pd.DataFrame):
     """Fixed-angle tangents (n = 64): cosine against θ per k, mean and projection, with the normal-tangent
     closed form of each as a dotted line."""
     import matplotlib.pyplot as plt
-
 
     rows = frame[(frame["law"] == "fixed-angle") & (frame["metric"] == "cosine")]
     ks = sorted(rows["k"].unique())
@@ -728,7 +723,6 @@ def _rq2_convergence(traces: pd.DataFrame, n: int, *, problems=optimization.PROB
 def _rq2_fixed_angle(finals: pd.DataFrame):
     """Fixed-angle tangents: best ``f − f*`` against θ per k, mean and projection (mean ± 95% CI over seeds)."""
     import matplotlib.pyplot as plt
-
 
     rows = finals[finals["tangents"] == "fixed-angle"].copy()
     rows["best_gap"] = rows["best_gap"].clip(lower=1e-12)

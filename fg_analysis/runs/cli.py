@@ -66,7 +66,6 @@ def experiment_parser(name: str, description: str, *, presets: tuple[str, ...]) 
 def resolve_common(parser: argparse.ArgumentParser, args: argparse.Namespace):
     """``(device, cache)`` from the parsed shared options; a bad device is a one-line parser error."""
 
-
     try:
         device = resolve_device(args.device)
     except ValueError as error:
@@ -81,7 +80,6 @@ def resolve_common(parser: argparse.ArgumentParser, args: argparse.Namespace):
 def run_sweep(run, config, *, args: argparse.Namespace, device, cache, label: str, units: int):
     """``run(config, ...)`` on the executor of ``--executor``, then one line: how many units, rows and seconds,
     on which device and into which folder. Returns the frame."""
-
 
     start = time.perf_counter()
     with executor_from(args.executor) as executor:

@@ -254,7 +254,6 @@ def place_worker(device: str = "cpu") -> dict:
     unless ``device`` names an index itself.
     """
 
-
     resolved = resolve_device(device)
     rank, source = worker_rank()
     if resolved.type == "cuda":
