@@ -57,13 +57,11 @@ def _float64(value, name: str):
     """``value`` (a tensor, array or list) as a float64 tensor. Integers are converted exactly; bool and complex
     are refused (:func:`fg_analysis.checks.check_real`): a mask would otherwise give a number, and a complex
     vector lose its imaginary part."""
-
     return check_real(torch.as_tensor(value), name, integers=True).detach().to(torch.float64)
 
 
 def _dot_and_norms(a, b):
     """(a·b, |a|², |b|²) in float64; tensors reduce over their last dimension, dicts over all entries."""
-
     if isinstance(a, Mapping) or isinstance(b, Mapping):
         if not (isinstance(a, Mapping) and isinstance(b, Mapping)):
             raise TypeError("cosine/norm_ratio: pass two tensors or two dicts of tensors, not one of each")
@@ -132,7 +130,6 @@ def relative_error(estimate, truth):
     >>> relative_error(torch.tensor([1.0, 1.0]), torch.tensor([1.0, 0.0]))
     1.0
     """
-
     if isinstance(estimate, Mapping) or isinstance(truth, Mapping):
         _dot_and_norms(estimate, truth)  # the same checks: two dicts, same keys, same shapes
         difference = {key: torch.as_tensor(estimate[key]).detach().double()

@@ -629,7 +629,6 @@ def paired_cells(frame: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
     ``ROUNDING · cos(P_U g, g)``). ``cells``: how many cells of ``frame`` have both cosines and 1 < k (paired or
     not); ``parallel``: how many have both with k = 1, where ``P_U g`` and the mean are parallel (equal cosines
     on every draw; n = 1 among them, where both are exact), left out as no evidence either way."""
-
     normal = frame[(frame["law"] == "normal") & ~frame["normalize"] & (frame["metric"] == "cosine")]
     both = normal.pivot_table(index=["n", "k"], columns="aggregator", values=["mean", "ci"])
     if not {("mean", "projection"), ("mean", "mean")} <= set(both.columns):
@@ -656,7 +655,6 @@ def scorecard(frame: pd.DataFrame, config: ApproximationConfig | None = None) ->
     the mean" compares the two on the same tangents: the interval of their paired gain against 0 per cell
     (:func:`paired_cells`), resting only on the cells whose gain is stored.
     """
-
     rows = []
     setup = _setup_note(frame, config)
     def add(*args, section, **kwargs):
@@ -797,7 +795,6 @@ def paired_markdown(frame: pd.DataFrame) -> str:
     1 < k ≤ n split, the smallest per-draw gain (if negative, next to the float32 rounding of that cell's cosine,
     :data:`ROUNDING`), and in how many of them the two means' own intervals overlap (the unpaired comparison's
     ties), with the largest such n as an example."""
-
     gains, cells, _ = paired_cells(frame)
     if gains.empty:
         return (f"No paired gain is stored yet for the {cells} cells with 1 < k ≤ n (`python -m fg_analysis rq1 "
@@ -844,7 +841,6 @@ def scorecard_rows(preset: str = "quick", *, device: str = "cpu", cache: Results
 def stored_rows(config: ApproximationConfig | None = None, *, cache: ResultsCache | None = None) -> pd.DataFrame:
     """The RQ1 claims on the stored ``paper`` grid (:func:`stored`, read-only), with the records they rest on;
     no rows (and nothing computed) when none is stored. Claims on cells not stored yet are left out."""
-
     frame = stored(config, cache=cache)
     if frame is None:
         return pd.DataFrame(columns=list(SCORECARD_COLUMNS))
@@ -881,7 +877,6 @@ def main(argv: list[str] | None = None) -> int:
     preset with its number of cells and wall time; ``--part paired`` runs the preset's paired units instead
     (:func:`run_paired`), ``--part laws`` the law comparison (:class:`LawComparisonConfig`, the same for every
     preset)."""
-
     parser = experiment_parser("rq1", "RQ1: approximation quality of multi-tangent forward gradients",
                                presets=("quick", "paper"))
     parser.add_argument("--part", default="grid", choices=("grid", "paired", "laws"),

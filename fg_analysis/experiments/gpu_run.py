@@ -99,7 +99,6 @@ GRACE_S = 5.0
 
 def rq1_config(tiny: bool):
     """The RQ1 grid: the paper's (n = 2^0..2^16, k = 2^0..2^10), or a few small cells (tiny)."""
-
     if tiny:
         return ApproximationConfig(dims=(4, 16, 64), tangent_counts=(1, 2, 4), samples=200, angles=())
     return ApproximationConfig.preset("paper")
@@ -110,7 +109,6 @@ def rq3_units(tiny: bool) -> list:
     8 approaches, seeds 0-2, oracle JVPs, ≤ 200 epochs, patience 10), then ResNet-18 and the ViT on MNIST (the
     ``paper`` preset's units). Tiny: the FC net (width 32) on 256 digits for 2 epochs, all 8 approaches, seeds
     0-1 (batched), and one forward-mode unit (sequential)."""
-
     if tiny:
         config = RQ3Config(networks=(("fc", 32),), datasets=("digits",), seeds=(0, 1), epochs=2, mode="oracle",
                            max_train=256)
@@ -328,7 +326,6 @@ def run(*, budget: float, archive: Path | None, device: str = "auto", tiny: bool
         stage_dir: Path = DEFAULT_STAGE_DIR, stages: tuple[str, ...] = STAGES,
         stage_budget: dict[str, float] | None = None) -> dict:
     """Run the stages under ``budget`` seconds in all; see the module docstring. Returns the report."""
-
     resolved = resolve_device(device)
     tiny = resolved.type != "cuda" if tiny is None else tiny
     device_type = resolved.type
@@ -411,7 +408,6 @@ def bundle(out: Path = DEFAULT_CARRY, *, wheels: bool = True, mnist: Path | None
     """Prepare the carry folder: ``data/mnist/*.gz`` (the four IDX files gzipped) and, with ``wheels``,
     ``wheels/*.whl`` for Python 3.12 (:data:`WHEELS`, downloaded by pip); adds the folder to
     ``.git/info/exclude``. Returns what it wrote and its size."""
-
     out = Path(out).resolve()
     source = Path(mnist) if mnist else _first_complete(_mnist_search(None), tuple(MNIST_FILES.values()), True)
     if source is None:

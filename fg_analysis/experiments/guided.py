@@ -246,7 +246,6 @@ class CosineConfig:
 
 def _sgd_epoch(model, heads, data_x, data_y, *, lr, head_lr, batch_size, generator):
     """One epoch of BP on the network and local-loss SGD on the heads (on detached stage outputs)."""
-
     network = torch.optim.SGD(model.parameters(), lr=lr)
     local = torch.optim.SGD(heads.parameters(), lr=head_lr)
     provider = guides.LocalLosses(heads)
@@ -268,7 +267,6 @@ def measure_cosines(unit: CosineUnit) -> pd.DataFrame:
     """Rows per (checkpoint, approach, k): mean cos² and cos of the per-sample activity estimate, the weight
     cosine (global, all parameters) and its closed-form companions; plus per-stage guess cosines
     (``approach = "stage"``) and the direction of the expected weight estimate (``weight_mean_cosine``)."""
-
     data = load_dataset(unit.dataset, seed=unit.seed)
     x_train, y_train = data.x_train, data.y_train
     if unit.max_train is not None:
@@ -348,7 +346,6 @@ def measure_cosines(unit: CosineUnit) -> pd.DataFrame:
 
 def _weights_from_activity(model, x, activity_gradients: torch.Tensor, shapes) -> dict[str, torch.Tensor]:
     """The weight gradient that local VJPs make of per-sample activity gradients ``(B, A)`` (mean loss)."""
-
     _, outputs = _stagewise_forward(model, x)
     grads = _local_vjps(outputs, _split(activity_gradients.to(outputs[0].dtype) / x.shape[0], shapes),
                         _stage_parameters(model))
@@ -456,7 +453,6 @@ class TrainingConfig:
         """The learning-rate searches behind :func:`rate` (:class:`fg_analysis.experiments.lr_search.SearchSetting`):
         every network and approach of this config, each trial trained as the runs are (the same data, epochs,
         patience, batch size and JVP mode) with the first seed."""
-
         return [SearchSetting(model=model, width=width, dataset=self.dataset, method=method, aggregator=aggregator,
                               k=k, epochs=self.epochs, patience=self.patience, batch_size=64, seed=self.seeds[0],
                               mode=self.mode, max_train=self.max_train)
@@ -478,7 +474,6 @@ class TrainingConfig:
 def train_unit(unit: GuidedRun, *, progress: bool = False) -> pd.DataFrame:
     """Train one unit (:func:`fg_analysis.nets.training.train`; the guided sources step their heads alongside): its
     per-epoch history with the test accuracy, the heads' share of the step time and the JVPs per step."""
-
     data = load_dataset(unit.dataset, seed=unit.seed)
     model = build_model(unit.model, input_shape=data.input_shape, n_classes=data.n_classes, width=unit.width,
                         seed=unit.seed)
@@ -503,7 +498,6 @@ def run_training(config: TrainingConfig, *, cache: ResultsCache | None = None, p
                  executor=None) -> pd.DataFrame:
     """Every run of ``config`` through the cache (one thread each on a CPU); one row per run and epoch, with the
     run's config fields and its ``network`` label."""
-
     cache = cache or ResultsCache()
     with torch_threads(1):
         frame = sweep(cache, config.runs(), partial(train_unit), description="guided training", progress=progress,
@@ -555,7 +549,6 @@ def final_table(frame: pd.DataFrame) -> pd.DataFrame:
 def training_table(frame: pd.DataFrame) -> pd.DataFrame:
     """:func:`final_table` as the chapter shows it: the test accuracy with its 95% t interval as text, the
     columns renamed for readers."""
-
     table = final_table(frame)
     table["test_accuracy"] = [format_ci(m, c) for m, c in zip(table["test_accuracy"], table["test_accuracy_ci"])]
     columns = {"network": "network", "label": "approach", "jvps": "JVPs", "lr": "lr", "lr_source": "rate from",
@@ -596,7 +589,6 @@ def guided_against_random(frame: pd.DataFrame) -> pd.DataFrame:
     weights and batch order), its mean with the 95% t interval over the seeds both have
     (:func:`fg_analysis.metrics.paired_difference`), and the verdict of "guided beats random"
     (:func:`fg_analysis.metrics.compare`: inconclusive when the interval contains 0 or there is one seed)."""
-
     last = frame.sort_values("epoch").groupby(["network", "label", "seed"]).tail(1)
     rows = []
     for (network, jvps), same in last.groupby(["network", "jvps"], sort=False):
@@ -642,7 +634,6 @@ def chapter(preset: str = "quick", *, seed: int = 0, device: str = "cpu", cache:
             ) -> Chapter:
     """Run (or read from the cache) the preset's theory check, network cosines, training runs and cost table,
     and read the stored ``mnist`` runs from ``results/published`` (never trained here)."""
-
     if resolve_device(device).type != "cpu":
         raise ValueError(f"the guided-tangents chapter runs on the CPU; got device={device!r}")
     cache = cache or ResultsCache()
@@ -740,7 +731,6 @@ def network_sentence(numbers: dict) -> str:
 def training_sentence(frame: pd.DataFrame, network: str = "FC-256") -> str:
     """The final accuracies of one network's runs, computed from :func:`final_table` and
     :func:`guided_against_random`."""
-
     if network not in set(frame["network"]):
         raise ValueError(f"no training runs of {network!r}; the frame has {sorted(set(frame['network']))}")
     frame = frame[frame["network"] == network]
@@ -795,7 +785,6 @@ def scorecard_rows(preset: str = "quick", *, device: str = "cpu", cache: Results
     et al.'s "local-loss guesses drastically improve on random noise", as guesses + random against random
     tangents at equal JVPs, per network and JVP count (:func:`guided_against_random`, paired by seed). No rows
     when the runs are not stored. ``preset`` and ``device`` are accepted for the scorecard's uniform call."""
-
     frame = stored(TrainingConfig.preset("mnist", seed=seed), cache=cache)
     if frame is None:
         return pd.DataFrame(columns=list(SCORECARD_COLUMNS))
@@ -820,7 +809,6 @@ def scorecard_rows(preset: str = "quick", *, device: str = "cpu", cache: Results
 def main(argv: list[str] | None = None) -> int:
     """``python -m fg_analysis.experiments.guided --preset mnist --publish [--part training|cosines]``: run (or
     read) a preset's training runs and network cosines and print the final table."""
-
     parser = experiment_parser("guided", "Guided tangents: network cosines and training runs",
                                presets=("quick", "mnist", "paper"))
     parser.add_argument("--part", choices=("training", "cosines", "both", "search"), default="both",

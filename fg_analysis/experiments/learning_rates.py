@@ -138,7 +138,6 @@ def closed_form_rate(problem: str, n: int, *, method: str, k: int = 1, aggregato
     """The paper's tuned rate for gradient descent on a closed-form problem (``lrs/math.csv``); for fixed-angle
     tangents the rates of ``lrs/math__custom_tangents.csv`` (the projection there with its normal-sampler row,
     as the paper did)."""
-
     name = get_problem(problem).name
     law = tangent_law(tangents)
     if method == "fg" and isinstance(law, FixedAngle) and aggregator in ("mean", "projection"):

@@ -476,7 +476,6 @@ def summary(study) -> dict:
 
 def promoted_row(study) -> dict:
     """The row of ``lrs/searched.csv`` for a study: the choice and its provenance."""
-
     setting = SearchSetting(**study.user_attrs["setting"])
     chosen, counts = choose(study), summary(study)
     devices = sorted({t.user_attrs.get("placement", {}).get("device", "?") for t in study.get_trials(deepcopy=False)

@@ -36,7 +36,7 @@ from fg_analysis import theory
 from fg_analysis.experiments import SCORECARD_COLUMNS, agrees, claim, combine, record_text, tally
 from fg_analysis.experiments import learning_rates as lrs
 from fg_analysis.experiments.learning_rates import closed_form_rate as paper_learning_rate
-from fg_analysis.metrics import FAILS, HOLDS, INCONCLUSIVE, add_ci, ci_halfwidth, format_ci, mean_ci, summarize
+from fg_analysis.metrics import FAILS, HOLDS, INCONCLUSIVE, add_ci, ci_halfwidth, compare, format_ci, mean_ci, summarize
 from fg_analysis.nets.approaches import PAPER_APPROACHES, approach_label, approach_order
 from fg_analysis.optimize import descend
 from fg_analysis.problems import get_problem
@@ -175,7 +175,6 @@ def run(config: OptimizationConfig, *, device: str = "cpu", cache: ResultsCache 
     """Every unit of ``config`` through the cache (on ``executor`` when given, see :mod:`fg_analysis.runs.sweep`);
     the concatenated traces with the unit's fields as columns and ``approach`` (a label) and ``tangents``
     (``"normal"`` or ``"fixed-angle"``)."""
-
     resolved = resolve_device(device)
     cache = cache or ResultsCache()
     frame = sweep(cache, config.runs(), partial(run_unit, device=str(resolved)), device=device,
@@ -314,7 +313,8 @@ def paired_cells(finals: pd.DataFrame, value: str, a: dict, b: dict, *, by: list
                  direction: str = "less") -> pd.DataFrame:
     """Per cell of ``by``, the claim "run ``a`` ends at ``value`` below (``direction="less"``) or above run ``b``"
     tested on the per-seed difference ``a_s − b_s`` (the runs of a cell share seeds, start point and tangent
-    streams, so they are paired): its mean and t-interval (:func:`fg_analysis.metrics.mean_ci`) give the verdict.
+    streams, so they are paired): its mean and t-interval (:func:`fg_analysis.metrics.mean_ci`) against 0 give
+    the verdict (:func:`fg_analysis.metrics.compare`).
 
     ``a`` and ``b`` select rows by column values (e.g. ``{"aggregator": "projection"}``). A cell is left out of the
     verdict (``verdict`` missing) and says why in ``note``: ``"floor"`` when every seed's ``a`` and ``b`` lie within
@@ -341,12 +341,8 @@ def paired_cells(finals: pd.DataFrame, value: str, a: dict, b: dict, *, by: list
             note = "stuck"
         elif bool((np.abs(difference) <= floor).all()):
             note = "floor"
-        elif not (np.isfinite(mean) and np.isfinite(ci)):
-            verdict = INCONCLUSIVE
-        elif abs(mean) + ci <= floor or (mean - ci <= 0 <= mean + ci):
-            verdict = INCONCLUSIVE
-        else:
-            verdict = HOLDS if (mean < 0) == (direction == "less") else FAILS
+        else:  # the difference's interval against 0 (an exact number): the scorecard's one comparison rule
+            verdict = compare(mean, ci, 0.0, 0.0, direction=direction, resolution=floor)
         cell = cell if isinstance(cell, tuple) else (cell,)
         rows.append({**dict(zip(by, cell, strict=True)), "mean": mean, "ci": ci, "count": len(difference),
                      "verdict": verdict, "note": note})
@@ -370,7 +366,6 @@ def paired_tally(cells: pd.DataFrame, per: str | None = None) -> str:
 
 def _cell_stats(finals: pd.DataFrame, value: str = "best_gap") -> pd.DataFrame:
     """Mean and t-based CI over seeds of ``value`` per (problem, n, method, aggregator, k, approach)."""
-
     keys = ["problem", "n", "method", "aggregator", "k", "approach"]
     stats = summarize(finals, value, keys)
     stats["minimum"] = [get_problem(p).minimum(n) for p, n in zip(stats["problem"], stats["n"], strict=True)]
@@ -387,7 +382,6 @@ def scorecard(traces: pd.DataFrame, config: OptimizationConfig | None = None, *,
     combined over cells by :func:`fg_analysis.experiments.combine`. ``record`` names the stored records
     the rows rest on ("" for a live run); ``setup`` replaces the computed setup note.
     """
-
     finals = final_values(traces)
     setup = _setup_note(traces, config) if setup is None else setup
     rows = []
@@ -572,7 +566,6 @@ def stored_setup(frame: pd.DataFrame) -> str:
 def stored_rows(config: OptimizationConfig | None = None, *, cache: ResultsCache | None = None) -> pd.DataFrame:
     """The RQ2 claims on the stored ``paper`` runs (:func:`stored`, read-only), with the records they rest on;
     no rows (and nothing run) when none is stored. Claims on units not stored yet are left out."""
-
     frame = stored(config, cache=cache)
     if frame is None:
         return pd.DataFrame(columns=list(SCORECARD_COLUMNS))
@@ -597,7 +590,6 @@ __all__ = ["OptimizationConfig", "OptimizationRun", "final_values", "resolution"
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m fg_analysis rq2 --preset paper --mode oracle --publish``: run (or read) the sweep."""
-
     parser = experiment_parser("rq2", "RQ2: gradient descent on the closed-form functions", presets=("quick", "paper"))
     parser.add_argument("--mode", choices=("forward", "oracle"), default=None,
                         help="override the preset's JVP mode ('oracle': the same numbers as forward mode, faster)")

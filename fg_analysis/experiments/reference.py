@@ -99,7 +99,6 @@ def closed_form() -> pd.DataFrame:
     reference_lr, reference_f, minimum, reference_gap = reference_f − f*``. The custom-tangents table's
     projection rows (``sampler=normal``: one run for every angle, the projection depending only on the span)
     appear once per angle of that table, as this project's fixed-angle runs use their rate at every angle."""
-
     normal = _keyed(table("math")).assign(theta=np.nan, tangents="normal")
     custom = _keyed(table("math__custom_tangents")).assign(tangents="fixed-angle")
     custom["theta"] = custom["optimizer"].str.extract(r"sampler=specific_angle_(\d+(?:\.\d+)?)",
@@ -129,7 +128,6 @@ def networks() -> pd.DataFrame:
 
 def _ours(runs: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
     """Mean, t-based CI, min and max over seeds of ``value`` per cell, with the rate (first) and seed count."""
-
     runs = runs.assign(**{key: runs[key].fillna(-1.0) for key in keys if key == "theta"})
     stats = summarize(runs, value, keys).rename(columns={"mean": "ours", "ci": "ours_ci", "count": "seeds"})
     extra = runs.groupby(keys, dropna=False).agg(ours_low=(value, "min"), ours_high=(value, "max"),
@@ -161,7 +159,6 @@ def rq2_table(finals: pd.DataFrame) -> pd.DataFrame:
     (:data:`FLOAT32_ULPS` units in the last place of its f: it stored −2506.634766 for Styblinski–Tang's
     minimum −2506.634605 at n = 64), count as equal) and ``same_rate``.
     ``theta`` is -1 for normal tangents (a key, not a NaN)."""
-
     reference = closed_form().assign(theta=lambda r: r["theta"].fillna(-1.0))
     ours = _ours(finals, _KEYS_RQ2, "best_f")
     out = _joined(ours, reference.drop(columns=["method", "aggregator", "k"]), _KEYS_RQ2, "reference_f",

@@ -192,7 +192,6 @@ def run(config: RQ3Config, *, device: str = "cpu", cache: ResultsCache | None = 
     On a CPU the runs use ``cpu_threads`` torch threads (restored afterwards; ``None`` keeps the current setting):
     one thread is much faster for these small networks (:func:`fg_analysis.runs.env.torch_threads`).
     """
-
     resolved = resolve_device(device)
     cache = cache or ResultsCache()
     with torch_threads(cpu_threads if resolved.type == "cpu" else None):
@@ -501,7 +500,6 @@ CLAIMS = {("projection k=16", "FG"): ("projection with k = 16 beats FG (k = 1)",
 def learned(frame: pd.DataFrame, table: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per (network, dataset, approach): did the runs learn? Mean test accuracy above chance and above the
     untrained network's validation accuracy (epoch 0), beyond the 95% CI (:func:`fg_analysis.metrics.learned`)."""
-
     table = summary(frame) if table is None else table
     start = frame[frame["epoch"] == 0].groupby(["network", "dataset", "approach"])["val_accuracy"].mean()
     rows = []
@@ -566,7 +564,6 @@ def scorecard(frame: pd.DataFrame, config: RQ3Config | None = None, *, record: s
     (:func:`comparison`: the per-seed differences' mean and t interval, shown as "ours"), for the pairs whose
     approaches have runs. A comparison with a run that did not learn (:func:`learned`) is inconclusive, as is a
     claim on a single seed (no interval; its "ours" says so)."""
-
     table = summary(frame)
     ok = learned(frame, table)
     paired = comparisons(frame, table).set_index(["network", "dataset", "a", "b"])
@@ -636,7 +633,6 @@ def stored_rows(config: RQ3Config, *, cache: ResultsCache | None = None) -> pd.D
     approaches are stored), with the records they rest on; no rows (and nothing trained) when none is stored.
     A claim appears only where its approaches have runs; with one seed stored it has no interval and is
     inconclusive."""
-
     frame = stored(config, cache=cache, partial=True)
     if frame is None:
         return pd.DataFrame(columns=list(SCORECARD_COLUMNS))
@@ -651,7 +647,6 @@ def stored_rows(config: RQ3Config, *, cache: ResultsCache | None = None) -> pd.D
 def main(argv: list[str] | None = None) -> int:
     """``python -m fg_analysis rq3 --preset mnist-fc --seeds 0 --publish``: train (or read) the preset's runs and
     print the summary table; the LAST line is one JSON object (:func:`json_summary`)."""
-
     parser = experiment_parser("rq3", "RQ3: train networks with BP and multi-tangent forward gradients",
                                presets=PRESETS)
     parser.add_argument("--seeds", type=int, nargs="+", default=None,

@@ -298,7 +298,6 @@ def train_batched(units: Sequence, *, device: str | torch.device = "cpu",
     not finished by then are left out (nothing partial is returned). The final (best-validation) stacked
     parameters stay in ``train_batched.last_state`` (tests).
     """
-
     resolved = resolve_device(device)
     state = _Pass(units, resolved)
     start = time.perf_counter()
@@ -413,7 +412,6 @@ class BatchedThroughput:
 
 def throughput(config: BatchedThroughput, *, device: str | torch.device = "cpu") -> dict:
     """Seconds per step (all runs) batched and sequential, and the speed-up (sequential / batched)."""
-
     resolved = resolve_device(device)
     units = [TrainingRun("fc", config.width, config.dataset, config.method, config.aggregator, config.k, seed,
                          config.lr, "throughput", epochs=1, mode="oracle", max_train=config.max_train)

@@ -108,7 +108,6 @@ def _has_train_batch_norm(model: nn.Module) -> bool:
 
 def check_finite(d: torch.Tensor) -> torch.Tensor:
     """``d`` if finite, else :class:`~fg_analysis.jvp.NonFiniteDerivatives` (the loss diverged)."""
-
     return _check_derivatives(d)
 
 

@@ -110,7 +110,6 @@ class PageRun:
 
 def toc_pages(root: Path = REPOSITORY) -> list[str]:
     """Every page of ``book/_toc.yml`` in reading order (root first), as file names without suffix."""
-
     toc_path = Path(root) / "book" / "_toc.yml"
     if not toc_path.is_file():
         raise BookError(f"no table of contents at {toc_path}")
@@ -164,7 +163,6 @@ def _check_source(path: Path) -> None:
 
 def _check_mathjax(root: Path) -> None:
     """Fail early when ``_config.yml`` points ``mathjax_path`` at a local copy that is missing."""
-
     config_path = root / "_config.yml"
     if not config_path.is_file():
         return
@@ -251,7 +249,6 @@ def _this_python_kernel():
     precedence and may point at another Python. In that case a kernelspec for this interpreter is put first
     on ``JUPYTER_PATH`` for the duration of the run.
     """
-
     try:
         command = KernelSpecManager().get_kernel_spec(KERNEL_NAME).argv[0]
     except NoSuchKernel:
@@ -461,7 +458,6 @@ def build_html(root: Path = REPOSITORY, *, out=_say) -> int:
 def run_book(*, preset: str = "quick", device: str = "cpu", seed: int = 0, only: list[str] | None = None,
              root: Path = REPOSITORY, build: bool = True, out=_say) -> int:
     """Execute the notebooks, write the status page and build the book; returns an exit status (0 = ok)."""
-
     root = Path(root)
     if preset not in PRESETS:
         raise BookError(f"unknown preset {preset!r}; use one of {PRESETS}")

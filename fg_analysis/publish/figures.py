@@ -360,7 +360,6 @@ def rq3_width_cosine(cosines: pd.DataFrame):
 
 def rq4_time_against_k(frame: pd.DataFrame, *, model: str, fit_ks: Sequence[int]):
     """Step time against k: measured medians (points), the fitted cost model T(k) (lines), BP (dashed) (RQ4)."""
-
     steps = frame[(frame["section"] == "step") & (frame["phase"] == "step") & (frame["model"] == model)]
     n = int(steps["n"].iloc[0])
     grid = np.geomspace(1, steps["k"].max(), 100)
@@ -386,7 +385,6 @@ def rq4_time_against_k(frame: pd.DataFrame, *, model: str, fit_ks: Sequence[int]
 
 def rq4_breakdown(frame: pd.DataFrame, *, model: str):
     """The vmapped projection's FG step split into sampling, JVPs, aggregation and update, per k (RQ4)."""
-
     table = bench.phase_table(frame)
     table = table[table["model"] == model].set_index("k")
     phases = [p for p in bench.FG_PHASES if p in table.columns]
@@ -520,7 +518,6 @@ INTRO_TANGENTS_3D = ((1.0, 0.2, 0.1), (0.3, 1.0, -0.2))
 def intro_forward_gradients(*, seed: int = 0, count: int = 6):
     """``count`` single-tangent forward gradients ``(g·v) v`` of ``f(x) = x₁² + 4x₂²`` at :data:`INTRO_POINT`,
     their mean and the true gradient, as arrows over the contour lines (intro)."""
-
     fig, ax = _figure(5.6, 4.2)
     x0 = torch.tensor(INTRO_POINT, dtype=torch.float64)
     g = torch.tensor([2 * x0[0], 8 * x0[1]])                                   # ∇f(x0)
@@ -549,7 +546,6 @@ def intro_forward_gradients(*, seed: int = 0, count: int = 6):
 def intro_projection_vectors():
     """``(g, V, P_U g, mean)`` of the intro's 3-D example (:data:`INTRO_GRADIENT_3D`, :data:`INTRO_TANGENTS_3D`),
     the projection and the mean computed by :mod:`fg_analysis.aggregate` from the two JVPs alone."""
-
     g = torch.tensor(INTRO_GRADIENT_3D, dtype=torch.float64)
     V = torch.tensor(INTRO_TANGENTS_3D, dtype=torch.float64)
     d = V @ g
@@ -769,7 +765,6 @@ def _symlog_jvps(ax) -> None:
 def guided_theory(frame: pd.DataFrame, *, n: int, metric: str = "cos2"):
     """Measured ``E[cos²]`` (``metric="cos2"``) or ``cos(E ĝ, g)`` (``"mean_cosine"``) against the JVPs, one
     color per guess angle θ (points ± 95% CI), the closed form as lines; random tangents alone dashed."""
-
     rows = frame[frame["n"] == n]
     thetas = sorted(rows["theta"].unique())
     colors = plots.color_map(thetas, "viridis")

@@ -154,7 +154,6 @@ def records_line(found: Sequence[dict], *, commits_shown: int = 4) -> str:
 
 def rq2_setup_table(config) -> str:
     """The functions of RQ2 with the step limit of this run (and the paper's where it differs)."""
-
     limits = dict(config.max_steps)
     formulas = {"sphere": ("$\\sum x_i^2$", "all $-1$", "0"),
                 "rosenbrock": ("$\\sum_{i<n} 100(x_{i+1}-x_i^2)^2 + (1-x_i)^2$", "$(-1, 0, \\dots, 0)$", "0"),
@@ -212,7 +211,6 @@ def rq2_stored_sentence(stored: pd.DataFrame | None, counts: pd.DataFrame) -> st
 def rq2_reference_finals(stored_finals: pd.DataFrame | None, quick_finals: pd.DataFrame, config) -> tuple:
     """Which of our runs the reference comparison shows, and a sentence saying so: the stored paper-protocol
     runs when any is stored, else the live runs of the functions run at the paper's step limit."""
-
     if stored_finals is not None and len(stored_finals):
         return stored_finals, "Ours: the stored paper-protocol runs (5 seeds each)."
     short = [p for p, steps in config.max_steps if steps < get_problem(p).max_steps]
@@ -233,7 +231,6 @@ def _positions(comparison: pd.DataFrame) -> dict:
 def reference_sentence(comparison: pd.DataFrame, kind: str = "rq2") -> str:
     """What the comparison with the reference implementation says, counted from its table
     (:func:`fg_analysis.experiments.reference.rq2_table` or ``rq3_table``), followed by the caveat."""
-
     counts = _positions(comparison)
     what = "best f" if kind == "rq2" else "validation cross-entropy"
     lower = "ends lower" if kind == "rq2" else "is lower"
@@ -252,7 +249,6 @@ def rq2_reference_table(comparison: pd.DataFrame, problem: str, *, tangents: str
     """One function's cells with both values as a table: rows n (θ for fixed angles), columns the approaches,
     each cell "ours / reference" of the best f − f* (ours: the mean over seeds); † marks a reference value
     outside our seeds' range."""
-
     rows = comparison[(comparison["status"] == "both") & (comparison["problem"] == problem)
                       & (comparison["tangents"] == tangents)]
     if rows.empty:
@@ -329,7 +325,6 @@ def rq3_budget_sentence(table: pd.DataFrame) -> str:
 def rq3_comparison_table(comparisons: pd.DataFrame) -> str:
     """The paired comparisons (:func:`fg_analysis.experiments.rq3.comparisons`), narrow: the claim, its verdict,
     the mean per-seed difference of the test accuracy with its 95% t interval, and the seeds paired."""
-
     shown = comparisons.assign(claim=[f"{a} > {b}" for a, b in zip(comparisons["a"], comparisons["b"])],
                                difference=[difference_text(row) for _, row in comparisons.iterrows()])
     setup = ["network", "dataset"] if comparisons[["network", "dataset"]].drop_duplicates().shape[0] > 1 else []
@@ -349,7 +344,6 @@ def rq3_anchor_table(anchors: pd.DataFrame) -> str:
 def rq3_anchor_sentence(stored: pd.DataFrame) -> str:
     """How Ren et al.'s setting (:data:`fg_analysis.experiments.rq3.REN_2023_SETUP`) and that of our stored runs
     differ, the latter read from the runs."""
-
     width = int(stored["width"].iloc[0])
     parameters = int(stored["n_parameters"].iloc[0])
     return (f"Ren et al.'s figures are quoted from their paper (Table 3 of arXiv 2210.03310), not rerun here: "
@@ -370,14 +364,12 @@ def table_fitting(frame: pd.DataFrame, columns, *, rename=None) -> str:
 def rq3_learned(frame: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     """Per (network, dataset, approach): did the runs learn? (:func:`fg_analysis.experiments.rq3.learned`: mean
     test accuracy above chance and above the untrained network's validation accuracy, beyond the 95% CI)."""
-
     return rq3.learned(frame, table)
 
 
 def rq3_verdict(frame: pd.DataFrame, learned: pd.DataFrame, a: str, b: str, network: str, dataset: str) -> str:
     """Verdict of "approach ``a`` beats approach ``b``" on one setup from the runs of ``frame``, paired by seed
     (inconclusive when either did not learn): :func:`fg_analysis.experiments.rq3.verdict`."""
-
     return rq3.verdict(frame, learned, a, b, network, dataset)
 
 
@@ -576,7 +568,6 @@ def rq3_width_cosine_sentence(cosines: pd.DataFrame) -> str:
 def rq3_cosine_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Per forward-gradient approach: mean, min and max over epochs ≥ 1 of the cosine to the BP gradient, with
     the activity-space closed form E[cos] of the projection (dimension A from the frame)."""
-
     rows = frame[(frame["method"] == "fg") & (frame["epoch"] > 0)]
     out = rows.groupby(["network", "dataset", "approach", "aggregator", "k"], sort=False).agg(
         mean=("cosine", "mean"), low=("cosine", "min"), high=("cosine", "max"),
@@ -624,7 +615,6 @@ def rq3_lr_sentence(table: pd.DataFrame) -> str:
 
 def rq4_step_table(frame: pd.DataFrame, model: str) -> str:
     """Median step times (ms) of one model: BP and each FG variant per k."""
-
     steps = bench.step_table(frame)
     steps = steps[steps["model"] == model].drop(columns=["model", "n"])
     for column in steps.columns:
@@ -638,7 +628,6 @@ def rq4_step_table(frame: pd.DataFrame, model: str) -> str:
 def rq4_numbers(frame: pd.DataFrame, *, model: str, fit_ks: Sequence[int]) -> dict:
     """The numbers the RQ4 sentences state, computed from one benchmark frame; the step ratios paired by round
     as the scorecard's (:func:`fg_analysis.bench.report.step_ratio`), so that both state one number."""
-
     steps = frame[(frame["section"] == "step") & (frame["phase"] == "step") & (frame["model"] == model)]
     bp = float(steps[steps["method"] == "bp"]["seconds"].median())
     ks = sorted(int(k) for k in steps[steps["method"] == "vmap"]["k"].unique())
@@ -707,7 +696,6 @@ def scorecard_tables(claims: pd.DataFrame) -> Iterable[tuple[str, str]]:
     the paper's claims per question (in the order of :data:`fg_analysis.experiments.QUESTION_PAGES`), then the
     claims of other work per source, then the project's own targets. The verdict comes right after the claim (it
     stays in view on a narrow screen); every claim links to the page section it comes from."""
-
     order = list(QUESTION_PAGES)
     def by_question(rows):
         return sorted(rows.groupby("question", sort=False), key=lambda item: (
@@ -747,7 +735,6 @@ def scorecard_count(claims: pd.DataFrame, what: str = "claims") -> str:
 
 def intro_projection_sentence() -> str:
     """The cosines and norm ratios of the intro's 3-D example (:func:`fg_analysis.publish.figures.intro_projection`)."""
-
     g, _, p, m = intro_projection_vectors()
     cos, ratio = metrics.cosine, metrics.norm_ratio
     return (f"Here $\\cos(P_U g, g) = {cos(p, g):.3f}$ against $\\cos(\\mathrm{{mean}}, g) = {cos(m, g):.3f}$, and "
@@ -757,7 +744,6 @@ def intro_projection_sentence() -> str:
 def rq4_time_to_accuracy_table(table: pd.DataFrame, target: float) -> str:
     """The time to ``target`` validation accuracy per approach (:func:`fg_analysis.experiments.rq4.time_to_accuracy`)
     as a Markdown table: approach, seeds that reached it, epoch, seconds, the ratio to BP."""
-
     shown = pd.DataFrame({
         "approach": table["approach"],
         f"seeds reaching {target:.0%}": [f"{int(r)} of {int(s)}" for r, s in zip(table["reached"], table["seeds"])],
@@ -791,7 +777,6 @@ def rq1_summary(frame: pd.DataFrame, config: approximation.ApproximationConfig |
                      where: str = "In this run") -> str:
     """The RQ1 page's closing paragraph, computed from ``frame``: the n = 64, k = 16 numbers and the claims
     (``where`` opens the sentence that counts them: ``"In the stored grid"`` for the stored runs)."""
-
     claims = approximation.scorecard(frame, config)
     text = []
     try:
@@ -815,7 +800,6 @@ def rq1_laws_sentence(frame: pd.DataFrame) -> str:
     :func:`~fg_analysis.experiments.approximation.law_table`): per true gradient, in how many cells the Rademacher
     cosine lies above, around or below the Gaussian closed form; the largest gain off the axis; the exact loss at
     k = 1 against all-ones; the normal control; and where the projection was left out."""
-
     table = approximation.law_table(frame)
     rademacher, normal = table[table["law"] == "rademacher"], table[table["law"] == "normal"]
     names = {"ones": "the paper's $g$ = all-ones", "generic": "a generic $g$", "axis": "the axis $g = e_1$"}
@@ -876,7 +860,6 @@ def rq1_laws_sentence(frame: pd.DataFrame) -> str:
 def rq2_summary(traces: pd.DataFrame, config: optimization.OptimizationConfig | None = None) -> str:
     """The RQ2 page's closing paragraph: the claims of :func:`fg_analysis.experiments.optimization.scorecard` as a
     Markdown table."""
-
     claims = optimization.scorecard(traces, config)
     return (f"In this run {scorecard_count(claims).replace('claims', 'RQ2 claims', 1)}:\n\n"
             + markdown_table(claims[["claim", "paper", "ours", "verdict"]]))

@@ -49,7 +49,6 @@ def positive_count(text: str) -> int:
 def experiment_parser(name: str, description: str, *, presets: tuple[str, ...]) -> OneLineParser:
     """The parser of one experiment command with the shared options: ``--preset``, ``--device``, ``--seed``,
     ``--threads``, ``--publish``, ``--no-progress`` and ``--executor``."""
-
     parser = OneLineParser(prog=f"python -m fg_analysis {name}", description=description)
     parser.add_argument("--preset", default=presets[0], choices=presets, help=f"default {presets[0]}")
     parser.add_argument("--device", default="cpu", help="'cpu' (default), 'cuda', 'cuda:N' or 'auto'")
@@ -65,7 +64,6 @@ def experiment_parser(name: str, description: str, *, presets: tuple[str, ...]) 
 
 def resolve_common(parser: argparse.ArgumentParser, args: argparse.Namespace):
     """``(device, cache)`` from the parsed shared options; a bad device is a one-line parser error."""
-
     try:
         device = resolve_device(args.device)
     except ValueError as error:
@@ -80,7 +78,6 @@ def resolve_common(parser: argparse.ArgumentParser, args: argparse.Namespace):
 def run_sweep(run, config, *, args: argparse.Namespace, device, cache, label: str, units: int):
     """``run(config, ...)`` on the executor of ``--executor``, then one line: how many units, rows and seconds,
     on which device and into which folder. Returns the frame."""
-
     start = time.perf_counter()
     with executor_from(args.executor) as executor:
         frame = run(config, device=str(device), cache=cache, progress=not args.no_progress, executor=executor)

@@ -253,7 +253,6 @@ def place_worker(device: str = "cpu") -> dict:
     workers sharing a machine should not oversubscribe it. CUDA: ``cuda:<rank % count>`` becomes the current GPU,
     unless ``device`` names an index itself.
     """
-
     resolved = resolve_device(device)
     rank, source = worker_rank()
     if resolved.type == "cuda":
@@ -445,7 +444,6 @@ class Probe:
 
 def probe(unit: Probe) -> pd.DataFrame:
     """The unit's numbers (independent of the worker that computes them); raises if ``unit.fail``."""
-
     if unit.fail:
         raise RuntimeError(f"probe {unit.index} was told to fail")
     if unit.crash:
