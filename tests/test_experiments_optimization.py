@@ -20,6 +20,7 @@ from fg_analysis.experiments.optimization import OptimizationConfig, Optimizatio
 from fg_analysis.metrics import HOLDS, INCONCLUSIVE, VERDICTS  # noqa: E402
 from fg_analysis.publish import figures  # noqa: E402
 from fg_analysis.experiments.learning_rates import closed_form_rate  # noqa: E402
+from fg_analysis.tangents import FixedAngle  # noqa: E402
 
 
 @pytest.fixture
@@ -181,3 +182,20 @@ def test_setup_markdown_says_what_differs():
     paper = optimization.setup_markdown(OptimizationConfig.preset("paper"))
     assert "oracle JVPs" in paper and "follows the paper's grid" in paper
     assert "r = 0.99" in optimization.lr_ratio_markdown(optimization.lr_ratio_table())
+
+
+def test_angle_rate_markdown_names_the_rates_and_what_they_reach():
+    """The projection's fixed-angle rate is the custom-tangent table's normal-sampler row, not the main table's."""
+    minimum = optimize.get_problem("styblinski-tang").minimum(64)
+    rows = []
+    for aggregator, theta, best in (("projection", 45.0, minimum), ("projection", 90.0, minimum),
+                                    ("mean", 90.0, minimum + 3.0)):
+        lr = closed_form_rate("styblinski-tang", 64, method="fg", k=16, aggregator=aggregator,
+                              tangents=FixedAngle(theta=theta))
+        rows.append({"tangents": "fixed-angle", "problem": "styblinski-tang", "n": 64, "k": 16,
+                     "aggregator": aggregator, "theta": theta, "lr": lr, "best_gap": best - minimum,
+                     "minimum": minimum})
+    text = optimization.angle_rate_markdown(pd.DataFrame(rows))
+    main = closed_form_rate("styblinski-tang", 64, method="fg", k=16, aggregator="projection")
+    assert f"lr = {rows[0]['lr']:.4g} (the main table's normal-tangent rate is {main:.4g})" in text
+    assert "ends at the minimum to float32's resolution" in text and "the mean at 90° at best f − f* between 3" in text

@@ -189,3 +189,25 @@ def test_intro_projection_sentence_is_the_example_vectors():
     assert np.allclose(p, V.T @ np.linalg.solve(V @ V.T, V @ g)) and np.allclose(m, V.T @ (V @ g) / 2)
     text = pages.intro_projection_sentence()
     assert f"{metrics.cosine(p, g):.3f}" in text and f"{metrics.norm_ratio(m, g):.3f}" in text
+
+
+def test_rq2_last_sentence_counts_runs_whose_last_f_is_above_their_best():
+    finals = pd.DataFrame({"tangents": "normal", "problem": ["sphere", "rosenbrock", "rosenbrock"], "n": [4, 4, 8],
+                           "approach": ["BP", "FG", "FG"], "best_f": [0.0, 1e-3, 2.0], "last_f": [0.0, 0.5, np.nan],
+                           "minimum": 0.0})
+    text = pages.rq2_last_sentence(finals)
+    assert text.startswith("The last f equals the best f (to 1e-6 of the scale of f*) in 1 of 2 runs")
+    assert "at most 0.5 above its best (rosenbrock, n = 4, FG)" in text and text.endswith("1 runs diverged "
+                                                                                             "(last f not finite).")
+
+
+def test_rq4_fast_path_table_reads_the_records_verdicts():
+    frame = pd.DataFrame({"section": ["summary", "summary", "steps"], "key": ["fast_path:fg1_over_bp",
+                                                                             "fast_path:sampling_share_normal_k16",
+                                                                             None],
+                          "value": [1.85, 0.44, np.nan], "op": ["<=", "<=", None], "bound": [2.0, 0.25, np.nan],
+                          "met": [True, False, None]})
+    lines = pages.rq4_fast_path_table(frame).splitlines()
+    assert lines[2] == "| FG k=1 step at most 2x a BP step | met | 1.85 | <= 2 |"
+    assert lines[3] == "| sampling at most 25% of the k=16 step (normal) | missed | 0.44 | <= 0.25 |"
+    assert "predates" in pages.rq4_fast_path_table(frame[frame["section"] == "steps"])
