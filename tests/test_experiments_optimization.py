@@ -49,8 +49,9 @@ def test_a_unit_reproduces_minimize():
     unit = OptimizationRun(problem="styblinski-tang", n=8, method="fg", aggregator="projection", k=4, seeds=(3,),
                            max_steps=60, mode="forward")
     trace = optimization.run_unit(unit)
-    reference = optimize.minimize("styblinski-tang", 8, method="fg", aggregator="projection", k=4, seed=3, lr=trace["lr"].iloc[0],
-                                  max_steps=60, mode="forward", stopping="no-decrease", dtype=torch.float32)
+    reference = optimize.minimize("styblinski-tang", 8, method="fg", aggregator="projection", k=4, seed=3,
+                                  lr=trace["lr"].iloc[0], max_steps=60, mode="forward", stopping="no-decrease",
+                                  dtype=torch.float32)
     np.testing.assert_array_equal(trace["f"].to_numpy(), reference["f"].to_numpy())
     assert trace["lr"].iloc[0] == closed_form_rate("styblinski-tang", 8, method="fg", k=4,
                                                                aggregator="projection")
