@@ -15,7 +15,7 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from fg_analysis.experiments import lr_search
+from fg_analysis.experiments import learning_rates, lr_search
 from fg_analysis.experiments.lr_search import (PARAM, SEARCHED_COLUMNS, SearchSetting, SearchTrial, choose,
                                                make_pruner, open_study, promote, run_trial, search, study_path)
 
@@ -57,7 +57,7 @@ def test_cli_search_resumes_from_its_stored_study_and_promotes(tmp_path):
     pd.DataFrame([{"model": "fc_w=256", "dataset": "mnist1d", "gradient_approach": "bp", "k": math.nan,
                    "lr": 0.5}]).to_csv(table, index=False)
     cli("promote", "--studies", str(tmp_path), "--table", str(table))
-    rows = pd.read_csv(table)
+    rows = learning_rates.read_table(table)
     assert list(rows.columns) == list(SEARCHED_COLUMNS) and len(rows) == 2  # the other row is kept
     row = rows[rows["dataset"] == "digits"].iloc[0]
     assert (row["gradient_approach"], row["k"], row["budget"], row["epochs"], row["max_train"], row["study"]) == \
@@ -132,3 +132,11 @@ def test_bad_input_is_one_line(tmp_path):
     open_study(partial, tmp_path).set_user_attr("budget", 3)
     with pytest.raises(lr_search.SearchError, match="1 of its 3 trials"):
         promote(studies=tmp_path, table=tmp_path / "t.csv")
+
+
+def test_a_commit_hash_of_digits_only_reads_back_as_text(tmp_path):
+    """A short hash such as 2934274 must not become the number 2934274.0 when the table is read back."""
+    table = tmp_path / "searched.csv"
+    pd.DataFrame([{"model": "fc_w=256", "lr": 0.5, "commit": "2934274", "study": "0123"}]).to_csv(table, index=False)
+    rows = learning_rates.read_table(table)
+    assert (rows["commit"].iloc[0], rows["study"].iloc[0]) == ("2934274", "0123")

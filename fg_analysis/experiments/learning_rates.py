@@ -34,7 +34,8 @@ from fg_analysis.problems import get_problem
 from fg_analysis.tangents import FixedAngle, tangent_law
 
 __all__ = ["GUIDED_APPROACHES", "PAPER_DATASETS", "TABLES", "approach", "closed_form_rate", "model_key",
-           "head_rate", "network_rate", "paper_lr", "searched_rate", "searched_row", "searched_table", "table"]
+           "head_rate", "network_rate", "paper_lr", "read_table", "searched_rate", "searched_row", "searched_table",
+           "table"]
 
 TABLES = ("math", "math__custom_tangents", "fc_nns", "sota_nns")
 
@@ -48,10 +49,19 @@ PAPER_WIDTHS = (256, 1024, 4096)
 GUIDED_APPROACHES = {"guided": "guided", "output": "guided-output", "guess": "guess"}
 
 
+#: columns of a learning-rate table that are text even when a value looks like a number (a short commit hash)
+TEXT_COLUMNS = {"commit": str, "study": str}
+
+
+def read_table(source) -> pd.DataFrame:
+    """A learning-rate table from a path or an open file, its :data:`TEXT_COLUMNS` read as text."""
+    return pd.read_csv(source, dtype=TEXT_COLUMNS)
+
+
 @cache
 def _read(name: str) -> pd.DataFrame:
     with resources.files("fg_analysis.experiments").joinpath(f"lrs/{name}.csv").open() as handle:
-        return pd.read_csv(handle)
+        return read_table(handle)
 
 
 def table(name: str) -> pd.DataFrame:

@@ -532,7 +532,7 @@ def promote(names: Sequence[str] = (), *, studies: str | os.PathLike | None = No
         rows.append(promoted_row(study))
     new = pd.DataFrame(rows, columns=list(SEARCHED_COLUMNS))
     table = Path(table)
-    old = pd.read_csv(table) if table.is_file() else pd.DataFrame(columns=list(SEARCHED_COLUMNS))
+    old = learning_rates.read_table(table) if table.is_file() else pd.DataFrame(columns=list(SEARCHED_COLUMNS))
     keys = ["model", "dataset", "gradient_approach", "k"]
 
     def key_of(frame):
