@@ -1,26 +1,22 @@
-"""Gradient descent on the closed-form problems, the problems themselves, and the paper's learning-rate tables.
+"""Plain gradient descent on the closed-form problems (:mod:`fg_analysis.optimize`): BP and forward gradients, the
+stopping rules, float32 positions, divergence.
 
-References: the known minima (and a NumPy root of Styblinski–Tang's derivative), autograd gradients, the CSV
-files read independently with pandas, and runs constructed so the stopping rules must fire at a known step.
+References: the known minima, autograd gradients, and runs constructed so the stopping rules must fire at a known
+step. The problems are tested in ``test_problems.py``, the learning-rate tables in ``test_learning_rates.py``.
 """
 
 import math
-import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-import fg_analysis
-from fg_analysis.experiments import learning_rates as lrs
+from fg_analysis import theory
 from fg_analysis.experiments.learning_rates import closed_form_rate as paper_learning_rate
 from fg_analysis.optimize import descend, minimize
-from fg_analysis.problems import PROBLEMS, get_problem, rosenbrock, sphere, styblinski_tang
-from fg_analysis.tangents import FixedAngle
+from fg_analysis.problems import PROBLEMS
 
-LRS = Path(fg_analysis.__file__).parent / "experiments" / "lrs"
 COLUMNS = {"step", "f", "cosine", "norm_ratio"}
 
 
@@ -28,73 +24,6 @@ def autograd_gradient(f, x):
     x = x.detach().clone().requires_grad_(True)
     (g,) = torch.autograd.grad(f(x), x)
     return g
-
-
-# ---------------------------------------------------------------- problems
-
-
-def test_styblinski_tang_minimum_from_numpy_roots():
-    """The 1-D minimizer is the smallest real root of f'(x) = ½(4x³ - 32x + 5)."""
-    roots = np.roots([4.0, 0.0, -32.0, 5.0]).real
-    x = roots.min()
-    per_dim = 0.5 * (x ** 4 - 16 * x ** 2 + 5 * x)
-    problem = PROBLEMS["styblinski-tang"]
-    assert problem.argmin == pytest.approx(x, abs=1e-12)
-    assert problem.argmin == pytest.approx(-2.903534, abs=1e-6)
-    assert problem.minimum(1) == pytest.approx(per_dim, abs=1e-10)
-    for n in (1, 2, 64, 1024):
-        assert problem.minimum(n) == pytest.approx(-39.16617 * n, abs=1e-5 * n)
-        x_star = problem.minimizer(n)
-        assert float(problem.f(x_star)) == pytest.approx(problem.minimum(n), rel=1e-12)
-        assert float(autograd_gradient(problem.f, x_star).abs().max()) < 1e-9
-    assert float(styblinski_tang(PROBLEMS["styblinski-tang"].minimizer(64))) == pytest.approx(-2506.6, abs=0.1)
-
-
-@pytest.mark.parametrize("n", [1, 2, 5, 64])
-def test_rosenbrock_and_sphere_minima(n):
-    ones, zeros = torch.ones(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64)
-    assert float(rosenbrock(ones)) == 0.0 and float(autograd_gradient(rosenbrock, ones).abs().max()) == 0.0
-    assert float(sphere(zeros)) == 0.0 and float(autograd_gradient(sphere, zeros).abs().max()) == 0.0
-    for name, x_star in (("rosenbrock", ones), ("sphere", zeros)):
-        problem = PROBLEMS[name]
-        assert problem.minimum(n) == 0.0
-        torch.testing.assert_close(problem.minimizer(n), x_star)
-        assert float(problem.f(problem.minimizer(n))) == 0.0
-
-
-def test_problem_values():
-    x = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
-    assert float(sphere(x)) == pytest.approx(5.25)
-    expected = sum(100 * (x[i + 1] - x[i] ** 2) ** 2 + (1 - x[i]) ** 2 for i in range(2))
-    assert float(rosenbrock(x)) == pytest.approx(float(expected))
-    assert float(styblinski_tang(x)) == pytest.approx(0.5 * sum(float(v) ** 4 - 16 * float(v) ** 2 + 5 * float(v)
-                                                               for v in x))
-    batch = torch.randn(4, 3, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    for f in (sphere, rosenbrock, styblinski_tang):
-        values = f(batch)
-        assert values.shape == (4, 3)
-        assert float(values[2, 1]) == pytest.approx(float(f(batch[2, 1])))
-
-
-def test_start_points_and_limits():
-    n = 5
-    assert PROBLEMS["sphere"].start(n).tolist() == [-1.0] * n
-    assert PROBLEMS["rosenbrock"].start(n).tolist() == [-1.0, 0.0, 0.0, 0.0, 0.0]
-    assert PROBLEMS["styblinski-tang"].start(n).tolist() == [0.0] * n
-    assert PROBLEMS["rosenbrock"].start(1).tolist() == [-1.0]
-    assert {name: p.max_steps for name, p in PROBLEMS.items()} == \
-        {"sphere": 1000, "rosenbrock": 25000, "styblinski-tang": 1000}
-    assert PROBLEMS["sphere"].start(3, dtype=torch.float32).dtype == torch.float32
-    with pytest.raises(ValueError, match="n must be >= 1"):
-        PROBLEMS["sphere"].start(0)
-
-
-def test_get_problem():
-    assert get_problem("sphere") is PROBLEMS["sphere"]
-    assert get_problem(PROBLEMS["rosenbrock"]) is PROBLEMS["rosenbrock"]
-    for bad in ("ackley", "Sphere", None):
-        with pytest.raises(ValueError, match="unknown problem"):
-            get_problem(bad)
 
 
 # ---------------------------------------------------------------- gradient descent
@@ -129,7 +58,7 @@ def test_fg_projection_on_sphere():
                      max_steps=100)
     assert float(trace["best_f"].iloc[-1]) < 1e-10 * float(trace["f"].iloc[0])
     assert float(trace["cosine"].mean()) == pytest.approx(
-        float(fg_analysis.theory.expected_cosine("projection", 4, 16)), abs=0.05)
+        float(theory.expected_cosine("projection", 4, 16)), abs=0.05)
     np.testing.assert_allclose(trace["norm_ratio"], trace["cosine"], atol=1e-10)  # projection: |ĝ|/|g| = cos
 
 
@@ -267,71 +196,6 @@ def test_errors():
         minimize("sphere", 4, method="fg", lr=0.1, aggregator="median")
 
 
-# ---------------------------------------------------------------- the paper's learning rates
-
-
-def test_paper_rates_math_table():
-    """Every row of lrs/math.csv is returned for its setting (CSV read here, independently)."""
-    table = pd.read_csv(LRS / "math.csv")
-    assert len(table) > 100
-    for row in table.itertuples():
-        if row.gradient_approach == "bp":
-            found = paper_learning_rate(row.function, int(row.n), method="bp")
-        else:
-            aggregator = {"fg-mean": "mean", "frog": "projection"}[row.gradient_approach]
-            found = paper_learning_rate(row.function, int(row.n), method="fg", k=int(row.k), aggregator=aggregator)
-        assert found == row.lr, row
-
-
-def test_paper_rates_fixed_angle_mean():
-    table = pd.read_csv(LRS / "math__custom_tangents.csv")
-    rows = table[table["gradient_approach"] == "fg-mean"]
-    assert len(rows) == 12
-    for row in rows.itertuples():
-        theta = float(re.search(r"specific_angle_(\d+)", row.optimizer).group(1))
-        found = paper_learning_rate(row.function, int(row.n), method="fg", k=int(row.k), aggregator="mean",
-                                    tangents=FixedAngle(theta=theta))
-        assert found == row.lr, row
-
-
-def test_paper_rates_fixed_angle_projection():
-    table = pd.read_csv(LRS / "math__custom_tangents.csv")
-    rows = table[table["gradient_approach"] == "frog"]
-    assert sorted(rows["k"]) == [16, 64]
-    for row in rows.itertuples():
-        for theta in (15.0, 90.0):
-            found = paper_learning_rate(row.function, int(row.n), method="fg", k=int(row.k),
-                                        aggregator="projection", tangents=FixedAngle(theta=theta))
-            assert found == row.lr, (row, theta)
-
-
-def test_paper_lr_docstring_value_and_lookup():
-    table = pd.read_csv(LRS / "fc_nns.csv")
-    row = table[table["gradient_approach"] == "frog"].iloc[0]
-    keys = {column: row[column] for column in table.columns if column not in ("gradient_approach", "k", "lr",
-                                                                                "optimizer")}
-    assert lrs.paper_lr("fc_nns", method="fg", aggregator="projection", k=int(row["k"]), **keys) == row["lr"]
-    assert lrs.paper_lr("math", function="styblinski-tang", n=64, method="fg", aggregator="projection",
-                        k=16) == pytest.approx(0.004202621051012)
-
-
-def test_missing_settings_raise():
-    with pytest.raises(ValueError, match="no unique learning rate"):
-        paper_learning_rate("sphere", 3, method="bp")  # n = 3 is not in the grid
-    with pytest.raises(ValueError, match="no unique learning rate"):
-        paper_learning_rate("sphere", 64, method="fg", k=1, aggregator="projection")  # not run by the paper
-    with pytest.raises(ValueError, match="no unique learning rate"):
-        paper_learning_rate("sphere", 64, method="fg", k=3, aggregator="mean")
-    with pytest.raises(ValueError, match="mean and projection only"):
-        paper_learning_rate("sphere", 64, method="fg", k=2, aggregator="sum")
-    with pytest.raises(ValueError, match="unknown learning-rate table"):
-        lrs.table("imagenet")
-    with pytest.raises(ValueError, match="no column"):
-        lrs.paper_lr("math", method="bp", model="fc")
-    with pytest.raises(TypeError, match="lr"):
-        minimize("sphere", 3, method="bp")  # the step size is the caller's: no table is read here
-
-
 @pytest.mark.parametrize("mode", ["forward", "oracle"])
 def test_diverging_fg_run_is_recorded_not_raised(mode):
     """A rate far too large: the trace ends with the step and reason it stopped, like BP's."""
@@ -348,3 +212,8 @@ def test_one_diverging_seed_leaves_the_others_running():
     last = trace.groupby("seed").tail(1)
     assert len(last) == 6
     assert set(last["stopped"]) <= {"non-finite", "patience", "max_steps"}
+
+
+def test_minimize_needs_a_rate():
+    with pytest.raises(TypeError, match="lr"):
+        minimize("sphere", 3, method="bp")  # the step size is the caller's: no table is read here
