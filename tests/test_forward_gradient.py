@@ -9,6 +9,7 @@ from fg_analysis.aggregate import mean, projection, total
 from fg_analysis.estimator import ForwardGradient, forward_gradient
 from fg_analysis.jvp import MODES
 from fg_analysis.tangents import Normal, Orthonormal
+from utils import autograd_gradient
 
 DT = torch.float64
 
@@ -19,12 +20,6 @@ def gen(seed=0):
 
 def rosenbrock_like(x, shift):
     return (100 * (x[1:] - x[:-1] ** 2) ** 2 + (shift - x[:-1]) ** 2).sum() + torch.sin(x).sum()
-
-
-def autograd_gradient(f, x, *args):
-    x = x.detach().clone().requires_grad_(True)
-    (g,) = torch.autograd.grad(f(x, *args), x)
-    return g
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from fg_analysis.jvp import gradient, jvps, module_loss, oracle_jvps, per_tensor_jvps, sequential_jvps
+from utils import autograd_gradient
 
 DT = torch.float64
 
@@ -15,12 +16,6 @@ def nonlinear(x):
 
 def dict_function(p, scale):
     return scale * ((p["w"] @ p["b"]).tanh().sum() + (p["w"] ** 3).sum() * p["b"].sum())
-
-
-def autograd_gradient(f, x, *args):
-    x = x.detach().clone().requires_grad_(True)
-    (g,) = torch.autograd.grad(f(x, *args), x)
-    return g
 
 
 def tangents(k, n, seed=0):

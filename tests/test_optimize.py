@@ -20,12 +20,6 @@ from fg_analysis.problems import PROBLEMS
 COLUMNS = {"step", "f", "cosine", "norm_ratio"}
 
 
-def autograd_gradient(f, x):
-    x = x.detach().clone().requires_grad_(True)
-    (g,) = torch.autograd.grad(f(x), x)
-    return g
-
-
 # ---------------------------------------------------------------- gradient descent
 
 

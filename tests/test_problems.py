@@ -9,12 +9,7 @@ import pytest
 import torch
 
 from fg_analysis.problems import PROBLEMS, get_problem, rosenbrock, sphere, styblinski_tang
-
-
-def autograd_gradient(f, x):
-    x = x.detach().clone().requires_grad_(True)
-    (g,) = torch.autograd.grad(f(x), x)
-    return g
+from utils import autograd_gradient
 
 
 

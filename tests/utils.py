@@ -19,6 +19,13 @@ def randn(*shape, seed: int = 0, dtype: torch.dtype = DT) -> torch.Tensor:
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
 
 
+def autograd_gradient(f, x: torch.Tensor, *args) -> torch.Tensor:
+    """``∇f(x)`` by reverse mode: the independent reference for forward-mode JVPs and estimates."""
+    x = x.detach().clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(f(x, *args), x)
+    return g
+
+
 def lstsq_projection(V: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     """Reference for the projection: ``P_U g = Vᵀ c`` with ``c`` the least-squares solution of ``Vᵀ c ≈ g``."""
     c = torch.linalg.lstsq(V.T, g.unsqueeze(-1)).solution
